@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka 4.x (KRaft) for development, tests and CI.
+#
+#   scripts/kafka.sh start    fetch the jars (first time), format storage (first time), start,
+#                             and wait until the broker answers; a running broker is left alone
+#   scripts/kafka.sh stop     stop the broker (SIGTERM, then SIGKILL after 30 s)
+#   scripts/kafka.sh reset    stop, wipe all data, start again
+#   scripts/kafka.sh status   exit 0 when the broker answers on the bootstrap address
+#   scripts/kafka.sh topics … run Kafka's own kafka-topics tool against the broker
+#   scripts/kafka.sh groups … run Kafka's own kafka-consumer-groups tool against the broker
+#
+# The official jars come from Maven Central through Maven (scripts/kafka/pom.xml) and are cached
+# under ~/.cache/kafka-pipeline, outside the repository. PLAINTEXT listener on localhost:29092,
+# KRaft controller on localhost:29093. Environment overrides: KAFKA_PIPELINE_CACHE (cache root),
+# KAFKA_BROKER_DATA (data dir), KAFKA_HEAP_OPTS.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+pom="$here/kafka/pom.xml"
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
+cache=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}
+libs="$cache/kafka-$version/libs"
+data=${KAFKA_BROKER_DATA:-$cache/broker}
+conf="$data/server.properties"
+pidfile="$data/broker.pid"
+logfile="$data/broker.log"
+bootstrap=localhost:29092
+heap=${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+
+fetch_jars() {
+  if [[ -f "$libs/.complete" ]]; then return; fi
+  command -v mvn >/dev/null || { log "Maven (mvn) is required to fetch the Kafka jars"; exit 1; }
+  command -v java >/dev/null || { log "Java 17+ is required to run the broker"; exit 1; }
+  log "fetching Apache Kafka $version jars from Maven Central into $libs"
+  mkdir -p "$libs"
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+  touch "$libs/.complete"
+}
+
+java_cp() { java -cp "$libs/*" -Dlog4j2.configurationFile="$data/log4j2.properties" "$@"; }
+
+write_config() {
+  mkdir -p "$data/logs"
+  cat >"$conf" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@localhost:29093
+listeners=PLAINTEXT://localhost:29092,CONTROLLER://localhost:29093
+advertised.listeners=PLAINTEXT://localhost:29092
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$data/logs
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=24
+CONF
+  cat >"$data/log4j2.properties" <<'CONF'
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.server.name = org.apache.kafka.server
+logger.server.level = INFO
+CONF
+}
+
+format_storage() {
+  if [[ -f "$data/logs/meta.properties" ]]; then return; fi
+  local id
+  id=$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  log "formatting KRaft storage in $data/logs (cluster id $id)"
+  java_cp kafka.tools.StorageTool format -t "$id" -c "$conf" >/dev/null
+}
+
+running_pid() {
+  [[ -f "$pidfile" ]] || return 1
+  local pid
+  pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/localhost/29092") 2>/dev/null; }
+
+# The port opens before the broker has elected itself controller; an admin request that lists
+# topics only succeeds once it serves metadata.
+answers() {
+  port_open && java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+    --list >/dev/null 2>&1
+}
+
+start() {
+  if pid=$(running_pid); then
+    log "broker already running (pid $pid) on $bootstrap"
+    return
+  fi
+  if port_open; then
+    log "something else already listens on $bootstrap; using it as the broker"
+    return
+  fi
+  fetch_jars
+  write_config
+  format_storage
+  log "starting Apache Kafka $version on $bootstrap (log: $logfile)"
+  # shellcheck disable=SC2086
+  nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true -cp "$libs/*" \
+    -Dlog4j2.configurationFile="$data/log4j2.properties" \
+    kafka.Kafka "$conf" >>"$logfile" 2>&1 &
+  echo $! >"$pidfile"
+  local deadline=$((SECONDS + 90))
+  until answers; do
+    if ! running_pid >/dev/null; then
+      log "broker exited during start-up; last lines of $logfile:"
+      tail -n 30 "$logfile" >&2
+      exit 1
+    fi
+    if ((SECONDS > deadline)); then
+      log "broker did not answer within 90 s; see $logfile"
+      exit 1
+    fi
+    sleep 1
+  done
+  log "broker ready on $bootstrap"
+}
+
+stop() {
+  local pid
+  if ! pid=$(running_pid); then
+    log "broker not running"
+    return
+  fi
+  log "stopping broker (pid $pid)"
+  kill "$pid"
+  for _ in $(seq 1 30); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return; }
+    sleep 1
+  done
+  log "broker did not stop in 30 s; killing it"
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  reset) stop; rm -rf "$data"; start ;;
+  status) if answers; then log "broker answers on $bootstrap"; else log "no broker on $bootstrap"; exit 1; fi ;;
+  topics) shift; fetch_jars; java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" "$@" ;;
+  groups) shift; fetch_jars; java_cp org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" "$@" ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,357 @@
+//! The command line and the validated configuration.
+//!
+//! Two layers: clap derive structs ([`Cli`], [`RunArgs`], [`KafkaArgs`]) mirror the flags, each
+//! with a `KAFKA_PIPELINE_*` environment twin (precedence: flag > environment > default); and
+//! [`Config`] holds the resolved values the pipeline runs with. Values that clap can check on its
+//! own (numbers, durations, `key=value` pairs) are rejected at parse time; cross-field rules
+//! (distinct topics, valid fill values) are checked by [`Config::from_args`].
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::PipelineError;
+use crate::transform::{Field, TransformOptions};
+
+/// Command line of the `kafka-pipeline` binary.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-pipeline", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline: consume login events, write processed records, dead letters and insights.
+    Run(RunArgs),
+    /// Produce realistic or hostile login traffic to a topic, for demos and load tests.
+    Loadgen(crate::loadgen::LoadgenArgs),
+}
+
+/// Connection flags shared by every subcommand that talks to Kafka.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated host:port list.
+    #[arg(long, env = "KAFKA_PIPELINE_BROKERS", default_value = "localhost:29092")]
+    pub brokers: String,
+
+    /// librdkafka property for every client, as key=value (repeatable; the environment twin
+    /// takes a ';'-separated list). See librdkafka's CONFIGURATION.md.
+    #[arg(
+        short = 'X',
+        long = "property",
+        value_name = "KEY=VALUE",
+        env = "KAFKA_PIPELINE_PROPERTIES",
+        value_delimiter = ';',
+        value_parser = parse_property
+    )]
+    pub properties: Vec<(String, String)>,
+}
+
+/// Flags of `kafka-pipeline run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// librdkafka property for the consumer only, as key=value (repeatable).
+    #[arg(
+        long = "consumer-property",
+        value_name = "KEY=VALUE",
+        env = "KAFKA_PIPELINE_CONSUMER_PROPERTIES",
+        value_delimiter = ';',
+        value_parser = parse_property
+    )]
+    pub consumer_properties: Vec<(String, String)>,
+
+    /// librdkafka property for the producer only, as key=value (repeatable).
+    #[arg(
+        long = "producer-property",
+        value_name = "KEY=VALUE",
+        env = "KAFKA_PIPELINE_PRODUCER_PROPERTIES",
+        value_delimiter = ';',
+        value_parser = parse_property
+    )]
+    pub producer_properties: Vec<(String, String)>,
+
+    /// Topic of raw login events to consume.
+    #[arg(long, env = "KAFKA_PIPELINE_INPUT_TOPIC", default_value = "user-login")]
+    pub input_topic: String,
+
+    /// Topic for valid, normalized records (keyed by user_id).
+    #[arg(long, env = "KAFKA_PIPELINE_OUTPUT_TOPIC", default_value = "processed_data")]
+    pub output_topic: String,
+
+    /// Dead-letter topic: every record that cannot be processed, untouched, with error headers.
+    #[arg(long, env = "KAFKA_PIPELINE_DLQ_TOPIC", default_value = "user-login-dlq")]
+    pub dlq_topic: String,
+
+    /// Topic for windowed insights.
+    #[arg(long, env = "KAFKA_PIPELINE_INSIGHTS_TOPIC", default_value = "insights")]
+    pub insights_topic: String,
+
+    /// Consumer group; instances with the same group share the input partitions.
+    #[arg(long, env = "KAFKA_PIPELINE_GROUP_ID", default_value = "kafka-pipeline")]
+    pub group_id: String,
+
+    /// Worker threads that parse and transform [default: number of cores].
+    #[arg(long, env = "KAFKA_PIPELINE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
+    /// Make a field optional: when missing or null it takes VALUE (repeatable), e.g.
+    /// device_type=unknown. By default every field is required and a missing one is a dead letter.
+    #[arg(
+        long = "optional-field",
+        value_name = "FIELD=VALUE",
+        env = "KAFKA_PIPELINE_OPTIONAL_FIELDS",
+        value_delimiter = ';',
+        value_parser = parse_property
+    )]
+    pub optional_fields: Vec<(String, String)>,
+
+    /// Payloads larger than this many bytes are dead-lettered as too_large without parsing.
+    #[arg(long, env = "KAFKA_PIPELINE_MAX_PAYLOAD_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_payload_bytes: u64,
+
+    /// How long a graceful shutdown may take (drain, flush, commit), e.g. 30s, 500ms, 2m.
+    #[arg(long, env = "KAFKA_PIPELINE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Interval of the progress log line (0s turns it off).
+    #[arg(long, env = "KAFKA_PIPELINE_PROGRESS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+
+    /// Capacity of each channel between stages, in records; bounds memory and in-flight work.
+    #[arg(long, env = "KAFKA_PIPELINE_CHANNEL_CAPACITY", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub channel_capacity: u32,
+
+    /// Stop after the input is drained: exit once every assigned partition has been read to its
+    /// end offset and all outputs are committed (for batch jobs and tests).
+    #[arg(long, env = "KAFKA_PIPELINE_EXIT_AT_END")]
+    pub exit_at_end: bool,
+}
+
+/// The resolved configuration of `kafka-pipeline run`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Input topic.
+    pub input_topic: String,
+    /// Output topic.
+    pub output_topic: String,
+    /// Dead-letter topic.
+    pub dlq_topic: String,
+    /// Insights topic.
+    pub insights_topic: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Number of worker threads, at least 1.
+    pub workers: usize,
+    /// Validation options (fill values, payload limit).
+    pub transform: TransformOptions,
+    /// Extra librdkafka properties for the consumer, in the order they apply.
+    pub consumer_properties: Vec<(String, String)>,
+    /// Extra librdkafka properties for the producer, in the order they apply.
+    pub producer_properties: Vec<(String, String)>,
+    /// Deadline of a graceful shutdown.
+    pub shutdown_timeout: Duration,
+    /// Interval of the progress line; zero disables it.
+    pub progress_interval: Duration,
+    /// Capacity of each inter-stage channel.
+    pub channel_capacity: usize,
+    /// Exit once the input is drained.
+    pub exit_at_end: bool,
+}
+
+impl Config {
+    /// Resolves and cross-checks the flags of `run`.
+    pub fn from_args(args: RunArgs) -> Result<Config, PipelineError> {
+        let config_err = |msg: String| Err(PipelineError::Config(msg));
+        for (flag, topic) in [
+            ("--input-topic", &args.input_topic),
+            ("--output-topic", &args.output_topic),
+            ("--dlq-topic", &args.dlq_topic),
+            ("--insights-topic", &args.insights_topic),
+            ("--group-id", &args.group_id),
+        ] {
+            if topic.trim().is_empty() {
+                return config_err(format!("{flag} must not be empty"));
+            }
+        }
+        for (flag, topic) in [
+            ("--output-topic", &args.output_topic),
+            ("--dlq-topic", &args.dlq_topic),
+            ("--insights-topic", &args.insights_topic),
+        ] {
+            if *topic == args.input_topic {
+                return config_err(format!(
+                    "{flag} is the same as --input-topic ({topic}); the pipeline would consume its own output"
+                ));
+            }
+        }
+        if args.kafka.brokers.trim().is_empty() {
+            return config_err("--brokers must not be empty".into());
+        }
+        let mut transform =
+            TransformOptions { max_payload_bytes: args.max_payload_bytes as usize, ..Default::default() };
+        for (name, value) in &args.optional_fields {
+            let field = Field::from_name(name).ok_or_else(|| {
+                let known: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
+                PipelineError::Config(format!(
+                    "--optional-field {name}={value}: unknown field {name:?}, expected one of {}",
+                    known.join(", ")
+                ))
+            })?;
+            transform
+                .set_fill(field, value)
+                .map_err(|e| PipelineError::Config(format!("--optional-field {name}={value}: {e}")))?;
+        }
+        let common = args.kafka.properties;
+        let merged = |specific: Vec<(String, String)>| common.iter().cloned().chain(specific).collect();
+        let workers = match args.workers {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(Config {
+            brokers: args.kafka.brokers,
+            input_topic: args.input_topic,
+            output_topic: args.output_topic,
+            dlq_topic: args.dlq_topic,
+            insights_topic: args.insights_topic,
+            group_id: args.group_id,
+            workers,
+            transform,
+            consumer_properties: merged(args.consumer_properties),
+            producer_properties: merged(args.producer_properties),
+            shutdown_timeout: args.shutdown_timeout,
+            progress_interval: args.progress_interval,
+            channel_capacity: args.channel_capacity as usize,
+            exit_at_end: args.exit_at_end,
+        })
+    }
+}
+
+/// Parses `key=value` (the value may itself contain `=`).
+pub fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Parses a duration such as `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("expected a duration like 30s or 500ms, got {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}; use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kafka-pipeline").chain(args.iter().copied()))
+    }
+
+    fn run_config(args: &[&str]) -> Result<Config, PipelineError> {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        match parse(&full).expect("flags parse").command {
+            Command::Run(a) => Config::from_args(a),
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_local_setup() {
+        let c = run_config(&[]).unwrap();
+        assert_eq!(c.brokers, "localhost:29092");
+        assert_eq!(c.input_topic, "user-login");
+        assert_eq!(c.output_topic, "processed_data");
+        assert_eq!(c.dlq_topic, "user-login-dlq");
+        assert_eq!(c.insights_topic, "insights");
+        assert_eq!(c.group_id, "kafka-pipeline");
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert!(c.workers >= 1);
+        assert!(c.transform.fill.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn zero_workers_is_rejected_at_parse_time() {
+        let err = parse(&["run", "--workers", "0"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--workers"), "{err}");
+    }
+
+    #[test]
+    fn properties_merge_common_then_specific() {
+        let c = run_config(&[
+            "-X",
+            "client.id=a",
+            "--consumer-property",
+            "fetch.min.bytes=10",
+            "--producer-property",
+            "linger.ms=5",
+            "-X",
+            "sasl.jaas=x=y",
+        ])
+        .unwrap();
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            c.consumer_properties,
+            vec![kv("client.id", "a"), kv("sasl.jaas", "x=y"), kv("fetch.min.bytes", "10")]
+        );
+        assert_eq!(c.producer_properties, vec![kv("client.id", "a"), kv("sasl.jaas", "x=y"), kv("linger.ms", "5")]);
+    }
+
+    #[test]
+    fn malformed_property_is_rejected() {
+        assert!(parse(&["run", "-X", "novalue"]).is_err());
+        assert!(parse(&["run", "-X", "=v"]).is_err());
+    }
+
+    #[test]
+    fn optional_field_is_validated() {
+        let c = run_config(&["--optional-field", "device_type=unknown"]).unwrap();
+        assert_eq!(c.transform.fill[Field::DeviceType as usize].as_deref(), Some("unknown"));
+        let err = run_config(&["--optional-field", "colour=red"]).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = run_config(&["--optional-field", "locale=nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("two-letter"), "{err}");
+    }
+
+    #[test]
+    fn output_topic_equal_to_input_is_rejected() {
+        let err = run_config(&["--output-topic", "user-login"]).unwrap_err();
+        assert!(err.to_string().contains("--output-topic"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse(&["run", "--shutdown-timeout", "x"]).is_err());
+    }
+}

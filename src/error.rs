@@ -1,0 +1,81 @@
+//! Errors that stop the pipeline, and the exit codes they map to.
+//!
+//! Bad input is not here: a record that cannot be processed is data (see
+//! [`crate::transform::Rejection`]) and goes to the dead-letter topic. These are the failures of
+//! configuration and infrastructure, each with its own exit code so that a supervisor can tell
+//! "fix the flags" from "the broker is not there" from "it broke while running".
+
+use std::fmt;
+
+/// Exit code for a bad flag or configuration value (clap uses the same).
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code when Kafka cannot be reached or the input topic does not exist at start.
+pub const EXIT_STARTUP: i32 = 3;
+/// Exit code for a fatal error while running, or a shutdown that missed its deadline.
+pub const EXIT_RUNTIME: i32 = 4;
+/// Exit code after a second SIGINT/SIGTERM forced an immediate exit.
+pub const EXIT_FORCED: i32 = 130;
+
+/// Why the pipeline stopped with an error.
+#[derive(Debug)]
+pub enum PipelineError {
+    /// A flag or configuration value is invalid.
+    Config(String),
+    /// The broker cannot be reached, or a topic it needs is missing, at start-up.
+    Startup(String),
+    /// A Kafka client failed in a way the pipeline cannot ride out.
+    Kafka {
+        /// What the pipeline was doing.
+        context: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A graceful shutdown did not finish before `--shutdown-timeout`.
+    ShutdownTimeout {
+        /// Input records not confirmed delivered; they will be processed again on restart.
+        in_flight: u64,
+    },
+    /// A pipeline thread panicked.
+    ThreadPanicked(&'static str),
+}
+
+impl PipelineError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PipelineError::Config(_) => EXIT_CONFIG,
+            PipelineError::Startup(_) => EXIT_STARTUP,
+            _ => EXIT_RUNTIME,
+        }
+    }
+
+    /// Wraps a client error with what the pipeline was doing.
+    pub fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        PipelineError::Kafka { context: context.into(), source }
+    }
+}
+
+impl fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineError::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            PipelineError::Startup(msg) => write!(f, "cannot start: {msg}"),
+            PipelineError::Kafka { context, source } => write!(f, "{context}: {source}"),
+            PipelineError::ShutdownTimeout { in_flight } => write!(
+                f,
+                "shutdown timed out with {in_flight} input records not confirmed; \
+                 they will be processed again on restart"
+            ),
+            PipelineError::ThreadPanicked(name) => write!(f, "thread {name} panicked"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PipelineError::Kafka { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
