@@ -1,4 +1,5 @@
 //! kafka-pipeline: placeholder lib
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod loadgen;

@@ -1,0 +1,1 @@
+//! Topic administration helpers (placeholder until filled in).
