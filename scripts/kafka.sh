@@ -8,6 +8,8 @@
 #   scripts/kafka.sh status   exit 0 when the broker answers on the bootstrap address
 #   scripts/kafka.sh topics … run Kafka's own kafka-topics tool against the broker
 #   scripts/kafka.sh groups … run Kafka's own kafka-consumer-groups tool against the broker
+#   scripts/kafka.sh produce TOPIC       one record per stdin line (Kafka's console producer)
+#   scripts/kafka.sh consume TOPIC [ARGS] read a topic from the beginning (console consumer)
 #
 # The official jars come from Maven Central through Maven (scripts/kafka/pom.xml) and are cached
 # under ~/.cache/kafka-pipeline, outside the repository. PLAINTEXT listener on localhost:29092,
@@ -161,5 +163,7 @@ case "${1:-}" in
   status) if answers; then log "broker answers on $bootstrap"; else log "no broker on $bootstrap"; exit 1; fi ;;
   topics) shift; fetch_jars; java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" "$@" ;;
   groups) shift; fetch_jars; java_cp org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" "$@" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  produce) fetch_jars; java_cp org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$2" ;;
+  consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -55,6 +55,7 @@ pub struct KafkaArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
+    /// Connection flags.
     pub kafka: KafkaArgs,
 
     /// librdkafka property for the consumer only, as key=value (repeatable).

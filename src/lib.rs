@@ -1,11 +1,126 @@
-//! kafka-pipeline: placeholder lib
+//! kafka-pipeline: a stream processor that turns a Kafka topic of raw JSON login events into
+//! clean records, dead letters and (soon) windowed insights, at least once, without stalling on
+//! bad input.
+//!
+//! # Shape
+//!
+//! ```text
+//!              +-----------------+   bounded     +------------+  bounded   +-----------------+
+//!  user-login  | consumer thread |  crossbeam    | worker 1..N|  crossbeam | producer thread |--> processed_data
+//!  ----------->| BaseConsumer    |==============>| simd-json  |===========>| BaseProducer    |--> user-login-dlq
+//!              | poll, pause,    |  InputRecord  | validate,  | OutputRecord| delivery reports|
+//!              | store offsets   |               | transform  |            +--------+--------+
+//!              +-----------------+               +------------+                     |
+//!                       ^                                                           |
+//!                       +-------------- delivered Source (unbounded) ---------------+
+//! ```
+//!
+//! - [`consumer`]: polls, hands records to the workers, pauses when they fall behind, tracks
+//!   completions with [`offsets::OffsetTracker`] and stores only delivered positions.
+//! - [`worker`]: parses with simd-json ([`transform`]), builds the output or dead-letter record.
+//! - [`producer`]: sends, serves delivery reports, retries failed deliveries, reports back.
+//! - [`config`], [`error`], [`metrics`], [`record`], [`shutdown`], [`clients`]: the plumbing.
+//!
+//! Lifecycle follows channel ownership: the consumer thread owns the only work sender; when it
+//! stops (shutdown or error) it drops it, the workers drain and drop their output senders, the
+//! producer drains, flushes and drops the done sender, and the consumer commits and closes.
+
 pub mod admin;
+pub mod clients;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod loadgen;
+pub mod metrics;
+pub mod offsets;
+pub mod producer;
+pub mod record;
+pub mod shutdown;
 pub mod transform;
+pub mod worker;
 
-/// Runs the pipeline until shutdown.
-pub fn run(_config: config::Config) -> Result<(), error::PipelineError> {
-    Err(error::PipelineError::Config("not built yet".into()))
+use std::sync::Arc;
+use std::thread;
+
+use crate::config::Config;
+use crate::consumer::ConsumerStage;
+use crate::error::PipelineError;
+use crate::metrics::Metrics;
+use crate::producer::ProducerStage;
+use crate::shutdown::Shutdown;
+use crate::transform::Transformer;
+
+/// Runs the pipeline until `shutdown` is requested (or, with `--exit-at-end`, the input is
+/// drained), then drains, flushes and commits within the shutdown timeout.
+pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
+    let metrics = Arc::new(Metrics::default());
+    let (work_tx, work_rx) = crossbeam_channel::bounded(config.channel_capacity);
+    let (out_tx, out_rx) = crossbeam_channel::bounded(config.channel_capacity);
+    // Unbounded on purpose: its length is bounded by the records in flight, and the producer
+    // thread must never block on it.
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+
+    let consumer = ConsumerStage::new(&config, done_rx, Arc::clone(&metrics), shutdown)?;
+    let producer = ProducerStage::new(&config, done_tx, Arc::clone(&metrics), shutdown)?;
+    log::info!(
+        "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}",
+        env!("CARGO_PKG_VERSION"),
+        config.input_topic,
+        config.output_topic,
+        config.dlq_topic,
+        config.workers,
+        config.group_id
+    );
+
+    let grace = config.shutdown_timeout;
+    thread::scope(|scope| {
+        fn spawn<'scope, 'env, F>(
+            scope: &'scope thread::Scope<'scope, 'env>,
+            name: String,
+            f: F,
+        ) -> thread::ScopedJoinHandle<'scope, Result<(), PipelineError>>
+        where
+            F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
+        {
+            thread::Builder::new().name(name).spawn_scoped(scope, f).expect("spawning a pipeline thread")
+        }
+        let mut handles = Vec::new();
+        for i in 0..config.workers {
+            let (rx, tx, metrics) = (work_rx.clone(), out_tx.clone(), &metrics);
+            let transformer = Transformer::new(config.transform.clone());
+            let topic = config.input_topic.as_str();
+            handles.push((
+                "worker",
+                spawn(scope, format!("worker-{i}"), move || {
+                    worker::run(rx, tx, transformer, topic, metrics);
+                    Ok(())
+                }),
+            ));
+        }
+        drop((work_rx, out_tx));
+        handles.push((
+            "producer",
+            spawn(scope, "producer".into(), move || {
+                let result = producer.run(out_rx);
+                if result.is_err() {
+                    shutdown.request(grace);
+                }
+                result
+            }),
+        ));
+        handles.push(("consumer", spawn(scope, "consumer".into(), move || consumer.run(work_tx))));
+
+        let mut first_error = None;
+        for (name, handle) in handles {
+            let result = handle.join().unwrap_or(Err(PipelineError::ThreadPanicked(name)));
+            if let Err(e) = result {
+                shutdown.request(grace);
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })
 }

@@ -1,0 +1,106 @@
+//! librdkafka client settings and the logging both clients share.
+//!
+//! The defaults here are the pipeline's; `-X`, `--consumer-property` and `--producer-property`
+//! are applied after them and win.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+
+use crate::config::Config;
+
+/// Consumer settings: manual offset store (only delivered records are stored), auto-commit of
+/// what is stored, cooperative-sticky assignment, and a bounded prefetch.
+pub fn consumer_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("client.id", "kafka-pipeline")
+        // The at-least-once contract: the consumer thread stores the tracker's positions and
+        // librdkafka's auto-commit sends whatever was stored.
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // Prefetch at most ~32 MB per client instead of librdkafka's 64 MB default.
+        .set("queued.max.messages.kbytes", "32768")
+        .set("enable.partition.eof", if config.exit_at_end { "true" } else { "false" })
+        // Statistics feed the lag in the progress line.
+        .set("statistics.interval.ms", config.progress_interval.as_millis().min(60_000).to_string());
+    apply(&mut c, &config.consumer_properties);
+    c
+}
+
+/// Producer settings: idempotent (ordered, no duplicates from internal retries, acks=all),
+/// batched and compressed, Java-compatible key partitioning.
+pub fn producer_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("client.id", "kafka-pipeline")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "65536")
+        // Same key → same partition as Java clients (murmur2), so readers in either language agree.
+        .set("partitioner", "murmur2_random");
+    apply(&mut c, &config.producer_properties);
+    c
+}
+
+fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+}
+
+/// Logs librdkafka's own log lines at debug level (its errors reach us through the error
+/// callback too) and client errors at warn, each distinct error at most once per 30 s.
+#[derive(Debug, Default)]
+pub struct ClientLog {
+    last: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+const REPEAT_AFTER: Duration = Duration::from_secs(30);
+
+impl ClientLog {
+    /// Handles a librdkafka log line.
+    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                log::error!(target: "librdkafka", "{fac} {message}")
+            }
+            _ => log::debug!(target: "librdkafka", "{fac} {message}"),
+        }
+    }
+
+    /// Handles a client error: warn, throttled per distinct message.
+    pub fn error(&self, client: &str, error: &KafkaError, reason: &str) {
+        // End of partition is news, not an error (it only arrives with --exit-at-end).
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || matches!(error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        {
+            return;
+        }
+        let key = format!("{client}: {error}: {reason}");
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match last.get_mut(&key) {
+            Some((at, suppressed)) if now.duration_since(*at) < REPEAT_AFTER => *suppressed += 1,
+            Some((at, suppressed)) => {
+                log::warn!("{key} (repeated {} times)", *suppressed + 1);
+                *at = now;
+                *suppressed = 0;
+            }
+            None => {
+                log::warn!("{key}");
+                last.insert(key, (now, 0));
+            }
+        }
+    }
+}

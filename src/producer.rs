@@ -1,0 +1,269 @@
+//! The producer stage: one thread owns the `BaseProducer`, sends what the workers made, serves
+//! delivery reports and reports each delivered input record back to the consumer thread.
+//!
+//! - A delivered record sends its [`Source`] to the consumer thread (the "done" channel); only
+//!   then may the input offset be committed.
+//! - A record whose delivery fails (after librdkafka's own retries) is resent by this thread with
+//!   exponential backoff, for as long as it takes; its input offset stays uncommitted meanwhile.
+//!   When more than [`MAX_RETRY_BACKLOG`] records wait for a retry the thread stops taking new
+//!   work, the channels fill up and the consumer pauses: an unwritable topic stops consumption
+//!   rather than skipping records.
+//! - `QueueFull` hands the record back: poll (which serves delivery reports and frees the
+//!   queue), then send again.
+//! - On shutdown it drains the channel, waits for outstanding deliveries and retries until the
+//!   deadline, and flushes before the producer is dropped (dropping purges the queue).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use crate::clients::{producer_config, ClientLog};
+use crate::config::Config;
+use crate::error::PipelineError;
+use crate::metrics::Metrics;
+use crate::record::{Destination, OutputRecord, Source};
+use crate::shutdown::Shutdown;
+
+/// Records waiting for a retry beyond which no new work is taken.
+pub const MAX_RETRY_BACKLOG: usize = 10_000;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const RETRY_PASS_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Delivery opaque: which input record a message derives from, and where it was going.
+type Opaque = Box<(Source, Destination)>;
+
+/// Receives delivery reports (on the producer thread, inside `poll`).
+pub struct DeliveryContext {
+    done_tx: Sender<Source>,
+    failed: Mutex<Vec<(OutputRecord, KafkaError)>>,
+    metrics: Arc<Metrics>,
+    log: ClientLog,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error("producer", &error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Opaque;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
+        let (source, destination) = *opaque;
+        match result {
+            Ok(_) => {
+                self.metrics.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // The consumer thread may already be gone at the very end of a shutdown.
+                let _ = self.done_tx.send(source);
+            }
+            Err((error, message)) => {
+                self.metrics.delivery_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let record = OutputRecord {
+                    source,
+                    destination,
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message.headers().map(|h| h.detach()),
+                };
+                self.failed.lock().unwrap_or_else(|e| e.into_inner()).push((record, error.clone()));
+            }
+        }
+    }
+}
+
+struct Retry {
+    record: OutputRecord,
+    attempts: u32,
+    not_before: Instant,
+}
+
+/// The producer thread's state.
+pub struct ProducerStage<'a> {
+    producer: BaseProducer<DeliveryContext>,
+    output_topic: String,
+    dlq_topic: String,
+    retries: VecDeque<Retry>,
+    shutdown: &'a Shutdown,
+    last_failure_log: Option<Instant>,
+    last_retry_pass: Instant,
+}
+
+impl<'a> ProducerStage<'a> {
+    /// Creates the producer. A bad `-X`/`--producer-property` is a configuration error.
+    pub fn new(
+        config: &Config,
+        done_tx: Sender<Source>,
+        metrics: Arc<Metrics>,
+        shutdown: &'a Shutdown,
+    ) -> Result<Self, PipelineError> {
+        let context = DeliveryContext { done_tx, failed: Mutex::default(), metrics, log: ClientLog::default() };
+        let producer = producer_config(config)
+            .create_with_context(context)
+            .map_err(|e| PipelineError::Config(format!("producer: {e}")))?;
+        Ok(ProducerStage {
+            producer,
+            output_topic: config.output_topic.clone(),
+            dlq_topic: config.dlq_topic.clone(),
+            retries: VecDeque::new(),
+            shutdown,
+            last_failure_log: None,
+            last_retry_pass: Instant::now(),
+        })
+    }
+
+    /// Runs until the workers are gone and everything is delivered, or the shutdown deadline.
+    pub fn run(mut self, rx: Receiver<OutputRecord>) -> Result<(), PipelineError> {
+        loop {
+            self.producer.poll(Duration::ZERO);
+            self.collect_failures();
+            self.resend_due();
+            self.check_fatal()?;
+            if self.shutdown.overdue() {
+                break;
+            }
+            if self.retries.len() >= MAX_RETRY_BACKLOG {
+                // Backpressure: leave new work in the channel until retries get through.
+                self.producer.poll(Duration::from_millis(50));
+                continue;
+            }
+            match rx.try_recv() {
+                Ok(record) => self.send(record, 0),
+                // Nothing to send: wait on the producer queue, which wakes on delivery reports.
+                Err(TryRecvError::Empty) => self.producer.poll(Duration::from_millis(5)),
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        self.finish()
+    }
+
+    /// Waits for outstanding deliveries and retries until the deadline, then flushes.
+    fn finish(mut self) -> Result<(), PipelineError> {
+        while self.producer.in_flight_count() > 0 || !self.retries.is_empty() {
+            if self.shutdown.overdue() {
+                log::warn!(
+                    "shutdown deadline reached with {} messages queued and {} waiting for a retry",
+                    self.producer.in_flight_count(),
+                    self.retries.len()
+                );
+                break;
+            }
+            self.producer.poll(Duration::from_millis(20));
+            self.collect_failures();
+            self.resend_due();
+            self.check_fatal()?;
+        }
+        let grace = self.shutdown.remaining().unwrap_or(Duration::from_secs(5));
+        if let Err(e) = self.producer.flush(grace) {
+            log::warn!("producer flush: {e}");
+        }
+        Ok(())
+    }
+
+    fn topic(&self, destination: Destination) -> &str {
+        match destination {
+            Destination::Processed => &self.output_topic,
+            Destination::DeadLetter => &self.dlq_topic,
+        }
+    }
+
+    fn send(&mut self, mut record: OutputRecord, attempts: u32) {
+        let topic = self.topic(record.destination).to_owned();
+        let mut base: BaseRecord<'_, [u8], [u8], Opaque> =
+            BaseRecord::with_opaque_to(&topic, Box::new((record.source, record.destination)));
+        if let Some(key) = &record.key {
+            base = base.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            base = base.payload(value.as_slice());
+        }
+        if let Some(headers) = record.headers.take() {
+            base = base.headers(headers);
+        }
+        loop {
+            match self.producer.send(base) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if self.shutdown.overdue() {
+                        // Not delivered, so its input offset is never committed: it is read
+                        // again after the restart.
+                        return;
+                    }
+                    base = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((error, back)) => {
+                    let headers = back.headers;
+                    record.headers = headers;
+                    self.schedule_retry(record, attempts, &error);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn collect_failures(&mut self) {
+        let failed = std::mem::take(&mut *self.producer.context().failed.lock().unwrap_or_else(|e| e.into_inner()));
+        for (record, error) in failed {
+            self.schedule_retry(record, 0, &error);
+        }
+    }
+
+    fn schedule_retry(&mut self, record: OutputRecord, attempts: u32, error: &KafkaError) {
+        let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.min(10)).min(MAX_BACKOFF);
+        let now = Instant::now();
+        if self.last_failure_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(5)) {
+            self.last_failure_log = Some(now);
+            log::warn!(
+                "delivery to {} failed ({error}); retrying in {backoff:?} (attempt {}); \
+                 {} records wait for a retry and their input offsets stay uncommitted",
+                self.topic(record.destination),
+                attempts + 1,
+                self.retries.len() + 1
+            );
+        }
+        self.retries.push_back(Retry { record, attempts: attempts + 1, not_before: now + backoff });
+    }
+
+    fn resend_due(&mut self) {
+        let now = Instant::now();
+        // A full pass over the backlog at most every 20 ms, not once per record sent.
+        if self.retries.is_empty() || now.duration_since(self.last_retry_pass) < RETRY_PASS_INTERVAL {
+            return;
+        }
+        self.last_retry_pass = now;
+        let mut waiting = VecDeque::with_capacity(self.retries.len());
+        while let Some(retry) = self.retries.pop_front() {
+            if retry.not_before <= now {
+                self.send(retry.record, retry.attempts);
+            } else {
+                waiting.push_back(retry);
+            }
+        }
+        // Records rescheduled by `send` during this pass are already in `self.retries`.
+        waiting.append(&mut self.retries);
+        self.retries = waiting;
+    }
+
+    fn check_fatal(&self) -> Result<(), PipelineError> {
+        match self.producer.client().fatal_error() {
+            Some((code, reason)) => Err(PipelineError::kafka(
+                format!("producer fatal error ({reason})"),
+                KafkaError::MessageProduction(code),
+            )),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The records that travel between the stages, and the header names the pipeline writes.
+
+use rdkafka::message::OwnedHeaders;
+
+use crate::offsets::Epoch;
+
+/// Header on every output record: the input topic it came from.
+pub const HEADER_SOURCE_TOPIC: &str = "__pipeline.source.topic";
+/// Header on every output record: the input partition it came from (decimal).
+pub const HEADER_SOURCE_PARTITION: &str = "__pipeline.source.partition";
+/// Header on every output record: the input offset it came from (decimal).
+pub const HEADER_SOURCE_OFFSET: &str = "__pipeline.source.offset";
+
+/// Dead-letter header: the error code (see [`crate::transform::ErrorCode`]).
+pub const HEADER_ERROR_CODE: &str = "__pipeline.errors.code";
+/// Dead-letter header: a human-readable reason that names the field.
+pub const HEADER_ERROR_MESSAGE: &str = "__pipeline.errors.message";
+/// Dead-letter header: the offending field, when one field is to blame.
+pub const HEADER_ERROR_FIELD: &str = "__pipeline.errors.field";
+/// Dead-letter header: the stage that rejected the record (`parse` or `validate`).
+pub const HEADER_ERROR_STAGE: &str = "__pipeline.errors.stage";
+/// Dead-letter header: the input topic.
+pub const HEADER_ERROR_TOPIC: &str = "__pipeline.errors.topic";
+/// Dead-letter header: the input partition (decimal).
+pub const HEADER_ERROR_PARTITION: &str = "__pipeline.errors.partition";
+/// Dead-letter header: the input offset (decimal).
+pub const HEADER_ERROR_OFFSET: &str = "__pipeline.errors.offset";
+/// Dead-letter header: the input record's timestamp, milliseconds since the epoch (decimal).
+pub const HEADER_ERROR_TIMESTAMP: &str = "__pipeline.errors.timestamp";
+
+/// Where an input record came from, and under which assignment it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+    /// Assignment epoch (see [`crate::offsets`]).
+    pub epoch: Epoch,
+}
+
+/// One input record as the consumer hands it to a worker: owned copies of everything the
+/// workers need, so the consumer's buffers are not held.
+#[derive(Debug)]
+pub struct InputRecord {
+    /// Where it came from.
+    pub source: Source,
+    /// The record timestamp in milliseconds, if the broker set one.
+    pub timestamp_ms: Option<i64>,
+    /// The record key.
+    pub key: Option<Vec<u8>>,
+    /// The record value; `None` is a tombstone.
+    pub payload: Option<Vec<u8>>,
+    /// The record headers, copied.
+    pub headers: Option<OwnedHeaders>,
+}
+
+/// Which output topic a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// `--output-topic`.
+    Processed,
+    /// `--dlq-topic`.
+    DeadLetter,
+}
+
+/// One record for the producer thread.
+#[derive(Debug)]
+pub struct OutputRecord {
+    /// The input record it derives from; done when this is delivered.
+    pub source: Source,
+    /// Which topic.
+    pub destination: Destination,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Option<OwnedHeaders>,
+}
