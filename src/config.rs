@@ -114,7 +114,7 @@ pub struct RunArgs {
     pub optional_fields: Vec<(String, String)>,
 
     /// Payloads larger than this many bytes are dead-lettered as too_large without parsing.
-    #[arg(long, env = "KAFKA_PIPELINE_MAX_PAYLOAD_BYTES", default_value_t = 1024 * 1024,
+    #[arg(long, env = "KAFKA_PIPELINE_MAX_PAYLOAD_BYTES", default_value_t = crate::transform::DEFAULT_MAX_PAYLOAD_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_payload_bytes: u64,
 

@@ -29,6 +29,10 @@ use serde::{Deserialize, Serialize};
 /// Longest accepted value of a string field, in bytes.
 pub const MAX_FIELD_BYTES: usize = 256;
 
+/// Default limit on a payload's size: login events are a few hundred bytes, so anything this
+/// large is a mistake (and would not fit a dead-letter topic with default limits if it grew).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
 /// Latest accepted `timestamp`: 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
 pub const MAX_TIMESTAMP: u64 = 253_402_300_799;
 
@@ -208,7 +212,7 @@ pub struct TransformOptions {
 
 impl Default for TransformOptions {
     fn default() -> Self {
-        TransformOptions { max_payload_bytes: 1024 * 1024, fill: Default::default() }
+        TransformOptions { max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES, fill: Default::default() }
     }
 }
 
@@ -1096,6 +1100,30 @@ mod tests {
         assert_eq!(Rfc3339::from_unix(951_782_400).as_str(), "2000-02-29T00:00:00Z");
         assert_eq!(Rfc3339::from_unix(1_720_589_697).as_str(), "2024-07-10T05:34:57Z");
         assert_eq!(Rfc3339::from_unix(MAX_TIMESTAMP).as_str(), "9999-12-31T23:59:59Z");
+    }
+
+    /// The shared corpus in tests/data: every file in `invalid/` is named `<code>--<what>` and
+    /// must get that code; every line of `valid.jsonl` must pass.
+    #[test]
+    fn corpus_files_get_the_code_in_their_name() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir.join("invalid")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            let expected = ErrorCode::parse(name.split("--").next().unwrap())
+                .unwrap_or_else(|| panic!("{name}: file name must start with an error code"));
+            let payload = std::fs::read(&path).unwrap();
+            let mut t = Transformer::new(TransformOptions::default());
+            let got = t.process(Some(&payload)).map(|_| ()).map_err(|r| r.code);
+            assert_eq!(got, Err(expected), "{name}");
+            checked += 1;
+        }
+        assert!(checked >= 30, "corpus has {checked} files");
+        let valid = std::fs::read_to_string(dir.join("valid.jsonl")).unwrap();
+        for line in valid.lines() {
+            assert!(run(line.as_bytes()).is_ok(), "{line}: {:?}", run(line.as_bytes()));
+        }
     }
 
     #[test]
