@@ -1,1 +1,130 @@
-fn main() {}
+//! Worker-stage benchmarks on realistic events (`loadgen --profile realistic`, seed 1):
+//! parse + validate + transform + serialize per event, with simd-json (the pipeline's parser,
+//! buffers reused) and with serde_json into the same borrowed fields, so the parser choice rests
+//! on numbers for our event size; the whole worker step (output record with key and headers);
+//! and the offset tracker. Reported in elements (events) per second.
+//!
+//! `cargo bench --bench transform` measures; `cargo test --benches` (CI) runs each once.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
+use kafka_pipeline::metrics::WorkerTally;
+use kafka_pipeline::offsets::OffsetTracker;
+use kafka_pipeline::record::{InputRecord, Source};
+use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
+use kafka_pipeline::worker;
+
+const EVENTS: usize = 10_000;
+
+fn realistic_payloads() -> Vec<Vec<u8>> {
+    Generator::new(Profile::Realistic, 1, GenOptions::default())
+        .take(EVENTS)
+        .filter_map(|r| r.value)
+        .collect()
+}
+
+fn parsers(c: &mut Criterion) {
+    let payloads = realistic_payloads();
+    let mean = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len();
+    let mut group = c.benchmark_group(format!("transform/{mean}-byte realistic events"));
+    group.throughput(Throughput::Elements(payloads.len() as u64));
+
+    let mut transformer = Transformer::new(TransformOptions::default());
+    let mut out = Vec::with_capacity(512);
+    group.bench_function("simd-json, buffers reused", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                out.clear();
+                if let Ok(event) = transformer.process(Some(p)) {
+                    event.write_json(&mut out);
+                }
+                black_box(&out);
+            }
+        })
+    });
+
+    let options = TransformOptions::default();
+    group.bench_function("serde_json, borrowed fields", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                out.clear();
+                if let Ok(event) = process_with_serde_json(Some(p), &options) {
+                    event.write_json(&mut out);
+                }
+                black_box(&out);
+            }
+        })
+    });
+    group.finish();
+}
+
+fn worker_step(c: &mut Criterion) {
+    let payloads = realistic_payloads();
+    let mut group = c.benchmark_group("worker");
+    group.throughput(Throughput::Elements(payloads.len() as u64));
+    let mut transformer = Transformer::new(TransformOptions::default());
+    let mut tally = WorkerTally::default();
+    group.bench_function("input record to output record", |b| {
+        b.iter_batched(
+            || {
+                payloads
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| InputRecord {
+                        source: Source {
+                            partition: 0,
+                            offset: i as i64,
+                            epoch: 1,
+                        },
+                        timestamp_ms: Some(1_720_589_697_000),
+                        key: Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c".to_vec()),
+                        payload: Some(p.clone()),
+                        headers: None,
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |inputs| {
+                for input in inputs {
+                    black_box(worker::process(
+                        &mut transformer,
+                        input,
+                        "user-login",
+                        &mut tally,
+                    ));
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn offset_tracker(c: &mut Criterion) {
+    let n = 100_000i64;
+    // Completion order: blocks of 64 finishing in reverse, like workers racing.
+    let order: Vec<i64> = (0..n)
+        .map(|i| (i / 64) * 64 + (63 - i % 64))
+        .filter(|&o| o < n)
+        .collect();
+    let mut group = c.benchmark_group("offsets");
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function("track + out-of-order mark_done", |b| {
+        b.iter(|| {
+            let mut t = OffsetTracker::new();
+            let epoch = t.assign(0);
+            for o in 0..n {
+                t.track(0, o).unwrap();
+            }
+            for &o in &order {
+                t.mark_done(0, epoch, o);
+            }
+            black_box(t.committable(0))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsers, worker_step, offset_tracker);
+criterion_main!(benches);

@@ -28,15 +28,21 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         .set("partition.assignment.strategy", "cooperative-sticky")
         // Prefetch at most ~32 MB per client instead of librdkafka's 64 MB default.
         .set("queued.max.messages.kbytes", "32768")
-        .set("enable.partition.eof", if config.exit_at_end { "true" } else { "false" })
+        .set(
+            "enable.partition.eof",
+            if config.exit_at_end { "true" } else { "false" },
+        )
         // Statistics feed the lag in the progress line.
-        .set("statistics.interval.ms", config.progress_interval.as_millis().min(60_000).to_string());
+        .set(
+            "statistics.interval.ms",
+            config.progress_interval.as_millis().min(60_000).to_string(),
+        );
     apply(&mut c, &config.consumer_properties);
     c
 }
 
 /// Producer settings: idempotent (ordered, no duplicates from internal retries, acks=all),
-/// batched and compressed, Java-compatible key partitioning.
+/// batched, uncompressed, Java-compatible key partitioning.
 pub fn producer_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
@@ -44,7 +50,9 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
-        .set("compression.type", "lz4")
+        // No compression by default: plain kafka-python (the original pipeline's client) can
+        // read only uncompressed or gzip batches without extra packages (lz4, zstandard).
+        .set("compression.type", "none")
         .set("queue.buffering.max.messages", "100000")
         .set("queue.buffering.max.kbytes", "65536")
         // Same key → same partition as Java clients (murmur2), so readers in either language agree.

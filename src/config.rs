@@ -35,7 +35,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port list.
-    #[arg(long, env = "KAFKA_PIPELINE_BROKERS", default_value = "localhost:29092")]
+    #[arg(
+        long,
+        env = "KAFKA_PIPELINE_BROKERS",
+        default_value = "localhost:29092"
+    )]
     pub brokers: String,
 
     /// librdkafka property for every client, as key=value (repeatable; the environment twin
@@ -83,19 +87,35 @@ pub struct RunArgs {
     pub input_topic: String,
 
     /// Topic for valid, normalized records (keyed by user_id).
-    #[arg(long, env = "KAFKA_PIPELINE_OUTPUT_TOPIC", default_value = "processed_data")]
+    #[arg(
+        long,
+        env = "KAFKA_PIPELINE_OUTPUT_TOPIC",
+        default_value = "processed_data"
+    )]
     pub output_topic: String,
 
     /// Dead-letter topic: every record that cannot be processed, untouched, with error headers.
-    #[arg(long, env = "KAFKA_PIPELINE_DLQ_TOPIC", default_value = "user-login-dlq")]
+    #[arg(
+        long,
+        env = "KAFKA_PIPELINE_DLQ_TOPIC",
+        default_value = "user-login-dlq"
+    )]
     pub dlq_topic: String,
 
     /// Topic for windowed insights.
-    #[arg(long, env = "KAFKA_PIPELINE_INSIGHTS_TOPIC", default_value = "insights")]
+    #[arg(
+        long,
+        env = "KAFKA_PIPELINE_INSIGHTS_TOPIC",
+        default_value = "insights"
+    )]
     pub insights_topic: String,
 
     /// Consumer group; instances with the same group share the input partitions.
-    #[arg(long, env = "KAFKA_PIPELINE_GROUP_ID", default_value = "kafka-pipeline")]
+    #[arg(
+        long,
+        env = "KAFKA_PIPELINE_GROUP_ID",
+        default_value = "kafka-pipeline"
+    )]
     pub group_id: String,
 
     /// Worker threads that parse and transform [default: number of cores].
@@ -199,8 +219,10 @@ impl Config {
         if args.kafka.brokers.trim().is_empty() {
             return config_err("--brokers must not be empty".into());
         }
-        let mut transform =
-            TransformOptions { max_payload_bytes: args.max_payload_bytes as usize, ..Default::default() };
+        let mut transform = TransformOptions {
+            max_payload_bytes: args.max_payload_bytes as usize,
+            ..Default::default()
+        };
         for (name, value) in &args.optional_fields {
             let field = Field::from_name(name).ok_or_else(|| {
                 let known: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
@@ -209,12 +231,13 @@ impl Config {
                     known.join(", ")
                 ))
             })?;
-            transform
-                .set_fill(field, value)
-                .map_err(|e| PipelineError::Config(format!("--optional-field {name}={value}: {e}")))?;
+            transform.set_fill(field, value).map_err(|e| {
+                PipelineError::Config(format!("--optional-field {name}={value}: {e}"))
+            })?;
         }
         let common = args.kafka.properties;
-        let merged = |specific: Vec<(String, String)>| common.iter().cloned().chain(specific).collect();
+        let merged =
+            |specific: Vec<(String, String)>| common.iter().cloned().chain(specific).collect();
         let workers = match args.workers {
             Some(n) => usize::from(n),
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -249,9 +272,13 @@ pub fn parse_property(s: &str) -> Result<(String, String), String> {
 /// Parses a duration such as `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("expected a duration like 30s or 500ms, got {s:?}"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s or 500ms, got {s:?}"))?;
     let secs = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
@@ -317,9 +344,20 @@ mod tests {
         let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         assert_eq!(
             c.consumer_properties,
-            vec![kv("client.id", "a"), kv("sasl.jaas", "x=y"), kv("fetch.min.bytes", "10")]
+            vec![
+                kv("client.id", "a"),
+                kv("sasl.jaas", "x=y"),
+                kv("fetch.min.bytes", "10")
+            ]
         );
-        assert_eq!(c.producer_properties, vec![kv("client.id", "a"), kv("sasl.jaas", "x=y"), kv("linger.ms", "5")]);
+        assert_eq!(
+            c.producer_properties,
+            vec![
+                kv("client.id", "a"),
+                kv("sasl.jaas", "x=y"),
+                kv("linger.ms", "5")
+            ]
+        );
     }
 
     #[test]
@@ -331,7 +369,10 @@ mod tests {
     #[test]
     fn optional_field_is_validated() {
         let c = run_config(&["--optional-field", "device_type=unknown"]).unwrap();
-        assert_eq!(c.transform.fill[Field::DeviceType as usize].as_deref(), Some("unknown"));
+        assert_eq!(
+            c.transform.fill[Field::DeviceType as usize].as_deref(),
+            Some("unknown")
+        );
         let err = run_config(&["--optional-field", "colour=red"]).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
         let err = run_config(&["--optional-field", "locale=nowhere"]).unwrap_err();

@@ -74,12 +74,19 @@ impl RebalanceContext {
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let partitions: Vec<i32> = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
         let lost = consumer.assignment_lost();
         let deadline = Instant::now() + self.drain_timeout;
         loop {
             self.absorb_done();
-            let in_flight: usize = partitions.iter().map(|&p| self.tracker().in_flight(p)).sum();
+            let in_flight: usize = partitions
+                .iter()
+                .map(|&p| self.tracker().in_flight(p))
+                .sum();
             if in_flight == 0 || lost {
                 break;
             }
@@ -113,7 +120,10 @@ impl RebalanceContext {
             log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
         } else if commit.count() > 0 {
             match consumer.commit(&commit, CommitMode::Sync) {
-                Ok(()) => log::info!("revoked partitions {partitions:?}; committed {}", describe(&commit)),
+                Ok(()) => log::info!(
+                    "revoked partitions {partitions:?}; committed {}",
+                    describe(&commit)
+                ),
                 Err(e) => log::warn!("revoked partitions {partitions:?}; commit failed: {e}"),
             }
         } else {
@@ -122,7 +132,11 @@ impl RebalanceContext {
     }
 
     fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let partitions: Vec<i32> = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
         {
             let mut tracker = self.tracker();
             for &p in &partitions {
@@ -159,7 +173,11 @@ impl ClientContext for RebalanceContext {
 /// statistics document (partitions this client does not consume report -1 and are skipped).
 fn stored_lag(statistics: &[u8], topic: &str) -> Option<i64> {
     let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
-    let partitions = stats.get("topics")?.get(topic)?.get("partitions")?.as_object()?;
+    let partitions = stats
+        .get("topics")?
+        .get(topic)?
+        .get("partitions")?
+        .as_object()?;
     let lags = partitions
         .iter()
         .filter(|(p, _)| p.as_str() != "-1")
@@ -303,9 +321,15 @@ impl<'a> ConsumerStage<'a> {
     /// Polls up to [`POLL_BATCH`] records into the pending queue; waits up to 100 ms for the
     /// first (10 ms while records are waiting for channel space).
     fn poll_batch(&mut self) -> Result<(), PipelineError> {
-        let mut timeout = if self.pending.is_empty() { Duration::from_millis(100) } else { Duration::from_millis(10) };
+        let mut timeout = if self.pending.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(10)
+        };
         for _ in 0..POLL_BATCH {
-            let Some(result) = self.consumer.poll(timeout) else { break };
+            let Some(result) = self.consumer.poll(timeout) else {
+                break;
+            };
             timeout = Duration::ZERO;
             match result {
                 Ok(message) => {
@@ -329,7 +353,9 @@ impl<'a> ConsumerStage<'a> {
                 KafkaError::MessageConsumption(code),
             ));
         }
-        self.context().log.error("consumer", &error, "while polling");
+        self.context()
+            .log
+            .error("consumer", &error, "while polling");
         Ok(())
     }
 
@@ -339,7 +365,11 @@ impl<'a> ConsumerStage<'a> {
         // this record is handed out, the epoch no longer matches and the record is dropped.
         let epoch = self.context().tracker().epoch(partition).unwrap_or(0);
         InputRecord {
-            source: Source { partition, offset: message.offset(), epoch },
+            source: Source {
+                partition,
+                offset: message.offset(),
+                epoch,
+            },
             timestamp_ms: message.timestamp().to_millis(),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
@@ -352,7 +382,11 @@ impl<'a> ConsumerStage<'a> {
     fn dispatch_pending(&mut self, work_tx: &Sender<InputRecord>) -> bool {
         while let Some(record) = self.pending.pop_front() {
             let source = record.source;
-            if let Err(e) = self.context().tracker().check(source.partition, source.epoch, source.offset) {
+            if let Err(e) =
+                self.context()
+                    .tracker()
+                    .check(source.partition, source.epoch, source.offset)
+            {
                 // Read under an assignment that has since been revoked (or out of order): the
                 // record's partition position never passes it, so it is read again later.
                 log::debug!("not handing out {source:?}: {e:?}");
@@ -362,7 +396,10 @@ impl<'a> ConsumerStage<'a> {
                 Ok(()) => {
                     // Tracked right after the send; its completion can only be applied later,
                     // by this same thread.
-                    let _ = self.context().tracker().track(source.partition, source.offset);
+                    let _ = self
+                        .context()
+                        .tracker()
+                        .track(source.partition, source.offset);
                     self.metrics.received.fetch_add(1, Relaxed);
                 }
                 Err(TrySendError::Full(record)) => {
@@ -382,9 +419,14 @@ impl<'a> ConsumerStage<'a> {
         let want_pause = !self.pending.is_empty();
         let can_resume = self.pending.is_empty() && work_tx.len() <= self.capacity / 2;
         if (want_pause && !paused) || (paused && can_resume) {
-            let Ok(assignment) = self.consumer.assignment() else { return };
-            let result =
-                if want_pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+            let Ok(assignment) = self.consumer.assignment() else {
+                return;
+            };
+            let result = if want_pause {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            };
             match result {
                 Ok(()) => {
                     self.context().paused.store(want_pause, Relaxed);
@@ -426,7 +468,10 @@ impl<'a> ConsumerStage<'a> {
 
     fn progress_extras(&self) -> ProgressExtras {
         let tracker = self.context().tracker();
-        let positions = tracker.partitions().map(|p| (p, tracker.committable(p))).collect();
+        let positions = tracker
+            .partitions()
+            .map(|p| (p, tracker.committable(p)))
+            .collect();
         let lag = self.context().lag.load(Relaxed);
         ProgressExtras {
             in_flight: tracker.total_in_flight(),
@@ -448,9 +493,15 @@ impl<'a> ConsumerStage<'a> {
         loop {
             // Serve consumer callbacks; records fetched before the pause are not tracked.
             let _ = self.consumer.poll(Duration::ZERO);
-            match self.context().done_rx.recv_timeout(Duration::from_millis(50)) {
+            match self
+                .context()
+                .done_rx
+                .recv_timeout(Duration::from_millis(50))
+            {
                 Ok(s) => {
-                    self.context().tracker().mark_done(s.partition, s.epoch, s.offset);
+                    self.context()
+                        .tracker()
+                        .mark_done(s.partition, s.epoch, s.offset);
                     self.context().absorb_done();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -474,7 +525,10 @@ impl<'a> ConsumerStage<'a> {
         }
         let committed = {
             let tracker = self.context().tracker();
-            tracker.partitions().map(|p| (p, tracker.committable(p))).collect::<Vec<_>>()
+            tracker
+                .partitions()
+                .map(|p| (p, tracker.committable(p)))
+                .collect::<Vec<_>>()
         };
         progress.log(&self.metrics, self.progress_extras());
         log::info!("committed positions {committed:?}; closing consumer");
@@ -488,12 +542,23 @@ impl<'a> ConsumerStage<'a> {
 }
 
 /// Checks that the broker answers and the input topic exists; warns about missing outputs.
-fn check_topics(consumer: &BaseConsumer<RebalanceContext>, config: &Config) -> Result<(), PipelineError> {
-    let metadata = consumer.fetch_metadata(None, STARTUP_TIMEOUT).map_err(|e| {
-        PipelineError::Startup(format!("cannot reach Kafka at {} within {STARTUP_TIMEOUT:?}: {e}", config.brokers))
-    })?;
+fn check_topics(
+    consumer: &BaseConsumer<RebalanceContext>,
+    config: &Config,
+) -> Result<(), PipelineError> {
+    let metadata = consumer
+        .fetch_metadata(None, STARTUP_TIMEOUT)
+        .map_err(|e| {
+            PipelineError::Startup(format!(
+                "cannot reach Kafka at {} within {STARTUP_TIMEOUT:?}: {e}",
+                config.brokers
+            ))
+        })?;
     let exists = |name: &str| {
-        metadata.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+        metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
     };
     if !exists(&config.input_topic) {
         return Err(PipelineError::Startup(format!(
@@ -501,7 +566,10 @@ fn check_topics(consumer: &BaseConsumer<RebalanceContext>, config: &Config) -> R
             config.input_topic, config.brokers
         )));
     }
-    for (flag, topic) in [("--output-topic", &config.output_topic), ("--dlq-topic", &config.dlq_topic)] {
+    for (flag, topic) in [
+        ("--output-topic", &config.output_topic),
+        ("--dlq-topic", &config.dlq_topic),
+    ] {
         if !exists(topic) {
             log::warn!(
                 "{flag} {topic:?} does not exist yet; writes will wait until it is created \
@@ -521,7 +589,11 @@ struct Progress {
 
 impl Progress {
     fn new(interval: Duration) -> Self {
-        Progress { interval, last: Instant::now(), prev: Snapshot::default() }
+        Progress {
+            interval,
+            last: Instant::now(),
+            prev: Snapshot::default(),
+        }
     }
 
     fn due(&self) -> bool {
@@ -530,7 +602,10 @@ impl Progress {
 
     fn log(&mut self, metrics: &Metrics, extras: ProgressExtras) {
         let now = metrics.snapshot();
-        log::info!("{}", progress_line(&self.prev, &now, self.last.elapsed(), &extras));
+        log::info!(
+            "{}",
+            progress_line(&self.prev, &now, self.last.elapsed(), &extras)
+        );
         self.prev = now;
         self.last = Instant::now();
     }

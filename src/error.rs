@@ -51,7 +51,10 @@ impl PipelineError {
 
     /// Wraps a client error with what the pipeline was doing.
     pub fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
-        PipelineError::Kafka { context: context.into(), source }
+        PipelineError::Kafka {
+            context: context.into(),
+            source,
+        }
     }
 }
 

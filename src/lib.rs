@@ -82,7 +82,10 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
         where
             F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
         {
-            thread::Builder::new().name(name).spawn_scoped(scope, f).expect("spawning a pipeline thread")
+            thread::Builder::new()
+                .name(name)
+                .spawn_scoped(scope, f)
+                .expect("spawning a pipeline thread")
         }
         let mut handles = Vec::new();
         for i in 0..config.workers {
@@ -108,11 +111,16 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
                 result
             }),
         ));
-        handles.push(("consumer", spawn(scope, "consumer".into(), move || consumer.run(work_tx))));
+        handles.push((
+            "consumer",
+            spawn(scope, "consumer".into(), move || consumer.run(work_tx)),
+        ));
 
         let mut first_error = None;
         for (name, handle) in handles {
-            let result = handle.join().unwrap_or(Err(PipelineError::ThreadPanicked(name)));
+            let result = handle
+                .join()
+                .unwrap_or(Err(PipelineError::ThreadPanicked(name)));
             if let Err(e) = result {
                 shutdown.request(grace);
                 first_error.get_or_insert(e);

@@ -38,7 +38,9 @@ fn run_pipeline(config: Config) -> Result<(), PipelineError> {
     let handler_shutdown = Arc::clone(&shutdown);
     ctrlc::set_handler(move || {
         if handler_shutdown.request(grace) {
-            log::info!("signal received: shutting down within {grace:?} (signal again to exit at once)");
+            log::info!(
+                "signal received: shutting down within {grace:?} (signal again to exit at once)"
+            );
         } else {
             log::error!("second signal: exiting at once; records in flight will be read again");
             std::process::exit(EXIT_FORCED);

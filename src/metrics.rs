@@ -110,7 +110,12 @@ pub struct ProgressExtras {
 
 /// Formats the periodic progress line: rates since the previous snapshot, totals, dead letters
 /// by code, in-flight, lag and positions.
-pub fn progress_line(prev: &Snapshot, now: &Snapshot, elapsed: Duration, extras: &ProgressExtras) -> String {
+pub fn progress_line(
+    prev: &Snapshot,
+    now: &Snapshot,
+    elapsed: Duration,
+    extras: &ProgressExtras,
+) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     let rate = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / secs;
     let dlq_total: u64 = now.dead_lettered.iter().sum();
@@ -137,7 +142,11 @@ pub fn progress_line(prev: &Snapshot, now: &Snapshot, elapsed: Duration, extras:
         }
         line.push(']');
     }
-    let _ = write!(line, " | delivered {} | in-flight {}", now.delivered, extras.in_flight);
+    let _ = write!(
+        line,
+        " | delivered {} | in-flight {}",
+        now.delivered, extras.in_flight
+    );
     if now.delivery_failures > 0 {
         let _ = write!(line, " | delivery failures {}", now.delivery_failures);
     }
@@ -170,12 +179,18 @@ mod tests {
     #[test]
     fn publish_adds_and_resets_the_tally() {
         let m = Metrics::default();
-        let mut t = WorkerTally { valid: 3, ..Default::default() };
+        let mut t = WorkerTally {
+            valid: 3,
+            ..Default::default()
+        };
         t.dead_lettered[ErrorCode::MissingField.index()] = 2;
         assert_eq!(t.total(), 5);
         m.publish(&mut t);
         assert_eq!(t.total(), 0);
-        m.publish(&mut WorkerTally { valid: 1, ..Default::default() });
+        m.publish(&mut WorkerTally {
+            valid: 1,
+            ..Default::default()
+        });
         let s = m.snapshot();
         assert_eq!(s.valid, 4);
         assert_eq!(s.dead_lettered[ErrorCode::MissingField.index()], 2);
@@ -184,8 +199,16 @@ mod tests {
 
     #[test]
     fn progress_line_shows_rates_codes_and_positions() {
-        let prev = Snapshot { received: 100, ..Default::default() };
-        let mut now = Snapshot { received: 1100, valid: 1000, delivered: 1090, ..Default::default() };
+        let prev = Snapshot {
+            received: 100,
+            ..Default::default()
+        };
+        let mut now = Snapshot {
+            received: 1100,
+            valid: 1000,
+            delivered: 1090,
+            ..Default::default()
+        };
         now.dead_lettered[ErrorCode::InvalidJson.index()] = 60;
         now.dead_lettered[ErrorCode::MissingField.index()] = 40;
         let extras = ProgressExtras {

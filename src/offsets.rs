@@ -43,7 +43,10 @@ struct PartitionState {
 
 impl PartitionState {
     fn committable(&self) -> Option<i64> {
-        self.pending.front().map(|&(offset, _)| offset).or(self.next)
+        self.pending
+            .front()
+            .map(|&(offset, _)| offset)
+            .or(self.next)
     }
 }
 
@@ -81,7 +84,13 @@ impl OffsetTracker {
     pub fn assign(&mut self, partition: i32) -> Epoch {
         self.next_epoch += 1;
         let epoch = self.next_epoch;
-        self.partitions.insert(partition, PartitionState { epoch, ..Default::default() });
+        self.partitions.insert(
+            partition,
+            PartitionState {
+                epoch,
+                ..Default::default()
+            },
+        );
         epoch
     }
 
@@ -93,13 +102,22 @@ impl OffsetTracker {
     /// Checks that [`OffsetTracker::track`] would accept `offset` of `partition`, read under
     /// `epoch`, without tracking it.
     pub fn check(&self, partition: i32, epoch: Epoch, offset: i64) -> Result<(), TrackError> {
-        let state = self.partitions.get(&partition).ok_or(TrackError::NotAssigned)?;
+        let state = self
+            .partitions
+            .get(&partition)
+            .ok_or(TrackError::NotAssigned)?;
         if state.epoch != epoch {
             return Err(TrackError::StaleEpoch);
         }
-        let previous = state.pending.back().map(|&(o, _)| o).or(state.next.map(|n| n - 1));
+        let previous = state
+            .pending
+            .back()
+            .map(|&(o, _)| o)
+            .or(state.next.map(|n| n - 1));
         match previous {
-            Some(previous) if offset <= previous => Err(TrackError::NotIncreasing { previous, offset }),
+            Some(previous) if offset <= previous => {
+                Err(TrackError::NotIncreasing { previous, offset })
+            }
             _ => Ok(()),
         }
     }
@@ -109,7 +127,10 @@ impl OffsetTracker {
     pub fn track(&mut self, partition: i32, offset: i64) -> Result<Epoch, TrackError> {
         let epoch = self.epoch(partition).ok_or(TrackError::NotAssigned)?;
         self.check(partition, epoch, offset)?;
-        let state = self.partitions.get_mut(&partition).ok_or(TrackError::NotAssigned)?;
+        let state = self
+            .partitions
+            .get_mut(&partition)
+            .ok_or(TrackError::NotAssigned)?;
         state.pending.push_back((offset, false));
         Ok(epoch)
     }
@@ -117,7 +138,9 @@ impl OffsetTracker {
     /// Marks `offset` done. Returns false (and changes nothing) when the partition is not
     /// assigned, the epoch is not the current one, or the offset is not in flight.
     pub fn mark_done(&mut self, partition: i32, epoch: Epoch, offset: i64) -> bool {
-        let Some(state) = self.partitions.get_mut(&partition) else { return false };
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return false;
+        };
         if state.epoch != epoch {
             return false;
         }
@@ -138,7 +161,9 @@ impl OffsetTracker {
     /// The position that may be committed for `partition`: the next offset to read, with every
     /// record below it done. `None` when nothing has been handed out since the assignment.
     pub fn committable(&self, partition: i32) -> Option<i64> {
-        self.partitions.get(&partition).and_then(PartitionState::committable)
+        self.partitions
+            .get(&partition)
+            .and_then(PartitionState::committable)
     }
 
     /// Positions that moved since the last call, to be stored in the consumer.
@@ -158,7 +183,9 @@ impl OffsetTracker {
     /// Stops tracking `partition`; returns its final committable position. Later completions
     /// for it are ignored.
     pub fn revoke(&mut self, partition: i32) -> Option<i64> {
-        self.partitions.remove(&partition).and_then(|s| s.committable())
+        self.partitions
+            .remove(&partition)
+            .and_then(|s| s.committable())
     }
 
     /// Records of `partition` handed out and not yet done.
@@ -202,12 +229,20 @@ mod tests {
         assert_eq!(t.committable(0), Some(10));
         assert!(t.mark_done(0, e, 12));
         assert!(t.mark_done(0, e, 11));
-        assert_eq!(t.committable(0), Some(10), "10 is not done, nothing may pass it");
+        assert_eq!(
+            t.committable(0),
+            Some(10),
+            "10 is not done, nothing may pass it"
+        );
         assert!(t.mark_done(0, e, 10));
         assert_eq!(t.committable(0), Some(13));
         assert!(t.mark_done(0, e, 14));
         assert!(t.mark_done(0, e, 13));
-        assert_eq!(t.committable(0), Some(15), "next offset to read = last done + 1");
+        assert_eq!(
+            t.committable(0),
+            Some(15),
+            "next offset to read = last done + 1"
+        );
         assert_eq!(t.in_flight(0), 0);
     }
 
@@ -244,9 +279,21 @@ mod tests {
         let mut t = OffsetTracker::new();
         let e = t.assign(0);
         t.track(0, 7).unwrap();
-        assert_eq!(t.track(0, 7), Err(TrackError::NotIncreasing { previous: 7, offset: 7 }));
+        assert_eq!(
+            t.track(0, 7),
+            Err(TrackError::NotIncreasing {
+                previous: 7,
+                offset: 7
+            })
+        );
         t.mark_done(0, e, 7);
-        assert_eq!(t.track(0, 3), Err(TrackError::NotIncreasing { previous: 7, offset: 3 }));
+        assert_eq!(
+            t.track(0, 3),
+            Err(TrackError::NotIncreasing {
+                previous: 7,
+                offset: 3
+            })
+        );
         assert_eq!(t.track(1, 3), Err(TrackError::NotAssigned));
         assert_eq!(t.check(0, e, 8), Ok(()));
         assert_eq!(t.check(0, e + 1, 8), Err(TrackError::StaleEpoch));
@@ -264,7 +311,10 @@ mod tests {
         let new = t.assign(0);
         assert_ne!(old, new);
         t.track(0, 1).unwrap();
-        assert!(!t.mark_done(0, old, 1), "completion from the earlier assignment");
+        assert!(
+            !t.mark_done(0, old, 1),
+            "completion from the earlier assignment"
+        );
         assert_eq!(t.committable(0), Some(1));
         assert!(t.mark_done(0, new, 1));
         assert_eq!(t.committable(0), Some(2));

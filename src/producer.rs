@@ -65,12 +65,16 @@ impl ProducerContext for DeliveryContext {
         let (source, destination) = *opaque;
         match result {
             Ok(_) => {
-                self.metrics.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .delivered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The consumer thread may already be gone at the very end of a shutdown.
                 let _ = self.done_tx.send(source);
             }
             Err((error, message)) => {
-                self.metrics.delivery_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .delivery_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let record = OutputRecord {
                     source,
                     destination,
@@ -78,7 +82,10 @@ impl ProducerContext for DeliveryContext {
                     value: message.payload().map(<[u8]>::to_vec),
                     headers: message.headers().map(|h| h.detach()),
                 };
-                self.failed.lock().unwrap_or_else(|e| e.into_inner()).push((record, error.clone()));
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((record, error.clone()));
             }
         }
     }
@@ -109,7 +116,12 @@ impl<'a> ProducerStage<'a> {
         metrics: Arc<Metrics>,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
-        let context = DeliveryContext { done_tx, failed: Mutex::default(), metrics, log: ClientLog::default() };
+        let context = DeliveryContext {
+            done_tx,
+            failed: Mutex::default(),
+            metrics,
+            log: ClientLog::default(),
+        };
         let producer = producer_config(config)
             .create_with_context(context)
             .map_err(|e| PipelineError::Config(format!("producer: {e}")))?;
@@ -215,16 +227,28 @@ impl<'a> ProducerStage<'a> {
     }
 
     fn collect_failures(&mut self) {
-        let failed = std::mem::take(&mut *self.producer.context().failed.lock().unwrap_or_else(|e| e.into_inner()));
+        let failed = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         for (record, error) in failed {
             self.schedule_retry(record, 0, &error);
         }
     }
 
     fn schedule_retry(&mut self, record: OutputRecord, attempts: u32, error: &KafkaError) {
-        let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.min(10)).min(MAX_BACKOFF);
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << attempts.min(10))
+            .min(MAX_BACKOFF);
         let now = Instant::now();
-        if self.last_failure_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(5)) {
+        if self
+            .last_failure_log
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(5))
+        {
             self.last_failure_log = Some(now);
             log::warn!(
                 "delivery to {} failed ({error}); retrying in {backoff:?} (attempt {}); \
@@ -234,13 +258,18 @@ impl<'a> ProducerStage<'a> {
                 self.retries.len() + 1
             );
         }
-        self.retries.push_back(Retry { record, attempts: attempts + 1, not_before: now + backoff });
+        self.retries.push_back(Retry {
+            record,
+            attempts: attempts + 1,
+            not_before: now + backoff,
+        });
     }
 
     fn resend_due(&mut self) {
         let now = Instant::now();
         // A full pass over the backlog at most every 20 ms, not once per record sent.
-        if self.retries.is_empty() || now.duration_since(self.last_retry_pass) < RETRY_PASS_INTERVAL {
+        if self.retries.is_empty() || now.duration_since(self.last_retry_pass) < RETRY_PASS_INTERVAL
+        {
             return;
         }
         self.last_retry_pass = now;

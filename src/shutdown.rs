@@ -39,7 +39,8 @@ impl Shutdown {
 
     /// Time left before the deadline (zero when passed; `None` before shutdown).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline().map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Whether the deadline has passed.

@@ -139,7 +139,11 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Rejection { code, field: None, message: message.into() }
+        Rejection {
+            code,
+            field: None,
+            message: message.into(),
+        }
     }
 
     fn field(code: ErrorCode, field: Field, message: impl fmt::Display) -> Self {
@@ -212,15 +216,23 @@ pub struct TransformOptions {
 
 impl Default for TransformOptions {
     fn default() -> Self {
-        TransformOptions { max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES, fill: Default::default() }
+        TransformOptions {
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            fill: Default::default(),
+        }
     }
 }
 
 impl TransformOptions {
     /// Declares `field` optional: when missing it takes `value`, which must itself be valid.
     pub fn set_fill(&mut self, field: Field, value: &str) -> Result<(), String> {
-        check_field(&Raw::Str(Cow::Borrowed(value)), field)
-            .map_err(|r| format!("fill value {value:?} for `{}` is invalid: {}", field.name(), r.message))?;
+        check_field(&Raw::Str(Cow::Borrowed(value)), field).map_err(|r| {
+            format!(
+                "fill value {value:?} for `{}` is invalid: {}",
+                field.name(),
+                r.message
+            )
+        })?;
         self.fill[field as usize] = Some(value.to_owned());
         Ok(())
     }
@@ -483,25 +495,32 @@ pub fn process_with_serde_json<'a>(
     let parsed: TopLevel<'a> = serde_json::from_slice(bytes).map_err(|e| {
         let code = match e.to_string() {
             m if m.starts_with("recursion limit") => ErrorCode::TooDeep,
-            m if std::str::from_utf8(bytes).is_err() && m.contains("UTF-8") => ErrorCode::InvalidUtf8,
+            m if std::str::from_utf8(bytes).is_err() && m.contains("UTF-8") => {
+                ErrorCode::InvalidUtf8
+            }
             _ => ErrorCode::InvalidJson,
         };
-        Rejection::new(code, format!("JSON parse error: {e}"))
+        Rejection::new(code, format!("record value is not valid JSON: {e}"))
     })?;
     validate(parsed, options)
 }
 
 fn precheck(payload: Option<&[u8]>, max_payload_bytes: usize) -> Result<&[u8], Rejection> {
-    let bytes = payload.ok_or_else(|| {
-        Rejection::new(ErrorCode::Tombstone, "record value is null (tombstone)")
-    })?;
+    let bytes = payload
+        .ok_or_else(|| Rejection::new(ErrorCode::Tombstone, "record value is null (tombstone)"))?;
     if bytes.is_empty() {
-        return Err(Rejection::new(ErrorCode::EmptyPayload, "record value is empty"));
+        return Err(Rejection::new(
+            ErrorCode::EmptyPayload,
+            "record value is empty",
+        ));
     }
     if bytes.len() > max_payload_bytes {
         return Err(Rejection::new(
             ErrorCode::TooLarge,
-            format!("record value is {} bytes, over the limit of {max_payload_bytes}", bytes.len()),
+            format!(
+                "record value is {} bytes, over the limit of {max_payload_bytes}",
+                bytes.len()
+            ),
         ));
     }
     Ok(bytes)
@@ -509,15 +528,22 @@ fn precheck(payload: Option<&[u8]>, max_payload_bytes: usize) -> Result<&[u8], R
 
 fn classify_simd_error(e: &simd_json::Error) -> Rejection {
     use simd_json::ErrorType as T;
-    let code = match e.error() {
-        T::InvalidUtf8 => ErrorCode::InvalidUtf8,
-        T::DepthLimitExceeded => ErrorCode::TooDeep,
-        _ => ErrorCode::InvalidJson,
-    };
-    Rejection::new(code, format!("JSON parse error: {e}"))
+    match e.error() {
+        T::InvalidUtf8 => Rejection::new(ErrorCode::InvalidUtf8, "record value is not valid UTF-8"),
+        T::DepthLimitExceeded => Rejection::new(
+            ErrorCode::TooDeep,
+            "JSON nests deeper than the parser's limit of 1024 levels",
+        ),
+        _ => Rejection::new(
+            ErrorCode::InvalidJson,
+            format!("record value is not valid JSON: {e}"),
+        ),
+    }
 }
 
 /// What the top-level JSON value was.
+// Returned by value once per record; boxing the object would add an allocation per record.
+#[allow(clippy::large_enum_variant)]
 enum TopLevel<'a> {
     Object(RawEvent<'a>),
     Other(&'static str),
@@ -717,7 +743,10 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
 }
 
-fn validate<'a>(parsed: TopLevel<'a>, options: &TransformOptions) -> Result<LoginEvent<'a>, Rejection> {
+fn validate<'a>(
+    parsed: TopLevel<'a>,
+    options: &TransformOptions,
+) -> Result<LoginEvent<'a>, Rejection> {
     let mut raw = match parsed {
         TopLevel::Object(raw) => raw,
         TopLevel::Other(kind) => {
@@ -728,7 +757,11 @@ fn validate<'a>(parsed: TopLevel<'a>, options: &TransformOptions) -> Result<Logi
         }
     };
     if let Some(field) = raw.duplicate {
-        return Err(Rejection::field(ErrorCode::DuplicateField, field, "appears more than once"));
+        return Err(Rejection::field(
+            ErrorCode::DuplicateField,
+            field,
+            "appears more than once",
+        ));
     }
     let mut filled = Vec::new();
     for field in Field::ALL {
@@ -739,7 +772,13 @@ fn validate<'a>(parsed: TopLevel<'a>, options: &TransformOptions) -> Result<Logi
                     *slot = Some(Raw::Str(Cow::Owned(value.clone())));
                     filled.push(field.name());
                 }
-                None => return Err(Rejection::field(ErrorCode::MissingField, field, "is missing")),
+                None => {
+                    return Err(Rejection::field(
+                        ErrorCode::MissingField,
+                        field,
+                        "is missing",
+                    ))
+                }
             }
         }
         check_field(slot.as_ref().expect("present or filled"), field)?;
@@ -794,7 +833,10 @@ fn check_field(value: &Raw<'_>, field: Field) -> Result<(), Rejection> {
         return invalid("is empty");
     }
     if s.len() > MAX_FIELD_BYTES {
-        return invalid(&format!("is {} bytes long, over the limit of {MAX_FIELD_BYTES}", s.len()));
+        return invalid(&format!(
+            "is {} bytes long, over the limit of {MAX_FIELD_BYTES}",
+            s.len()
+        ));
     }
     match field {
         Field::AppVersion if !is_version(s) => invalid("is not a dotted version like 2.3.0"),
@@ -838,7 +880,10 @@ fn check_timestamp(value: &Raw<'_>) -> Result<(), Rejection> {
         other => Err(Rejection::field(
             ErrorCode::InvalidType,
             field,
-            format_args!("is a {}, expected integer seconds or a numeric string", other.type_name()),
+            format_args!(
+                "is a {}, expected integer seconds or a numeric string",
+                other.type_name()
+            ),
         )),
     }
 }
@@ -910,7 +955,8 @@ mod tests {
     }
 
     fn with(field: &str, value: &str) -> String {
-        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(SAMPLE).unwrap();
+        let mut v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(SAMPLE).unwrap();
         if value == "<absent>" {
             v.remove(field);
         } else {
@@ -931,7 +977,10 @@ mod tests {
     #[test]
     fn timestamp_as_numeric_string_is_accepted() {
         let out = run(with("timestamp", r#""1694479551""#).as_bytes()).unwrap();
-        assert!(out.contains(r#""timestamp":1694479551,"event_time":"2023-09-12T00:45:51Z""#), "{out}");
+        assert!(
+            out.contains(r#""timestamp":1694479551,"event_time":"2023-09-12T00:45:51Z""#),
+            "{out}"
+        );
     }
 
     #[test]
@@ -954,7 +1003,10 @@ mod tests {
         assert_eq!(r.code, ErrorCode::MissingField);
         assert_eq!(r.field, Some("device_type"));
         assert!(r.message.contains("device_type"), "{}", r.message);
-        assert_eq!(code(with("device_type", "null").as_bytes()), ErrorCode::MissingField);
+        assert_eq!(
+            code(with("device_type", "null").as_bytes()),
+            ErrorCode::MissingField
+        );
     }
 
     #[test]
@@ -978,17 +1030,32 @@ mod tests {
     fn every_missing_field_is_named() {
         for field in Field::ALL {
             let r = run(with(field.name(), "<absent>").as_bytes()).unwrap_err();
-            assert_eq!((r.code, r.field), (ErrorCode::MissingField, Some(field.name())));
+            assert_eq!(
+                (r.code, r.field),
+                (ErrorCode::MissingField, Some(field.name()))
+            );
         }
     }
 
     #[test]
     fn wrong_types_are_invalid_type() {
-        assert_eq!(code(with("user_id", "42").as_bytes()), ErrorCode::InvalidType);
+        assert_eq!(
+            code(with("user_id", "42").as_bytes()),
+            ErrorCode::InvalidType
+        );
         assert_eq!(code(with("ip", "[1,2]").as_bytes()), ErrorCode::InvalidType);
-        assert_eq!(code(with("locale", r#"{"a":1}"#).as_bytes()), ErrorCode::InvalidType);
-        assert_eq!(code(with("timestamp", "true").as_bytes()), ErrorCode::InvalidType);
-        assert_eq!(code(with("timestamp", "1720589697.5").as_bytes()), ErrorCode::InvalidType);
+        assert_eq!(
+            code(with("locale", r#"{"a":1}"#).as_bytes()),
+            ErrorCode::InvalidType
+        );
+        assert_eq!(
+            code(with("timestamp", "true").as_bytes()),
+            ErrorCode::InvalidType
+        );
+        assert_eq!(
+            code(with("timestamp", "1720589697.5").as_bytes()),
+            ErrorCode::InvalidType
+        );
     }
 
     #[test]
@@ -1007,10 +1074,17 @@ mod tests {
             ("user_id", "\"   \""),
         ] {
             let r = run(with(field, value).as_bytes()).unwrap_err();
-            assert_eq!((r.code, r.field), (ErrorCode::InvalidValue, Some(field)), "{field}={value}");
+            assert_eq!(
+                (r.code, r.field),
+                (ErrorCode::InvalidValue, Some(field)),
+                "{field}={value}"
+            );
         }
         let long = format!("\"{}\"", "x".repeat(MAX_FIELD_BYTES + 1));
-        assert_eq!(code(with("user_id", &long).as_bytes()), ErrorCode::InvalidValue);
+        assert_eq!(
+            code(with("user_id", &long).as_bytes()),
+            ErrorCode::InvalidValue
+        );
     }
 
     #[test]
@@ -1031,7 +1105,10 @@ mod tests {
 
     #[test]
     fn oversize_payload_is_too_large() {
-        let options = TransformOptions { max_payload_bytes: 100, ..Default::default() };
+        let options = TransformOptions {
+            max_payload_bytes: 100,
+            ..Default::default()
+        };
         let r = run_with(SAMPLE.as_bytes(), options).unwrap_err();
         assert_eq!(r.code, ErrorCode::TooLarge);
     }
@@ -1048,7 +1125,10 @@ mod tests {
     fn duplicate_known_key_is_rejected_but_unknown_duplicates_are_fine() {
         let dup = SAMPLE.replacen('{', r#"{"user_id": "someone-else", "#, 1);
         let r = run(dup.as_bytes()).unwrap_err();
-        assert_eq!((r.code, r.field), (ErrorCode::DuplicateField, Some("user_id")));
+        assert_eq!(
+            (r.code, r.field),
+            (ErrorCode::DuplicateField, Some("user_id"))
+        );
         let extra = SAMPLE.replacen('{', r#"{"x": 1, "x": [2], "#, 1);
         assert!(run(extra.as_bytes()).is_ok());
     }
@@ -1097,9 +1177,18 @@ mod tests {
     #[test]
     fn rfc3339_matches_known_dates() {
         assert_eq!(Rfc3339::from_unix(0).as_str(), "1970-01-01T00:00:00Z");
-        assert_eq!(Rfc3339::from_unix(951_782_400).as_str(), "2000-02-29T00:00:00Z");
-        assert_eq!(Rfc3339::from_unix(1_720_589_697).as_str(), "2024-07-10T05:34:57Z");
-        assert_eq!(Rfc3339::from_unix(MAX_TIMESTAMP).as_str(), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            Rfc3339::from_unix(951_782_400).as_str(),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            Rfc3339::from_unix(1_720_589_697).as_str(),
+            "2024-07-10T05:34:57Z"
+        );
+        assert_eq!(
+            Rfc3339::from_unix(MAX_TIMESTAMP).as_str(),
+            "9999-12-31T23:59:59Z"
+        );
     }
 
     /// The shared corpus in tests/data: every file in `invalid/` is named `<code>--<what>` and
@@ -1122,7 +1211,11 @@ mod tests {
         assert!(checked >= 30, "corpus has {checked} files");
         let valid = std::fs::read_to_string(dir.join("valid.jsonl")).unwrap();
         for line in valid.lines() {
-            assert!(run(line.as_bytes()).is_ok(), "{line}: {:?}", run(line.as_bytes()));
+            assert!(
+                run(line.as_bytes()).is_ok(),
+                "{line}: {:?}",
+                run(line.as_bytes())
+            );
         }
     }
 

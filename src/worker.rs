@@ -83,9 +83,18 @@ pub fn process(
 
 fn source_headers(topic: &str, source: &Source) -> OwnedHeaders {
     OwnedHeaders::new_with_capacity(3)
-        .insert(Header { key: HEADER_SOURCE_TOPIC, value: Some(topic) })
-        .insert(Header { key: HEADER_SOURCE_PARTITION, value: Some(&source.partition.to_string()) })
-        .insert(Header { key: HEADER_SOURCE_OFFSET, value: Some(&source.offset.to_string()) })
+        .insert(Header {
+            key: HEADER_SOURCE_TOPIC,
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: HEADER_SOURCE_PARTITION,
+            value: Some(&source.partition.to_string()),
+        })
+        .insert(Header {
+            key: HEADER_SOURCE_OFFSET,
+            value: Some(&source.offset.to_string()),
+        })
 }
 
 /// The dead letter for `record`: its key, value and headers untouched, then the error headers.
@@ -94,17 +103,41 @@ pub fn dead_letter(record: InputRecord, rejection: &Rejection, input_topic: &str
     let mut headers = record
         .headers
         .unwrap_or_else(|| OwnedHeaders::new_with_capacity(8))
-        .insert(Header { key: HEADER_ERROR_CODE, value: Some(rejection.code.as_str()) })
-        .insert(Header { key: HEADER_ERROR_MESSAGE, value: Some(rejection.message.as_str()) })
-        .insert(Header { key: HEADER_ERROR_STAGE, value: Some(rejection.code.stage()) })
-        .insert(Header { key: HEADER_ERROR_TOPIC, value: Some(input_topic) })
-        .insert(Header { key: HEADER_ERROR_PARTITION, value: Some(&source.partition.to_string()) })
-        .insert(Header { key: HEADER_ERROR_OFFSET, value: Some(&source.offset.to_string()) });
+        .insert(Header {
+            key: HEADER_ERROR_CODE,
+            value: Some(rejection.code.as_str()),
+        })
+        .insert(Header {
+            key: HEADER_ERROR_MESSAGE,
+            value: Some(rejection.message.as_str()),
+        })
+        .insert(Header {
+            key: HEADER_ERROR_STAGE,
+            value: Some(rejection.code.stage()),
+        })
+        .insert(Header {
+            key: HEADER_ERROR_TOPIC,
+            value: Some(input_topic),
+        })
+        .insert(Header {
+            key: HEADER_ERROR_PARTITION,
+            value: Some(&source.partition.to_string()),
+        })
+        .insert(Header {
+            key: HEADER_ERROR_OFFSET,
+            value: Some(&source.offset.to_string()),
+        });
     if let Some(field) = rejection.field {
-        headers = headers.insert(Header { key: HEADER_ERROR_FIELD, value: Some(field) });
+        headers = headers.insert(Header {
+            key: HEADER_ERROR_FIELD,
+            value: Some(field),
+        });
     }
     if let Some(ts) = record.timestamp_ms {
-        headers = headers.insert(Header { key: HEADER_ERROR_TIMESTAMP, value: Some(&ts.to_string()) });
+        headers = headers.insert(Header {
+            key: HEADER_ERROR_TIMESTAMP,
+            value: Some(&ts.to_string()),
+        });
     }
     OutputRecord {
         source,
@@ -123,7 +156,11 @@ mod tests {
 
     fn input(payload: Option<&[u8]>, headers: Option<OwnedHeaders>) -> InputRecord {
         InputRecord {
-            source: Source { partition: 2, offset: 41, epoch: 1 },
+            source: Source {
+                partition: 2,
+                offset: 41,
+                epoch: 1,
+            },
             timestamp_ms: Some(1_720_589_697_123),
             key: Some(b"k-1".to_vec()),
             payload: payload.map(<[u8]>::to_vec),
@@ -132,7 +169,9 @@ mod tests {
     }
 
     fn header_map(h: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
-        h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect()
+        h.iter()
+            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+            .collect()
     }
 
     #[test]
@@ -143,7 +182,8 @@ mod tests {
         let out = process(&mut t, input(Some(payload), None), "user-login", &mut tally);
         assert_eq!(out.destination, Destination::Processed);
         assert_eq!(out.key.as_deref(), Some(&b"u1"[..]));
-        let value: serde_json::Value = serde_json::from_slice(out.value.as_deref().unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(out.value.as_deref().unwrap()).unwrap();
         assert_eq!(value["device_type"], "android");
         assert_eq!(value["locale"], "CA");
         assert_eq!(value["ip_class"], "private");
@@ -163,10 +203,21 @@ mod tests {
         let mut t = Transformer::new(TransformOptions::default());
         let mut tally = WorkerTally::default();
         let original = OwnedHeaders::new()
-            .insert(Header { key: "trace", value: Some(&b"\x00\xffabc"[..]) })
-            .insert::<[u8]>(Header { key: "empty", value: None });
+            .insert(Header {
+                key: "trace",
+                value: Some(&b"\x00\xffabc"[..]),
+            })
+            .insert::<[u8]>(Header {
+                key: "empty",
+                value: None,
+            });
         let payload = b"{\"user_id\": \"\xff\"";
-        let out = process(&mut t, input(Some(payload), Some(original)), "user-login", &mut tally);
+        let out = process(
+            &mut t,
+            input(Some(payload), Some(original)),
+            "user-login",
+            &mut tally,
+        );
         assert_eq!(out.destination, Destination::DeadLetter);
         assert_eq!(out.key.as_deref(), Some(&b"k-1"[..]));
         assert_eq!(out.value.as_deref(), Some(&payload[..]));
@@ -174,15 +225,26 @@ mod tests {
         assert_eq!(headers[0], ("trace".into(), Some(b"\x00\xffabc".to_vec())));
         assert_eq!(headers[1], ("empty".into(), None));
         let get = |k: &str| {
-            headers.iter().find(|(key, _)| key == k).and_then(|(_, v)| v.clone()).map(|v| String::from_utf8(v).unwrap())
+            headers
+                .iter()
+                .find(|(key, _)| key == k)
+                .and_then(|(_, v)| v.clone())
+                .map(|v| String::from_utf8(v).unwrap())
         };
         assert_eq!(get(HEADER_ERROR_CODE).as_deref(), Some("invalid_utf8"));
         assert_eq!(get(HEADER_ERROR_STAGE).as_deref(), Some("parse"));
         assert_eq!(get(HEADER_ERROR_TOPIC).as_deref(), Some("user-login"));
         assert_eq!(get(HEADER_ERROR_PARTITION).as_deref(), Some("2"));
         assert_eq!(get(HEADER_ERROR_OFFSET).as_deref(), Some("41"));
-        assert_eq!(get(HEADER_ERROR_TIMESTAMP).as_deref(), Some("1720589697123"));
-        assert!(get(HEADER_ERROR_MESSAGE).unwrap().contains("UTF8"), "{:?}", get(HEADER_ERROR_MESSAGE));
+        assert_eq!(
+            get(HEADER_ERROR_TIMESTAMP).as_deref(),
+            Some("1720589697123")
+        );
+        assert!(
+            get(HEADER_ERROR_MESSAGE).unwrap().contains("UTF-8"),
+            "{:?}",
+            get(HEADER_ERROR_MESSAGE)
+        );
         assert_eq!(tally.dead_lettered[ErrorCode::InvalidUtf8.index()], 1);
     }
 
@@ -211,7 +273,13 @@ mod tests {
         }
         drop(in_tx);
         let metrics = Metrics::default();
-        run(in_rx, out_tx, Transformer::new(TransformOptions::default()), "in", &metrics);
+        run(
+            in_rx,
+            out_tx,
+            Transformer::new(TransformOptions::default()),
+            "in",
+            &metrics,
+        );
         let offsets: Vec<i64> = out_rx.iter().map(|o| o.source.offset).collect();
         assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
         assert_eq!(metrics.dead_lettered_total(), 5);

@@ -1,0 +1,455 @@
+//! End-to-end tests of `kafka-pipeline run` against the real broker: every record accounted
+//! for, dead letters byte-identical with the right code, offsets committed only after delivery.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+const HEADER_CODE: &str = "__pipeline.errors.code";
+
+/// A fixture from tests/data: key, value, and the expected error code (None: valid).
+type Fixture = (Vec<u8>, Option<Vec<u8>>, Option<String>);
+
+/// The fixtures in tests/data, plus the two that are not files (tombstone, oversize).
+fn corpus() -> Vec<Fixture> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let code = name.split("--").next().unwrap().to_owned();
+        out.push((
+            format!("bad:{name}").into_bytes(),
+            Some(std::fs::read(&path).unwrap()),
+            Some(code),
+        ));
+    }
+    for (i, line) in std::fs::read_to_string(dir.join("valid.jsonl"))
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        out.push((
+            format!("fixture-valid:{i}").into_bytes(),
+            Some(line.as_bytes().to_vec()),
+            None,
+        ));
+    }
+    out.push((b"bad:tombstone".to_vec(), None, Some("tombstone".into())));
+    out.push((
+        b"bad:too-large".to_vec(),
+        Some(vec![b' '; 300_000]),
+        Some("too_large".into()),
+    ));
+    out
+}
+
+fn valid_event(i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"user_id": "user-{i}", "app_version": "2.3.0", "ip": "25.67.{}.{}", "locale": "WA", "device_id": "dev-{i}", "timestamp": {}, "device_type": "{}"}}"#,
+        i % 256,
+        (i * 7) % 256,
+        1_720_589_697 + i,
+        if i % 2 == 0 { "iOS" } else { "android" }
+    )
+    .into_bytes()
+}
+
+/// Mixed traffic on 3 partitions with 4 workers: every valid record lands in processed_data
+/// exactly once, every invalid one in the DLQ byte-identical with the right code, and after
+/// SIGTERM the committed offsets equal the end offsets. A second run reprocesses nothing.
+#[test]
+fn mixed_traffic_is_routed_exactly_and_committed_after_sigterm() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-mixed");
+    let (output, dlq, group) = (
+        format!("{input}-out"),
+        format!("{input}-dlq"),
+        unique("it-group"),
+    );
+    create_topic(&brokers, &input, 3, &[]);
+    create_topic(&brokers, &output, 3, &[]);
+    create_topic(&brokers, &dlq, 1, &[("max.message.bytes", "2000000")]);
+
+    let mut records = Vec::new();
+    let mut expected_valid = BTreeSet::new();
+    for i in 0..600 {
+        let mut r = Rec::new(Some(format!("valid:{i}").as_bytes()), Some(&valid_event(i)));
+        r.partition = (i % 3) as i32;
+        records.push(r);
+        expected_valid.insert(format!("user-{i}"));
+    }
+    let mut expected_dlq = BTreeMap::new();
+    for (n, (key, value, code)) in corpus().into_iter().enumerate() {
+        let mut r = Rec {
+            key: Some(key.clone()),
+            value,
+            headers: vec![],
+            partition: (n % 3) as i32,
+            offset: -1,
+        };
+        // Original headers must survive byte-for-byte into the DLQ.
+        r.headers.push((
+            "trace-id".into(),
+            Some(format!("t-{n}\u{0}\u{ff}").into_bytes()),
+        ));
+        r.headers.push(("empty".into(), None));
+        match code {
+            Some(code) => {
+                expected_dlq.insert(key, (r.clone(), code));
+            }
+            None => {
+                let user: serde_json::Value =
+                    serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
+                expected_valid.insert(user["user_id"].as_str().unwrap().trim().to_owned());
+            }
+        }
+        records.push(r);
+    }
+    produce(&brokers, &input, &records);
+
+    let args = [
+        "--brokers",
+        &brokers,
+        "--input-topic",
+        &input,
+        "--output-topic",
+        &output,
+        "--dlq-topic",
+        &dlq,
+        "--group-id",
+        &group,
+        "--workers",
+        "4",
+        "--progress-interval",
+        "1s",
+        "--producer-property",
+        "message.max.bytes=2000000",
+    ];
+    let mut run = Running::start(&args);
+    let total = records.len();
+    let done = wait_until(Duration::from_secs(60), || {
+        let out = read_all(
+            &brokers,
+            &output,
+            expected_valid.len(),
+            Duration::from_secs(5),
+        )
+        .len();
+        let dl = read_all(&brokers, &dlq, expected_dlq.len(), Duration::from_secs(5)).len();
+        out + dl >= total
+    });
+    assert!(
+        done,
+        "pipeline did not route all {total} records; log:\n{}",
+        run.log_text()
+    );
+    run.signal("TERM");
+    let status = run.wait(Duration::from_secs(40));
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        run.log_text()
+    );
+
+    // processed_data: every valid record exactly once, keyed by user_id, with source headers.
+    let out = read_all(
+        &brokers,
+        &output,
+        expected_valid.len(),
+        Duration::from_secs(30),
+    );
+    let mut seen = BTreeMap::new();
+    for r in &out {
+        let v = r.json();
+        let user = v["user_id"].as_str().unwrap().to_owned();
+        assert_eq!(r.key.as_deref(), Some(user.as_bytes()), "keyed by user_id");
+        assert_eq!(
+            r.header("__pipeline.source.topic").as_deref(),
+            Some(input.as_str())
+        );
+        assert!(r.header("__pipeline.source.offset").is_some());
+        assert!(
+            ["ios", "android"].contains(&v["device_type"].as_str().unwrap()),
+            "{v}"
+        );
+        *seen.entry(user).or_insert(0) += 1;
+    }
+    let seen_users: BTreeSet<String> = seen.keys().cloned().collect();
+    assert_eq!(seen_users, expected_valid, "valid records in the output");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "duplicates: {:?}",
+        seen.iter().filter(|(_, &n)| n > 1).collect::<Vec<_>>()
+    );
+
+    // DLQ: byte-identical key, value and original headers, plus the right code.
+    let dead = read_all(&brokers, &dlq, expected_dlq.len(), Duration::from_secs(30));
+    assert_eq!(dead.len(), expected_dlq.len(), "dead letters");
+    for d in &dead {
+        let key = d.key.clone().expect("DLQ record keeps its key");
+        let (original, code) = expected_dlq
+            .get(&key)
+            .unwrap_or_else(|| panic!("unexpected DLQ key {key:?}"));
+        assert_eq!(
+            d.value,
+            original.value,
+            "{}: value must be untouched",
+            String::from_utf8_lossy(&key)
+        );
+        assert_eq!(
+            d.headers[..2],
+            original.headers[..],
+            "original headers first, untouched"
+        );
+        assert_eq!(
+            d.header(HEADER_CODE).as_deref(),
+            Some(code.as_str()),
+            "{}",
+            String::from_utf8_lossy(&key)
+        );
+        assert_eq!(
+            d.header("__pipeline.errors.topic").as_deref(),
+            Some(input.as_str())
+        );
+        for h in ["message", "stage", "partition", "offset", "timestamp"] {
+            assert!(
+                d.header(&format!("__pipeline.errors.{h}")).is_some(),
+                "missing header {h}"
+            );
+        }
+    }
+
+    // Committed offsets equal the end offsets.
+    assert_eq!(
+        committed(&brokers, &group, &input, 3),
+        end_offsets(&brokers, &input, 3)
+    );
+
+    // The original pipeline's kafka-python consumer snippet reads the output.
+    let python = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-env.sh"))
+        .output()
+        .expect("scripts/python-env.sh");
+    assert!(
+        python.status.success(),
+        "python-env.sh: {}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let py = String::from_utf8(python.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let read = std::process::Command::new(py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_topic.py"))
+        .args([
+            "--topic",
+            &output,
+            "--bootstrap",
+            &brokers,
+            "--expect",
+            &expected_valid.len().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "kafka-python snippet: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).lines().count(),
+        expected_valid.len()
+    );
+
+    // A second run of the same group reprocesses nothing.
+    let mut again = Running::start(&[&args[..], &["--exit-at-end"]].concat());
+    let status = again.wait(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "second run: {status:?}\n{}",
+        again.log_text()
+    );
+    assert_eq!(
+        read_all(&brokers, &output, seen.len(), Duration::from_secs(10)).len(),
+        seen.len()
+    );
+    assert_eq!(
+        read_all(&brokers, &dlq, dead.len(), Duration::from_secs(10)).len(),
+        dead.len()
+    );
+    assert!(
+        again.log_text().contains("in 0 "),
+        "second run handed out records:\n{}",
+        again.log_text()
+    );
+}
+
+/// A delivery that keeps failing (the output topic rejects the records) does not advance the
+/// committed offset; once the topic accepts them, the records arrive and the offset moves.
+#[test]
+fn failed_delivery_holds_the_committed_offset_until_it_succeeds() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-fail");
+    let (output, dlq, group) = (
+        format!("{input}-out"),
+        format!("{input}-dlq"),
+        unique("it-group"),
+    );
+    create_topic(&brokers, &input, 1, &[]);
+    // Too small for any processed record: the broker answers MESSAGE_TOO_LARGE.
+    create_topic(&brokers, &output, 1, &[("max.message.bytes", "64")]);
+    create_topic(&brokers, &dlq, 1, &[]);
+    let records: Vec<Rec> = (0..20)
+        .map(|i| Rec::new(Some(b"k"), Some(&valid_event(i))))
+        .collect();
+    produce(&brokers, &input, &records);
+
+    let mut run = Running::start(&[
+        "--brokers",
+        &brokers,
+        "--input-topic",
+        &input,
+        "--output-topic",
+        &output,
+        "--dlq-topic",
+        &dlq,
+        "--group-id",
+        &group,
+        "--workers",
+        "2",
+        "--progress-interval",
+        "1s",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(30), || run
+            .log_text()
+            .contains("delivery to")),
+        "no delivery failure reported; log:\n{}",
+        run.log_text()
+    );
+    // Several auto-commit intervals pass while every delivery fails.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        committed(&brokers, &group, &input, 1)
+            .get(&0)
+            .copied()
+            .unwrap_or(0),
+        0,
+        "offset advanced past undelivered records"
+    );
+    assert!(read_all(&brokers, &output, 0, Duration::from_secs(3)).is_empty());
+
+    kafka_pipeline::admin::alter_topic_config(
+        &brokers,
+        &[],
+        &output,
+        &[("max.message.bytes", "1048588")],
+    )
+    .expect("alter topic config");
+    assert!(
+        wait_until(Duration::from_secs(60), || committed(
+            &brokers, &group, &input, 1
+        )
+        .get(&0)
+            == Some(&20)),
+        "offset did not reach the end after the topic became writable; log:\n{}",
+        run.log_text()
+    );
+    run.signal("TERM");
+    assert!(
+        run.wait(Duration::from_secs(40)).success(),
+        "log:\n{}",
+        run.log_text()
+    );
+    let out = read_all(&brokers, &output, 20, Duration::from_secs(30));
+    let users: BTreeSet<String> = out
+        .iter()
+        .map(|r| r.json()["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        users,
+        (0..20)
+            .map(|i| format!("user-{i}"))
+            .collect::<BTreeSet<_>>()
+    );
+}
+
+/// Bad configuration and unreachable infrastructure: one clear error line, distinct non-zero
+/// exit codes, no hang.
+#[test]
+fn startup_errors_exit_non_zero_with_one_clear_line() {
+    let out = pipeline().args(["run", "--workers", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+
+    let out = pipeline()
+        .args(["run", "--output-topic", "user-login"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = pipeline()
+        .args(["run", "--optional-field", "colour=red"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let started = std::time::Instant::now();
+    let out = pipeline()
+        .args(["run", "--brokers", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach Kafka at 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("ERROR")).count(),
+        1,
+        "{stderr}"
+    );
+
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let missing = unique("it-missing");
+    let out = pipeline()
+        .args(["run", "--brokers", &brokers, "--input-topic", &missing])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("input topic {missing:?} does not exist")),
+        "{stderr}"
+    );
+}
