@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// Produce realistic or hostile login traffic to a topic, for demos and load tests.
     Loadgen(crate::loadgen::LoadgenArgs),
+    /// Read the insights topic, merge the windows of all instances and print them.
+    Insights(crate::insights::ReaderArgs),
 }
 
 /// Connection flags shared by every subcommand that talks to Kafka.

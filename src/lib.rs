@@ -30,6 +30,7 @@ pub mod clients;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod insights;
 pub mod loadgen;
 pub mod metrics;
 pub mod offsets;

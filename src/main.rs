@@ -19,15 +19,21 @@ fn main() {
                 e.exit_code()
             }
         },
-        Command::Loadgen(args) => match kafka_pipeline::loadgen::run(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                log::error!("{e:#}");
-                EXIT_RUNTIME
-            }
-        },
+        Command::Loadgen(args) => report(kafka_pipeline::loadgen::run(args)),
+        Command::Insights(args) => report(kafka_pipeline::insights::run_reader(args)),
     };
     std::process::exit(code);
+}
+
+/// Exit code of a helper subcommand.
+fn report(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e:#}");
+            EXIT_RUNTIME
+        }
+    }
 }
 
 /// Installs the SIGINT/SIGTERM handler (first signal: graceful shutdown within the timeout;
