@@ -1,10 +1,11 @@
 //! The consumer stage: one thread owns the `BaseConsumer`, polls it, hands records to the
 //! workers, and alone touches consumer offsets.
 //!
-//! - It never blocks on a full channel. Records that don't fit wait in a small local queue and
-//!   the assigned partitions are paused; polling goes on (so heartbeats and rebalances are
-//!   served and `max.poll.interval.ms` is never exceeded), and the partitions resume when the
-//!   workers have caught up (the channel is half empty).
+//! - It never blocks for long on a full channel. A record waits at most
+//!   [`BACKPRESSURE_WAIT`] for space; if the workers are still behind, it stays in a small local
+//!   queue and the assigned partitions are paused; polling goes on (so heartbeats and
+//!   rebalances are served and `max.poll.interval.ms` is never exceeded), and the partitions
+//!   resume when the workers have caught up (the channel is half empty).
 //! - Delivered records come back on the "done" channel; the [`OffsetTracker`] turns them into
 //!   committable positions, which are stored (`store_offsets`) every 100 ms and committed by
 //!   librdkafka's auto-commit. See [`crate::offsets`] for the guarantee.
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -35,6 +36,8 @@ use crate::offsets::OffsetTracker;
 use crate::record::{InputRecord, Source};
 use crate::shutdown::Shutdown;
 
+/// How long a record may wait for channel space before the consumer pauses its partitions.
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(100);
 /// How often positions are stored while running.
 const STORE_INTERVAL: Duration = Duration::from_millis(100);
 /// Records polled in one go before the loop does its bookkeeping again.
@@ -392,7 +395,21 @@ impl<'a> ConsumerStage<'a> {
                 log::debug!("not handing out {source:?}: {e:?}");
                 continue;
             }
-            match work_tx.try_send(record) {
+            // A short wait for space rides out the moments when the workers are briefly full
+            // (pausing purges librdkafka's prefetched records and restarts fetching, which is
+            // far more expensive); it is well inside max.poll.interval.ms, and callbacks are
+            // served by the next poll. Only when the workers stay behind do we pause.
+            let sent = if self.context().paused.load(Relaxed) {
+                work_tx.try_send(record)
+            } else {
+                work_tx
+                    .send_timeout(record, BACKPRESSURE_WAIT)
+                    .map_err(|e| match e {
+                        SendTimeoutError::Timeout(r) => TrySendError::Full(r),
+                        SendTimeoutError::Disconnected(r) => TrySendError::Disconnected(r),
+                    })
+            };
+            match sent {
                 Ok(()) => {
                     // Tracked right after the send; its completion can only be applied later,
                     // by this same thread.

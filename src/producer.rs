@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -151,11 +151,13 @@ impl<'a> ProducerStage<'a> {
                 self.producer.poll(Duration::from_millis(50));
                 continue;
             }
-            match rx.try_recv() {
+            // BaseProducer::poll waits out its whole timeout even when events arrive, so the
+            // wait for work happens on the channel (wakes at once) and poll(ZERO) above serves
+            // the delivery reports at least every millisecond.
+            match rx.recv_timeout(Duration::from_millis(1)) {
                 Ok(record) => self.send(record, 0),
-                // Nothing to send: wait on the producer queue, which wakes on delivery reports.
-                Err(TryRecvError::Empty) => self.producer.poll(Duration::from_millis(5)),
-                Err(TryRecvError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.finish()
