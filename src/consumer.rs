@@ -122,6 +122,13 @@ impl RebalanceContext {
         if lost {
             log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
         } else if commit.count() > 0 {
+            // Store as well as commit: with auto-commit on, librdkafka commits the *stored*
+            // offsets of revoked partitions during the unassign that follows this callback; a
+            // stored offset older than this commit would move the group's position back and
+            // the next owner would process the difference again.
+            if let Err(e) = consumer.store_offsets(&commit) {
+                log::warn!("storing final offsets of revoked partitions {partitions:?}: {e}");
+            }
             match consumer.commit(&commit, CommitMode::Sync) {
                 Ok(()) => log::info!(
                     "revoked partitions {partitions:?}; committed {}",
@@ -535,18 +542,7 @@ impl<'a> ConsumerStage<'a> {
         self.context().absorb_done();
         self.store_positions();
         let in_flight = self.context().tracker().total_in_flight() as u64;
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => {}
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => log::warn!("final commit failed: {e}"),
-        }
-        let committed = {
-            let tracker = self.context().tracker();
-            tracker
-                .partitions()
-                .map(|p| (p, tracker.committable(p)))
-                .collect::<Vec<_>>()
-        };
+        let committed = self.commit_final();
         progress.log(&self.metrics, self.progress_extras());
         log::info!("committed positions {committed:?}; closing consumer");
         self.at_end.clear();
@@ -556,6 +552,66 @@ impl<'a> ConsumerStage<'a> {
         }
         Ok(())
     }
+}
+
+impl ConsumerStage<'_> {
+    /// Commits the tracker's positions synchronously at shutdown. While the group is
+    /// rebalancing (another member joining or leaving) the coordinator rejects commits from
+    /// this member until it has rejoined, so a retriable rejection is answered by polling
+    /// (which lets librdkafka rejoin and serves the callbacks) and trying again, until the
+    /// shutdown deadline. Giving up here would make the next owner process the difference
+    /// again.
+    fn commit_final(&self) -> Vec<(i32, Option<i64>)> {
+        let deadline = self.shutdown.deadline().unwrap_or_else(Instant::now);
+        loop {
+            let positions: Vec<(i32, Option<i64>)> = {
+                let tracker = self.context().tracker();
+                tracker
+                    .partitions()
+                    .map(|p| (p, tracker.committable(p)))
+                    .collect()
+            };
+            let mut tpl = TopicPartitionList::new();
+            for &(p, position) in &positions {
+                if let Some(position) = position {
+                    let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(position));
+                }
+            }
+            if tpl.count() == 0 {
+                return positions;
+            }
+            // Stored too, so the commit librdkafka makes when it closes cannot go backwards.
+            let _ = self.consumer.store_offsets(&tpl);
+            match self.consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => return positions,
+                Err(KafkaError::ConsumerCommit(code))
+                    if retriable_commit_error(code) && Instant::now() < deadline =>
+                {
+                    log::info!("final commit: {code} (a rebalance is in progress); retrying");
+                    let _ = self.consumer.poll(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    log::warn!(
+                        "final commit failed: {e}; the next owner may process some records again"
+                    );
+                    return positions;
+                }
+            }
+        }
+    }
+}
+
+/// Commit errors that go away once the member has rejoined the group or found its coordinator.
+fn retriable_commit_error(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::RequestTimedOut
+    )
 }
 
 /// Checks that the broker answers and the input topic exists; warns about missing outputs.

@@ -453,3 +453,235 @@ fn startup_errors_exit_non_zero_with_one_clear_line() {
         "{stderr}"
     );
 }
+
+/// A shutdown that cannot finish (the output topic rejects every record) ends at
+/// `--shutdown-timeout` with exit code 4; a second signal exits at once with 130. Neither
+/// commits past the undelivered records.
+#[test]
+fn shutdown_deadline_and_second_signal() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-stop");
+    let (output, dlq) = (format!("{input}-out"), format!("{input}-dlq"));
+    create_topic(&brokers, &input, 1, &[]);
+    create_topic(&brokers, &output, 1, &[("max.message.bytes", "64")]);
+    create_topic(&brokers, &dlq, 1, &[]);
+    produce(
+        &brokers,
+        &input,
+        &[Rec::new(Some(b"k"), Some(&valid_event(1)))],
+    );
+
+    for (signals, expected_code) in [(1, 4), (2, 130)] {
+        let group = unique("it-group");
+        let mut run = Running::start(&[
+            "--brokers",
+            &brokers,
+            "--input-topic",
+            &input,
+            "--output-topic",
+            &output,
+            "--dlq-topic",
+            &dlq,
+            "--group-id",
+            &group,
+            "--shutdown-timeout",
+            "3s",
+        ]);
+        assert!(
+            wait_until(Duration::from_secs(30), || run
+                .log_text()
+                .contains("delivery to")),
+            "no delivery failure; log:\n{}",
+            run.log_text()
+        );
+        let started = std::time::Instant::now();
+        run.signal("TERM");
+        if signals == 2 {
+            std::thread::sleep(Duration::from_millis(300));
+            run.signal("INT");
+        }
+        let status = run.wait(Duration::from_secs(30));
+        assert_eq!(
+            status.code(),
+            Some(expected_code),
+            "log:\n{}",
+            run.log_text()
+        );
+        let limit = if signals == 2 {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(10)
+        };
+        assert!(started.elapsed() < limit, "took {:?}", started.elapsed());
+        assert_eq!(
+            committed(&brokers, &group, &input, 1)
+                .get(&0)
+                .copied()
+                .unwrap_or(0),
+            0
+        );
+    }
+}
+
+/// Flags have environment twins, and a flag beats its twin.
+#[test]
+fn environment_twins_and_precedence() {
+    let out = pipeline()
+        .args(["run"])
+        .env("KAFKA_PIPELINE_WORKERS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let missing = unique("it-env-missing");
+    let out = pipeline()
+        .args(["run", "--workers", "1"])
+        .env("KAFKA_PIPELINE_WORKERS", "0")
+        .env("KAFKA_PIPELINE_BROKERS", &brokers)
+        .env("KAFKA_PIPELINE_INPUT_TOPIC", &missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&missing), "{stderr}");
+}
+
+/// Two instances in one group while traffic flows: a second instance joins (cooperative
+/// rebalance moves some partitions), then the first leaves with SIGTERM. Graceful hand-offs
+/// drain and commit before the partitions move, so every valid record is in the output exactly
+/// once and the group's committed offsets reach the end.
+#[test]
+fn graceful_rebalances_lose_and_duplicate_nothing() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-rebalance");
+    let (output, dlq, group) = (
+        format!("{input}-out"),
+        format!("{input}-dlq"),
+        unique("it-group"),
+    );
+    create_topic(&brokers, &input, 4, &[]);
+    create_topic(&brokers, &output, 4, &[]);
+    create_topic(&brokers, &dlq, 1, &[]);
+    // The original feed: a fresh user_id per event, so a duplicate is visible.
+    let mut feeder = pipeline()
+        .args([
+            "loadgen",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &input,
+            "--profile",
+            "original",
+        ])
+        .args(["--rate", "4000", "--count", "40000", "--seed", "7"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let args = [
+        "--brokers",
+        &brokers,
+        "--input-topic",
+        &input,
+        "--output-topic",
+        &output,
+        "--dlq-topic",
+        &dlq,
+        "--group-id",
+        &group,
+        "--workers",
+        "2",
+        "--progress-interval",
+        "1s",
+    ];
+    let mut first = Running::start(&args);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut second = Running::start(&args);
+    std::thread::sleep(Duration::from_secs(4));
+    first.signal("TERM");
+    assert!(
+        first.wait(Duration::from_secs(40)).success(),
+        "first:\n{}",
+        first.log_text()
+    );
+    assert!(feeder.wait().unwrap().success(), "load generator failed");
+    let ends = end_offsets(&brokers, &input, 4);
+    assert_eq!(ends.values().sum::<i64>(), 40_000);
+    assert!(
+        wait_until(Duration::from_secs(60), || committed(
+            &brokers, &group, &input, 4
+        ) == ends),
+        "second instance did not catch up; log:\n{}",
+        second.log_text()
+    );
+    second.signal("TERM");
+    assert!(
+        second.wait(Duration::from_secs(40)).success(),
+        "second:\n{}",
+        second.log_text()
+    );
+    assert!(
+        second.log_text().contains("assigned partitions"),
+        "{}",
+        second.log_text()
+    );
+
+    let inputs = read_all(&brokers, &input, 40_000, Duration::from_secs(60));
+    let mut transformer = kafka_pipeline::transform::Transformer::new(Default::default());
+    let expected: BTreeSet<String> = inputs
+        .iter()
+        .filter_map(|r| {
+            transformer
+                .process(r.value.as_deref())
+                .ok()
+                .map(|e| e.user_id.into_owned())
+        })
+        .collect();
+    let out = read_all(&brokers, &output, expected.len(), Duration::from_secs(60));
+    let users: Vec<String> = out
+        .iter()
+        .map(|r| r.json()["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    let distinct: BTreeSet<String> = users.iter().cloned().collect();
+    assert_eq!(distinct, expected, "lost records");
+    if users.len() != distinct.len() {
+        // Where the duplicates came from: (partition, first offset, last offset, count).
+        let mut seen = BTreeSet::new();
+        let mut dups: BTreeMap<String, (i64, i64, usize)> = BTreeMap::new();
+        for r in &out {
+            if !seen.insert(r.json()["user_id"].as_str().unwrap().to_owned()) {
+                let p = r.header("__pipeline.source.partition").unwrap();
+                let o: i64 = r
+                    .header("__pipeline.source.offset")
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let e = dups.entry(p).or_insert((o, o, 0));
+                e.0 = e.0.min(o);
+                e.1 = e.1.max(o);
+                e.2 += 1;
+            }
+        }
+        panic!(
+            "{} duplicates after graceful hand-offs: {dups:?}\nfirst:\n{}\nsecond:\n{}",
+            users.len() - distinct.len(),
+            first.log_text(),
+            second.log_text()
+        );
+    }
+    let dead = read_all(
+        &brokers,
+        &dlq,
+        40_000 - expected.len(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(dead.len() + out.len(), 40_000);
+}
