@@ -1,20 +1,27 @@
 //! Worker-stage benchmarks on realistic events (`loadgen --profile realistic`, seed 1):
 //! parse + validate + transform + serialize per event, with simd-json (the pipeline's parser,
 //! buffers reused) and with serde_json into the same borrowed fields, so the parser choice rests
-//! on numbers for our event size; the whole worker step (output record with key and headers);
-//! and the offset tracker. Reported in elements (events) per second.
+//! on numbers for our event size; the cost of counting events in insight windows; the whole
+//! worker step (output record with key and headers, insights); and the offset tracker.
+//! Reported in elements (events) per second.
 //!
 //! `cargo bench --bench transform` measures; `cargo test --benches` (CI) runs each once.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::sync::atomic::AtomicU64;
+
+use kafka_pipeline::insights::window::{
+    lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
+};
 use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
-use kafka_pipeline::metrics::WorkerTally;
+use kafka_pipeline::metrics::{Metrics, WorkerTally};
 use kafka_pipeline::offsets::OffsetTracker;
 use kafka_pipeline::record::{InputRecord, Source};
 use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
-use kafka_pipeline::worker;
+use kafka_pipeline::watermark::EventClock;
+use kafka_pipeline::worker::{self, WorkerShared};
 
 const EVENTS: usize = 10_000;
 
@@ -45,6 +52,29 @@ fn parsers(c: &mut Criterion) {
         })
     });
 
+    // The same, plus counting each event in its insight window (what a worker adds for the
+    // insights): the difference is the cost of aggregation.
+    let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
+    let now_ms = 1_720_589_697_000 + 5_000;
+    group.bench_function("simd-json, buffers reused, + insight aggregation", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                out.clear();
+                if let Ok(event) = transformer.process(Some(p)) {
+                    event.write_json(&mut out);
+                    aggregator.observe(&Observation {
+                        event_time: event.timestamp,
+                        lag_ms: lag_ms(now_ms, event.timestamp),
+                        kind: ObservationKind::valid(&event),
+                    });
+                }
+                black_box(&out);
+            }
+            // Keep the open windows bounded as a worker would.
+            black_box(aggregator.advance(1_720_589_697 + 3_600));
+        })
+    });
+
     let options = TransformOptions::default();
     group.bench_function("serde_json, borrowed fields", |b| {
         b.iter(|| {
@@ -66,7 +96,17 @@ fn worker_step(c: &mut Criterion) {
     group.throughput(Throughput::Elements(payloads.len() as u64));
     let mut transformer = Transformer::new(TransformOptions::default());
     let mut tally = WorkerTally::default();
-    group.bench_function("input record to output record", |b| {
+    let (metrics, clock, flush) = (Metrics::default(), EventClock::new(), AtomicU64::new(0));
+    let shared = WorkerShared {
+        input_topic: "user-login",
+        metrics: &metrics,
+        clock: &clock,
+        flush_request: &flush,
+        windows: WindowConfig::new(10, 10),
+    };
+    let mut aggregator = WindowAggregator::new(shared.windows);
+    let now_ms = 1_720_589_697_000 + 5_000;
+    group.bench_function("input record to output record (with insights)", |b| {
         b.iter_batched(
             || {
                 payloads
@@ -89,8 +129,10 @@ fn worker_step(c: &mut Criterion) {
                 for input in inputs {
                     black_box(worker::process(
                         &mut transformer,
+                        &mut aggregator,
                         input,
-                        "user-login",
+                        &shared,
+                        now_ms,
                         &mut tally,
                     ));
                 }

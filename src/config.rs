@@ -153,6 +153,19 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub channel_capacity: u32,
 
+    /// Length of the tumbling event-time windows of the insights, e.g. 10s, 1m.
+    #[arg(long, env = "KAFKA_PIPELINE_WINDOW", default_value = "10s", value_parser = parse_duration)]
+    pub window: Duration,
+
+    /// How long after a window's end (in event time) late events still count in it
+    /// [default: one window].
+    #[arg(long, env = "KAFKA_PIPELINE_ALLOWED_LATENESS", value_parser = parse_duration)]
+    pub allowed_lateness: Option<Duration>,
+
+    /// Name of this instance in the insight records [default: HOSTNAME-PID].
+    #[arg(long, env = "KAFKA_PIPELINE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// Stop after the input is drained: exit once every assigned partition has been read to its
     /// end offset and all outputs are committed (for batch jobs and tests).
     #[arg(long, env = "KAFKA_PIPELINE_EXIT_AT_END")]
@@ -190,6 +203,10 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Exit once the input is drained.
     pub exit_at_end: bool,
+    /// Insight window sizes.
+    pub windows: crate::insights::window::WindowConfig,
+    /// This instance's name in the insight records.
+    pub instance_id: String,
 }
 
 impl Config {
@@ -244,6 +261,15 @@ impl Config {
             Some(n) => usize::from(n),
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let window = args.window.as_secs();
+        if window == 0 || args.window.subsec_nanos() != 0 {
+            return config_err(format!(
+                "--window must be a whole number of seconds, at least 1s (got {:?})",
+                args.window
+            ));
+        }
+        let lateness = args.allowed_lateness.map_or(window, |d| d.as_secs());
+        let instance_id = args.instance_id.unwrap_or_else(default_instance_id);
         Ok(Config {
             brokers: args.kafka.brokers,
             input_topic: args.input_topic,
@@ -259,8 +285,21 @@ impl Config {
             progress_interval: args.progress_interval,
             channel_capacity: args.channel_capacity as usize,
             exit_at_end: args.exit_at_end,
+            windows: crate::insights::window::WindowConfig::new(window, lateness),
+            instance_id,
         })
     }
+}
+
+/// `HOSTNAME-PID`: unique among the instances running at one time.
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kafka-pipeline".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Parses `key=value` (the value may itself contain `=`).
@@ -321,6 +360,31 @@ mod tests {
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
         assert!(c.workers >= 1);
         assert!(c.transform.fill.iter().all(Option::is_none));
+        assert_eq!(
+            (c.windows.size_secs, c.windows.allowed_lateness_secs),
+            (10, 10)
+        );
+        assert!(c.instance_id.ends_with(&format!("-{}", std::process::id())));
+    }
+
+    #[test]
+    fn window_flags() {
+        let c = run_config(&[
+            "--window",
+            "1m",
+            "--allowed-lateness",
+            "5s",
+            "--instance-id",
+            "a",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.windows.size_secs, c.windows.allowed_lateness_secs),
+            (60, 5)
+        );
+        assert_eq!(c.instance_id, "a");
+        assert!(run_config(&["--window", "0s"]).is_err());
+        assert!(run_config(&["--window", "1500ms"]).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   synchronously at the end.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,8 @@ pub struct RebalanceContext {
     done_rx: Receiver<Source>,
     drain_timeout: Duration,
     paused: AtomicBool,
+    /// Bumped on every revoke; the workers flush their open insight windows when it moves.
+    flush_request: Arc<AtomicU64>,
     /// Sum of `consumer_lag_stored` over the input partitions from the latest librdkafka
     /// statistics (high watermark − stored position); -1 until known.
     lag: AtomicI64,
@@ -77,6 +79,9 @@ impl RebalanceContext {
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        // Records are done only once their insight window is published: ask the workers to
+        // flush their open windows now, so the revoked partitions' records can be committed.
+        self.flush_request.fetch_add(1, Relaxed);
         let partitions: Vec<i32> = tpl
             .elements_for_topic(&self.topic)
             .iter()
@@ -260,6 +265,7 @@ impl<'a> ConsumerStage<'a> {
         config: &Config,
         done_rx: Receiver<Source>,
         metrics: Arc<Metrics>,
+        flush_request: Arc<AtomicU64>,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
         let context = RebalanceContext {
@@ -268,6 +274,7 @@ impl<'a> ConsumerStage<'a> {
             done_rx,
             drain_timeout: config.shutdown_timeout.min(MAX_REVOKE_DRAIN),
             paused: AtomicBool::new(false),
+            flush_request,
             lag: AtomicI64::new(-1),
             metrics: Arc::clone(&metrics),
             log: ClientLog::default(),
@@ -479,7 +486,8 @@ impl<'a> ConsumerStage<'a> {
         }
     }
 
-    /// True when every assigned partition has been read to its end and nothing is in flight.
+    /// True when every assigned partition has been read to its end and handed out. (Records
+    /// still in flight, or waiting for their insight window, are finished by the shutdown.)
     fn drained(&self, work_tx: &Sender<InputRecord>) -> bool {
         let tracker = self.context().tracker();
         let assigned: Vec<i32> = tracker.partitions().collect();
@@ -487,7 +495,6 @@ impl<'a> ConsumerStage<'a> {
             && assigned.iter().all(|p| self.at_end.contains(p))
             && self.pending.is_empty()
             && work_tx.is_empty()
-            && tracker.total_in_flight() == 0
     }
 
     fn progress_extras(&self) -> ProgressExtras {

@@ -1,29 +1,35 @@
 //! kafka-pipeline: a stream processor that turns a Kafka topic of raw JSON login events into
-//! clean records, dead letters and (soon) windowed insights, at least once, without stalling on
-//! bad input.
+//! clean records, dead letters and windowed insights, at least once, without stalling on bad
+//! input.
 //!
 //! # Shape
 //!
 //! ```text
-//!              +-----------------+   bounded     +------------+  bounded   +-----------------+
-//!  user-login  | consumer thread |  crossbeam    | worker 1..N|  crossbeam | producer thread |--> processed_data
-//!  ----------->| BaseConsumer    |==============>| simd-json  |===========>| BaseProducer    |--> user-login-dlq
-//!              | poll, pause,    |  InputRecord  | validate,  | OutputRecord| delivery reports|
-//!              | store offsets   |               | transform  |            +--------+--------+
-//!              +-----------------+               +------------+                     |
-//!                       ^                                                           |
-//!                       +-------------- delivered Source (unbounded) ---------------+
+//!              +-----------------+   bounded     +-------------+  bounded    +------------------+
+//!  user-login  | consumer thread |  crossbeam    | worker 1..N |  crossbeam  | producer thread  |--> processed_data
+//!  ----------->| BaseConsumer    |==============>| simd-json   |============>| BaseProducer     |--> user-login-dlq
+//!              | poll, pause,    |  InputRecord  | validate,   | ToProducer  | window merger,   |--> insights
+//!              | store offsets   |               | transform,  | (records,   | delivery reports |
+//!              +-----------------+               | aggregate   |  windows)   +--------+---------+
+//!                       ^                        +-------------+                      |
+//!                       +--------------- done Source (unbounded) ---------------------+
 //! ```
 //!
 //! - [`consumer`]: polls, hands records to the workers, pauses when they fall behind, tracks
-//!   completions with [`offsets::OffsetTracker`] and stores only delivered positions.
-//! - [`worker`]: parses with simd-json ([`transform`]), builds the output or dead-letter record.
-//! - [`producer`]: sends, serves delivery reports, retries failed deliveries, reports back.
-//! - [`config`], [`error`], [`metrics`], [`record`], [`shutdown`], [`clients`]: the plumbing.
+//!   completions with [`offsets::OffsetTracker`] and stores only positions of done records.
+//! - [`worker`]: parses with simd-json ([`transform`]), builds the output or dead-letter record,
+//!   counts the event in its own insight windows ([`insights::window`]), closes them as the
+//!   shared [`watermark`] passes.
+//! - [`producer`]: sends, merges the workers' windows into one insight record per window
+//!   ([`merger`]), serves delivery reports, retries failed deliveries, and reports a record as
+//!   done once its output and its insight window are both delivered.
+//! - [`config`], [`error`], [`metrics`], [`record`], [`shutdown`], [`clients`], [`admin`]: the
+//!   plumbing; [`loadgen`] and [`insights`] also back the `loadgen` and `insights` subcommands.
 //!
 //! Lifecycle follows channel ownership: the consumer thread owns the only work sender; when it
-//! stops (shutdown or error) it drops it, the workers drain and drop their output senders, the
-//! producer drains, flushes and drops the done sender, and the consumer commits and closes.
+//! stops (shutdown or error) it drops it, the workers drain, flush their windows and drop their
+//! output senders, the producer publishes the last windows, drains, flushes and drops the done
+//! sender, and the consumer commits and closes.
 
 pub mod admin;
 pub mod clients;
@@ -32,14 +38,17 @@ pub mod consumer;
 pub mod error;
 pub mod insights;
 pub mod loadgen;
+pub mod merger;
 pub mod metrics;
 pub mod offsets;
 pub mod producer;
 pub mod record;
 pub mod shutdown;
 pub mod transform;
+pub mod watermark;
 pub mod worker;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread;
 
@@ -50,6 +59,8 @@ use crate::metrics::Metrics;
 use crate::producer::ProducerStage;
 use crate::shutdown::Shutdown;
 use crate::transform::Transformer;
+use crate::watermark::EventClock;
+use crate::worker::{WorkerShared, WorkerWindows};
 
 /// Runs the pipeline until `shutdown` is requested (or, with `--exit-at-end`, the input is
 /// drained), then drains, flushes and commits within the shutdown timeout.
@@ -61,8 +72,29 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
     // thread must never block on it.
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
 
-    let consumer = ConsumerStage::new(&config, done_rx, Arc::clone(&metrics), shutdown)?;
-    let producer = ProducerStage::new(&config, done_tx, Arc::clone(&metrics), shutdown)?;
+    let flush_request = Arc::new(AtomicU64::new(0));
+    let clock = EventClock::new();
+    let consumer = ConsumerStage::new(
+        &config,
+        done_rx,
+        Arc::clone(&metrics),
+        Arc::clone(&flush_request),
+        shutdown,
+    )?;
+    let producer = ProducerStage::new(
+        &config,
+        done_tx,
+        Arc::clone(&metrics),
+        &flush_request,
+        shutdown,
+    )?;
+    let shared = WorkerShared {
+        input_topic: &config.input_topic,
+        metrics: &metrics,
+        clock: &clock,
+        flush_request: &flush_request,
+        windows: config.windows,
+    };
     log::info!(
         "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}",
         env!("CARGO_PKG_VERSION"),
@@ -90,13 +122,13 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
         }
         let mut handles = Vec::new();
         for i in 0..config.workers {
-            let (rx, tx, metrics) = (work_rx.clone(), out_tx.clone(), &metrics);
+            let (rx, tx, shared) = (work_rx.clone(), out_tx.clone(), &shared);
             let transformer = Transformer::new(config.transform.clone());
-            let topic = config.input_topic.as_str();
+            let windows = WorkerWindows::new(i, config.windows);
             handles.push((
                 "worker",
                 spawn(scope, format!("worker-{i}"), move || {
-                    worker::run(rx, tx, transformer, topic, metrics);
+                    worker::run(rx, tx, transformer, windows, shared);
                     Ok(())
                 }),
             ));

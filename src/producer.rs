@@ -1,8 +1,10 @@
-//! The producer stage: one thread owns the `BaseProducer`, sends what the workers made, serves
-//! delivery reports and reports each delivered input record back to the consumer thread.
+//! The producer stage: one thread owns the `BaseProducer`, sends what the workers made, merges
+//! the workers' insight windows and publishes them, serves delivery reports and reports each
+//! done input record back to the consumer thread.
 //!
-//! - A delivered record sends its [`Source`] to the consumer thread (the "done" channel); only
-//!   then may the input offset be committed.
+//! - An input record is done when its output is delivered and the insight window part that
+//!   counts it is delivered ([`WindowMerger`] decides); its [`Source`] then goes to the consumer
+//!   thread (the "done" channel), and only then may its offset be committed.
 //! - A record whose delivery fails (after librdkafka's own retries) is resent by this thread with
 //!   exponential backoff, for as long as it takes; its input offset stays uncommitted meanwhile.
 //!   When more than [`MAX_RETRY_BACKLOG`] records wait for a retry the thread stops taking new
@@ -14,8 +16,10 @@
 //!   deadline, and flushes before the producer is dropped (dropping purges the queue).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::config::RDKafkaLogLevel;
@@ -27,8 +31,10 @@ use rdkafka::ClientContext;
 use crate::clients::{producer_config, ClientLog};
 use crate::config::Config;
 use crate::error::PipelineError;
+use crate::insights::record::InsightRecord;
+use crate::merger::{Publication, WindowMerger};
 use crate::metrics::Metrics;
-use crate::record::{Destination, OutputRecord, Source};
+use crate::record::{Destination, Origin, OutputRecord, Source, ToProducer};
 use crate::shutdown::Shutdown;
 
 /// Records waiting for a retry beyond which no new work is taken.
@@ -37,13 +43,19 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RETRY_PASS_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Delivery opaque: which input record a message derives from, and where it was going.
-type Opaque = Box<(Source, Destination)>;
+/// Delivery opaque: what the message was.
+type Opaque = Box<Origin>;
 
-/// Receives delivery reports (on the producer thread, inside `poll`).
+/// What a delivery report said.
+enum Delivery {
+    Delivered(Origin),
+    Failed(OutputRecord, KafkaError),
+}
+
+/// Receives delivery reports (on the producer thread, inside `poll`) and queues them for the
+/// stage, which owns the window merger.
 pub struct DeliveryContext {
-    done_tx: Sender<Source>,
-    failed: Mutex<Vec<(OutputRecord, KafkaError)>>,
+    reports: Mutex<Vec<Delivery>>,
     metrics: Arc<Metrics>,
     log: ClientLog,
 }
@@ -62,32 +74,27 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Opaque;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
-        let (source, destination) = *opaque;
-        match result {
+        let origin = *opaque;
+        let report = match result {
             Ok(_) => {
-                self.metrics
-                    .delivered
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // The consumer thread may already be gone at the very end of a shutdown.
-                let _ = self.done_tx.send(source);
+                self.metrics.delivered.fetch_add(1, Relaxed);
+                Delivery::Delivered(origin)
             }
             Err((error, message)) => {
-                self.metrics
-                    .delivery_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics.delivery_failures.fetch_add(1, Relaxed);
                 let record = OutputRecord {
-                    source,
-                    destination,
+                    origin,
                     key: message.key().map(<[u8]>::to_vec),
                     value: message.payload().map(<[u8]>::to_vec),
                     headers: message.headers().map(|h| h.detach()),
                 };
-                self.failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((record, error.clone()));
+                Delivery::Failed(record, error.clone())
             }
-        }
+        };
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(report);
     }
 }
 
@@ -102,6 +109,11 @@ pub struct ProducerStage<'a> {
     producer: BaseProducer<DeliveryContext>,
     output_topic: String,
     dlq_topic: String,
+    insights_topic: String,
+    instance: String,
+    merger: WindowMerger,
+    flush_request: &'a AtomicU64,
+    done_tx: Sender<Source>,
     retries: VecDeque<Retry>,
     shutdown: &'a Shutdown,
     last_failure_log: Option<Instant>,
@@ -114,11 +126,11 @@ impl<'a> ProducerStage<'a> {
         config: &Config,
         done_tx: Sender<Source>,
         metrics: Arc<Metrics>,
+        flush_request: &'a AtomicU64,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
         let context = DeliveryContext {
-            done_tx,
-            failed: Mutex::default(),
+            reports: Mutex::default(),
             metrics,
             log: ClientLog::default(),
         };
@@ -129,6 +141,11 @@ impl<'a> ProducerStage<'a> {
             producer,
             output_topic: config.output_topic.clone(),
             dlq_topic: config.dlq_topic.clone(),
+            insights_topic: config.insights_topic.clone(),
+            instance: config.instance_id.clone(),
+            merger: WindowMerger::new(config.workers),
+            flush_request,
+            done_tx,
             retries: VecDeque::new(),
             shutdown,
             last_failure_log: None,
@@ -137,10 +154,10 @@ impl<'a> ProducerStage<'a> {
     }
 
     /// Runs until the workers are gone and everything is delivered, or the shutdown deadline.
-    pub fn run(mut self, rx: Receiver<OutputRecord>) -> Result<(), PipelineError> {
+    pub fn run(mut self, rx: Receiver<ToProducer>) -> Result<(), PipelineError> {
         loop {
             self.producer.poll(Duration::ZERO);
-            self.collect_failures();
+            self.apply_delivery_reports();
             self.resend_due();
             self.check_fatal()?;
             if self.shutdown.overdue() {
@@ -155,12 +172,112 @@ impl<'a> ProducerStage<'a> {
             // wait for work happens on the channel (wakes at once) and poll(ZERO) above serves
             // the delivery reports at least every millisecond.
             match rx.recv_timeout(Duration::from_millis(1)) {
-                Ok(record) => self.send(record, 0),
+                Ok(ToProducer::Record(record)) => self.send_output(record),
+                Ok(ToProducer::Windows(report)) => {
+                    log::trace!(
+                        "worker {} closed {} windows, all before {}, flushed {}",
+                        report.worker,
+                        report.closed.len(),
+                        report.closed_before,
+                        report.flushed
+                    );
+                    self.merger.report(
+                        report.worker,
+                        report.closed,
+                        report.closed_before,
+                        report.flushed,
+                    );
+                    self.publish_ready();
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.finish()
+    }
+
+    /// Tags an input-derived record with its window part, then sends it.
+    fn send_output(&mut self, mut record: OutputRecord) {
+        if let Some(source) = record.origin.source {
+            record.origin.part = self
+                .merger
+                .record_received(record.origin.window, source.partition);
+        }
+        self.send(record, 0);
+    }
+
+    /// Publishes every window the merger says is ready.
+    fn publish_ready(&mut self) {
+        for publication in self.merger.ready(self.flush_request.load(Relaxed)) {
+            log::debug!(
+                "publishing window {} part {} ({} events, partial: {})",
+                publication.window,
+                publication.part,
+                publication.stats.received,
+                publication.stats.partial
+            );
+            let record = self.insight_record(publication);
+            self.send(record, 0);
+        }
+    }
+
+    fn insight_record(&self, p: Publication) -> OutputRecord {
+        let published_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let partial = p.stats.partial;
+        let record = InsightRecord::from_stats(
+            p.stats,
+            &self.instance,
+            &p.partitions,
+            partial,
+            published_at_ms,
+        );
+        OutputRecord {
+            origin: Origin {
+                source: None,
+                destination: Destination::Insights,
+                window: p.window,
+                part: p.part,
+            },
+            key: Some(p.window.to_string().into_bytes()),
+            value: Some(record.to_json().into_bytes()),
+            headers: None,
+        }
+    }
+
+    /// Applies the delivery reports queued by the context: done records go to the consumer
+    /// thread, failures to the retry queue.
+    fn apply_delivery_reports(&mut self) {
+        let reports = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for report in reports {
+            match report {
+                Delivery::Delivered(origin) => match origin.source {
+                    Some(source) => {
+                        if let Some(done) =
+                            self.merger
+                                .output_delivered(origin.window, origin.part, source)
+                        {
+                            // The consumer thread may already be gone at the very end of a shutdown.
+                            let _ = self.done_tx.send(done);
+                        }
+                    }
+                    None => {
+                        for done in self.merger.insight_delivered(origin.window, origin.part) {
+                            let _ = self.done_tx.send(done);
+                        }
+                    }
+                },
+                Delivery::Failed(record, error) => self.schedule_retry(record, 0, &error),
+            }
+        }
     }
 
     /// Waits for outstanding deliveries and retries until the deadline, then flushes.
@@ -175,7 +292,7 @@ impl<'a> ProducerStage<'a> {
                 break;
             }
             self.producer.poll(Duration::from_millis(20));
-            self.collect_failures();
+            self.apply_delivery_reports();
             self.resend_due();
             self.check_fatal()?;
         }
@@ -190,13 +307,14 @@ impl<'a> ProducerStage<'a> {
         match destination {
             Destination::Processed => &self.output_topic,
             Destination::DeadLetter => &self.dlq_topic,
+            Destination::Insights => &self.insights_topic,
         }
     }
 
     fn send(&mut self, mut record: OutputRecord, attempts: u32) {
-        let topic = self.topic(record.destination).to_owned();
+        let topic = self.topic(record.origin.destination).to_owned();
         let mut base: BaseRecord<'_, [u8], [u8], Opaque> =
-            BaseRecord::with_opaque_to(&topic, Box::new((record.source, record.destination)));
+            BaseRecord::with_opaque_to(&topic, Box::new(record.origin));
         if let Some(key) = &record.key {
             base = base.key(key.as_slice());
         }
@@ -228,20 +346,6 @@ impl<'a> ProducerStage<'a> {
         }
     }
 
-    fn collect_failures(&mut self) {
-        let failed = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .failed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for (record, error) in failed {
-            self.schedule_retry(record, 0, &error);
-        }
-    }
-
     fn schedule_retry(&mut self, record: OutputRecord, attempts: u32, error: &KafkaError) {
         let backoff = FIRST_BACKOFF
             .saturating_mul(1 << attempts.min(10))
@@ -255,7 +359,7 @@ impl<'a> ProducerStage<'a> {
             log::warn!(
                 "delivery to {} failed ({error}); retrying in {backoff:?} (attempt {}); \
                  {} records wait for a retry and their input offsets stay uncommitted",
-                self.topic(record.destination),
+                self.topic(record.origin.destination),
                 attempts + 1,
                 self.retries.len() + 1
             );

@@ -62,19 +62,55 @@ pub enum Destination {
     Processed,
     /// `--dlq-topic`.
     DeadLetter,
+    /// `--insights-topic`.
+    Insights,
+}
+
+/// What an output record is, for its delivery report: the input record it derives from (none
+/// for an insight record) and the insight window part that counts it (see [`crate::merger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The input record; `None` for an insight record.
+    pub source: Option<Source>,
+    /// Which topic.
+    pub destination: Destination,
+    /// Start of the window the input was counted in, or that the insight record describes.
+    pub window: u64,
+    /// The part of that window (set by the producer thread).
+    pub part: u32,
 }
 
 /// One record for the producer thread.
 #[derive(Debug)]
 pub struct OutputRecord {
-    /// The input record it derives from; done when this is delivered.
-    pub source: Source,
-    /// Which topic.
-    pub destination: Destination,
+    /// Where it comes from and goes to.
+    pub origin: Origin,
     /// Key bytes.
     pub key: Option<Vec<u8>>,
     /// Value bytes.
     pub value: Option<Vec<u8>>,
     /// Headers.
     pub headers: Option<OwnedHeaders>,
+}
+
+/// A worker's report of the insight windows it closed.
+#[derive(Debug)]
+pub struct WindowReport {
+    /// Which worker (0-based).
+    pub worker: usize,
+    /// Windows it closed since its last report.
+    pub closed: Vec<crate::insights::window::WindowStats>,
+    /// Every window of this worker starting before this time is closed.
+    pub closed_before: u64,
+    /// The latest flush request it has carried out.
+    pub flushed: u64,
+}
+
+/// What workers send to the producer thread.
+#[derive(Debug)]
+pub enum ToProducer {
+    /// An output record (processed or dead letter).
+    Record(OutputRecord),
+    /// Closed insight windows.
+    Windows(WindowReport),
 }

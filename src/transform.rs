@@ -135,6 +135,9 @@ pub struct Rejection {
     pub field: Option<&'static str>,
     /// A human-readable explanation that names the field.
     pub message: String,
+    /// The record's `timestamp` (Unix seconds) when it was present and valid although
+    /// something else was wrong: lets the insights count the dead letter in its own window.
+    pub event_time: Option<u64>,
 }
 
 impl Rejection {
@@ -143,6 +146,7 @@ impl Rejection {
             code,
             field: None,
             message: message.into(),
+            event_time: None,
         }
     }
 
@@ -151,6 +155,7 @@ impl Rejection {
             code,
             field: Some(field.name()),
             message: format!("field `{}` {message}", field.name()),
+            event_time: None,
         }
     }
 }
@@ -747,6 +752,32 @@ fn validate<'a>(
     parsed: TopLevel<'a>,
     options: &TransformOptions,
 ) -> Result<LoginEvent<'a>, Rejection> {
+    let event_time = match &parsed {
+        TopLevel::Object(raw) => raw.fields[Field::Timestamp as usize]
+            .as_ref()
+            .and_then(timestamp_value),
+        TopLevel::Other(_) => None,
+    };
+    validate_fields(parsed, options).map_err(|mut r| {
+        r.event_time = event_time;
+        r
+    })
+}
+
+/// The value of a valid `timestamp` field.
+fn timestamp_value(value: &Raw<'_>) -> Option<u64> {
+    check_timestamp(value).ok()?;
+    match value {
+        Raw::Int(v) => u64::try_from(*v).ok(),
+        Raw::Str(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn validate_fields<'a>(
+    parsed: TopLevel<'a>,
+    options: &TransformOptions,
+) -> Result<LoginEvent<'a>, Rejection> {
     let mut raw = match parsed {
         TopLevel::Object(raw) => raw,
         TopLevel::Other(kind) => {
@@ -794,11 +825,10 @@ fn validate<'a>(
     let ip = string(take(Field::Ip));
     let locale = string(take(Field::Locale));
     let device_id = string(take(Field::DeviceId));
-    let timestamp = match take(Field::Timestamp) {
-        Some(Raw::Int(v)) => v as u64,
-        Some(Raw::Str(s)) => s.trim().parse::<u64>().unwrap_or_default(),
-        _ => unreachable!("checked by check_field"),
-    };
+    let timestamp = take(Field::Timestamp)
+        .as_ref()
+        .and_then(timestamp_value)
+        .expect("checked by check_field");
     let ip_class = IpClass::of(ip.parse().expect("checked by check_field"));
     let lb = locale.as_bytes();
     Ok(LoginEvent {
@@ -1007,6 +1037,17 @@ mod tests {
             code(with("device_type", "null").as_bytes()),
             ErrorCode::MissingField
         );
+    }
+
+    #[test]
+    fn a_rejection_carries_the_timestamp_when_it_is_valid() {
+        let r = run(with("device_type", "<absent>").as_bytes()).unwrap_err();
+        assert_eq!(r.event_time, Some(1_720_589_697));
+        let r = run(with("timestamp", r#""-3""#).as_bytes()).unwrap_err();
+        assert_eq!(r.event_time, None);
+        let r = run(with("locale", "42").as_bytes()).unwrap_err();
+        assert_eq!(r.event_time, Some(1_720_589_697));
+        assert_eq!(run(b"[1]").unwrap_err().event_time, None);
     }
 
     #[test]

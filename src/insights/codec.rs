@@ -1,0 +1,104 @@
+//! The byte layer under the sketch and histogram encodings: LEB128 varints and a cursor that
+//! reads them back, failing (never panicking) on truncated or oversized input.
+
+/// Appends `value` as an unsigned LEB128 varint (7 bits a byte, low bits first).
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads bytes and varints from a slice.
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes }
+    }
+
+    /// The next byte.
+    pub fn byte(&mut self) -> Result<u8, &'static str> {
+        let (&first, rest) = self.bytes.split_first().ok_or("truncated")?;
+        self.bytes = rest;
+        Ok(first)
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if self.bytes.len() < n {
+            return Err("truncated");
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    /// The next varint; at most ten bytes, and the value must fit in 64 bits.
+    pub fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err("varint overflows 64 bits");
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint longer than 10 bytes")
+    }
+
+    /// Fails unless every byte has been read (trailing garbage is an error).
+    pub fn finish(&self) -> Result<(), &'static str> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err("trailing bytes")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn varint_layout_and_limits() {
+        let mut out = Vec::new();
+        put_varint(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+        out.clear();
+        put_varint(&mut out, u64::MAX);
+        assert_eq!(out.len(), 10);
+        assert_eq!(Cursor::new(&out).varint(), Ok(u64::MAX));
+        // 2^64 does not fit.
+        let mut too_big = vec![0x80; 9];
+        too_big.push(0x02);
+        assert!(Cursor::new(&too_big).varint().is_err());
+        assert!(Cursor::new(&[0x80, 0x80]).varint().is_err());
+        assert!(Cursor::new(&[0x80; 11]).varint().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn varints_round_trip(values in proptest::collection::vec(any::<u64>(), 0..20)) {
+            let mut out = Vec::new();
+            for &v in &values {
+                put_varint(&mut out, v);
+            }
+            let mut cursor = Cursor::new(&out);
+            for &v in &values {
+                prop_assert_eq!(cursor.varint(), Ok(v));
+            }
+            prop_assert!(cursor.finish().is_ok());
+        }
+    }
+}

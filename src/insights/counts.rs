@@ -1,0 +1,375 @@
+//! Exact per-key counts with a cap on distinct keys: device types, app versions, locales.
+//!
+//! The keys come from the input, and anything can arrive there: a flood of made-up
+//! `device_type` values must not grow a window's memory without bound. So a map holds at most
+//! [`MAX_KEYS`] distinct keys; once full, events with a new key are counted under
+//! [`OTHER`] (`"(other)"`) instead. Totals stay exact whatever happens; per-key counts are exact
+//! as long as the keys fit. A key whose text is literally `(other)` is counted there too.
+//! (Locales are two letters, so at most 676 distinct: they always fit.)
+//!
+//! Merging adds counts key by key. If the union has more than [`MAX_KEYS`] keys, the smallest
+//! counts (ties broken by key) move to [`OTHER`]: the result does not depend on merge order, and
+//! equals the counts of the whole whenever the union fits the cap.
+//!
+//! Speed: this sits in the per-event path three times. Keys of up to 7 bytes — every device
+//! type, locale and app version the feed sends (`android`, `WA`, `2.3.0`) — are packed with
+//! their length into one `u64` and counted in a map keyed by that word, which hashes with one
+//! multiply and compares with one instruction; longer keys go to a map of `String`s. Both maps
+//! hash with [`KeyedState`] (random seed per map) and counting a key already present allocates
+//! nothing.
+//!
+//! Serialized as a JSON object `{key: count}`, sorted by key, with `"(other)"` when non-zero.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::hash::KeyedState;
+
+/// Most distinct keys kept per map.
+pub const MAX_KEYS: usize = 1000;
+/// The key that collects counts beyond the cap.
+pub const OTHER: &str = "(other)";
+
+/// Longest key packed into a `u64` (the eighth byte holds the length).
+const SHORT: usize = 7;
+
+/// Counts per key, at most [`MAX_KEYS`] keys, plus an [`OTHER`] count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CappedCounts {
+    /// Keys of up to [`SHORT`] bytes, packed by [`pack`].
+    short: HashMap<u64, u64, KeyedState>,
+    /// Longer keys.
+    long: HashMap<String, u64, KeyedState>,
+    other: u64,
+}
+
+/// The key's bytes, zero-padded, with its length in the top byte (so `"a"` and `"a\0"`
+/// differ). Only for keys of up to [`SHORT`] bytes. Built from two overlapping loads rather
+/// than a variable-length copy, which would cost a `memcpy` call per lookup.
+#[inline]
+fn pack(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let len = b.len();
+    debug_assert!(len <= SHORT);
+    let bytes = match len {
+        0 => 0,
+        1..=3 => {
+            u64::from(b[0])
+                | u64::from(b[len / 2]) << (len / 2 * 8)
+                | u64::from(b[len - 1]) << ((len - 1) * 8)
+        }
+        _ => {
+            let low = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let high = u32::from_le_bytes([b[len - 4], b[len - 3], b[len - 2], b[len - 1]]);
+            u64::from(low) | u64::from(high) << ((len - 4) * 8)
+        }
+    };
+    bytes | (len as u64) << 56
+}
+
+fn unpack(word: u64) -> String {
+    let bytes = word.to_le_bytes();
+    let len = usize::from(bytes[7]).min(SHORT);
+    // Packed from a `str`, so valid UTF-8.
+    String::from_utf8_lossy(&bytes[..len]).into_owned()
+}
+
+fn add_to(count: &mut u64, n: u64) {
+    *count = count.saturating_add(n);
+}
+
+impl CappedCounts {
+    /// An empty map (no allocation).
+    pub fn new() -> Self {
+        CappedCounts::default()
+    }
+
+    /// Counts one occurrence of `key`. Allocates only for a key not seen before.
+    #[inline]
+    pub fn add(&mut self, key: &str) {
+        self.add_n(key, 1);
+    }
+
+    /// Counts `n` occurrences of `key`.
+    #[inline]
+    pub fn add_n(&mut self, key: &str, n: u64) {
+        let full = self.distinct() >= MAX_KEYS;
+        if key.len() <= SHORT {
+            let word = pack(key);
+            if let Some(count) = self.short.get_mut(&word) {
+                add_to(count, n);
+            } else if full || key == OTHER {
+                add_to(&mut self.other, n);
+            } else {
+                self.short.insert(word, n);
+            }
+        } else if let Some(count) = self.long.get_mut(key) {
+            add_to(count, n);
+        } else if full {
+            add_to(&mut self.other, n);
+        } else {
+            self.long.insert(key.to_owned(), n);
+        }
+    }
+
+    /// Adds `other`'s counts (see the module doc for what happens beyond the cap).
+    pub fn merge(&mut self, other: &CappedCounts) {
+        for (&word, &n) in &other.short {
+            add_to(self.short.entry(word).or_insert(0), n);
+        }
+        for (key, &n) in &other.long {
+            match self.long.get_mut(key.as_str()) {
+                Some(count) => add_to(count, n),
+                None => {
+                    self.long.insert(key.clone(), n);
+                }
+            }
+        }
+        add_to(&mut self.other, other.other);
+        self.trim();
+    }
+
+    /// Moves the smallest counts to [`OTHER`] until at most [`MAX_KEYS`] keys remain.
+    fn trim(&mut self) {
+        if self.distinct() <= MAX_KEYS {
+            return;
+        }
+        let mut ranked = self.entries();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let (short, long) = (self.short.hasher().clone(), self.long.hasher().clone());
+        let mut kept = CappedCounts {
+            short: HashMap::with_hasher(short),
+            long: HashMap::with_hasher(long),
+            other: self.other,
+        };
+        for (i, (key, n)) in ranked.into_iter().enumerate() {
+            if i < MAX_KEYS {
+                kept.add_n(&key, n);
+            } else {
+                add_to(&mut kept.other, n);
+            }
+        }
+        *self = kept;
+    }
+
+    /// Every named key with its count, unordered.
+    fn entries(&self) -> Vec<(String, u64)> {
+        let short = self.short.iter().map(|(&w, &n)| (unpack(w), n));
+        let long = self.long.iter().map(|(k, &n)| (k.clone(), n));
+        short.chain(long).collect()
+    }
+
+    /// The count of `key` (the [`OTHER`] count for `"(other)"`).
+    pub fn get(&self, key: &str) -> u64 {
+        let found = if key == OTHER {
+            Some(&self.other)
+        } else if key.len() <= SHORT {
+            self.short.get(&pack(key))
+        } else {
+            self.long.get(key)
+        };
+        found.copied().unwrap_or(0)
+    }
+
+    /// Counts that did not fit the cap.
+    pub fn other(&self) -> u64 {
+        self.other
+    }
+
+    /// Number of distinct keys counted by name (a lower bound when [`CappedCounts::other`] is
+    /// non-zero).
+    pub fn distinct(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    /// Sum of all counts, [`OTHER`] included.
+    pub fn total(&self) -> u64 {
+        self.short
+            .values()
+            .chain(self.long.values())
+            .fold(self.other, |sum, &n| sum.saturating_add(n))
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.distinct() == 0 && self.other == 0
+    }
+
+    /// The `n` largest counts by name, largest first, ties by key ([`OTHER`] excluded).
+    pub fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let mut all = self.entries();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+
+    /// Every count sorted by key, [`OTHER`] included when non-zero.
+    pub fn sorted(&self) -> BTreeMap<String, u64> {
+        let mut sorted: BTreeMap<String, u64> = self.entries().into_iter().collect();
+        if self.other > 0 {
+            sorted.insert(OTHER.to_owned(), self.other);
+        }
+        sorted
+    }
+}
+
+impl Serialize for CappedCounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.sorted().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CappedCounts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CappedCounts, D::Error> {
+        let map = HashMap::<String, u64>::deserialize(d)?;
+        let mut counts = CappedCounts::new();
+        for (key, n) in map {
+            if key == OTHER {
+                add_to(&mut counts.other, n);
+            } else if n == 0 {
+                continue;
+            } else if key.len() <= SHORT {
+                counts.short.insert(pack(&key), n);
+            } else {
+                counts.long.insert(key, n);
+            }
+        }
+        counts.trim();
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn counts_exactly_below_the_cap() {
+        let mut c = CappedCounts::new();
+        for key in ["ios", "android", "ios", "web-browser", "ios", "web-browser"] {
+            c.add(key);
+        }
+        assert_eq!(
+            (c.get("ios"), c.get("android"), c.get("web-browser")),
+            (3, 1, 2)
+        );
+        assert_eq!((c.total(), c.distinct(), c.other()), (6, 3, 0));
+        assert_eq!(
+            c.top(2),
+            vec![("ios".to_owned(), 3), ("web-browser".to_owned(), 2)]
+        );
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"android":1,"ios":3,"web-browser":2}"#
+        );
+    }
+
+    #[test]
+    fn pack_is_the_zero_padded_bytes_and_the_length() {
+        for key in [
+            "", "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "é", "\0",
+        ] {
+            let mut expected = [0u8; 8];
+            expected[..key.len()].copy_from_slice(key.as_bytes());
+            expected[7] = key.len() as u8;
+            assert_eq!(pack(key), u64::from_le_bytes(expected), "{key:?}");
+            assert_eq!(unpack(pack(key)), key);
+        }
+    }
+
+    #[test]
+    fn packed_keys_keep_their_length_and_bytes() {
+        let mut c = CappedCounts::new();
+        for key in ["a", "a\0", "", "1234567", "12345678", "é", "ab"] {
+            c.add(key);
+        }
+        assert_eq!(c.distinct(), 7);
+        for key in ["a", "a\0", "", "1234567", "12345678", "é", "ab"] {
+            assert_eq!(c.get(key), 1, "{key:?}");
+        }
+        let json = serde_json::to_string(&c).unwrap();
+        let back: CappedCounts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.sorted().keys().next().map(String::as_str), Some(""));
+    }
+
+    #[test]
+    fn keys_beyond_the_cap_go_to_other_and_totals_stay_exact() {
+        let mut c = CappedCounts::new();
+        for i in 0..MAX_KEYS + 500 {
+            // Short and long keys share the cap.
+            c.add(&format!(
+                "{}{i}",
+                if i % 2 == 0 { "k" } else { "long-key-" }
+            ));
+        }
+        c.add("k0");
+        c.add("never-seen");
+        assert_eq!(c.distinct(), MAX_KEYS);
+        assert_eq!(c.other(), 501);
+        assert_eq!(c.get("k0"), 2);
+        assert_eq!(c.total(), MAX_KEYS as u64 + 502);
+        assert_eq!(c.get(OTHER), 501);
+        let json = serde_json::to_string(&c).unwrap();
+        let back: CappedCounts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn literal_other_key_is_counted_as_other() {
+        let mut c = CappedCounts::new();
+        c.add(OTHER);
+        assert_eq!((c.distinct(), c.other(), c.total()), (0, 1, 1));
+        assert!(c.top(10).is_empty());
+    }
+
+    #[test]
+    fn merge_beyond_the_cap_keeps_the_largest_counts_in_any_order() {
+        let (mut a, mut b) = (CappedCounts::new(), CappedCounts::new());
+        for i in 0..MAX_KEYS {
+            a.add_n(&format!("a{i}"), 2);
+            b.add_n(&format!("b{i}"), if i < 10 { 5 } else { 1 });
+        }
+        let mut ab = a.clone();
+        ab.merge(&b);
+        let mut ba = b.clone();
+        ba.merge(&a);
+        assert_eq!(ab, ba);
+        assert_eq!(ab.distinct(), MAX_KEYS);
+        assert_eq!(ab.total(), a.total() + b.total());
+        assert_eq!(ab.get("b3"), 5);
+        // 1000 a-keys (2 each) and 10 b-keys (5 each) compete for 1000 places: the ten 5s and
+        // 990 of the 2s stay, ten 2s and all the 1s go to (other).
+        assert_eq!(ab.other(), 10 * 2 + 990);
+    }
+
+    #[test]
+    fn oversized_or_odd_json_is_capped_on_reading() {
+        let entries: Vec<String> = (0..MAX_KEYS + 3).map(|i| format!("\"k{i}\":1")).collect();
+        let json = format!("{{{},\"(other)\":4,\"zero\":0}}", entries.join(","));
+        let c: CappedCounts = serde_json::from_str(&json).unwrap();
+        assert_eq!(c.distinct(), MAX_KEYS);
+        assert_eq!(c.total(), MAX_KEYS as u64 + 3 + 4);
+        assert!(serde_json::from_str::<CappedCounts>(r#"{"a":-1}"#).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn merge_of_a_split_equals_the_whole(
+            keys in proptest::collection::vec("[a-e]{1,2}|long-[a-c]{4}", 0..200),
+            split in any::<proptest::sample::Index>(),
+        ) {
+            let at = split.index(keys.len() + 1);
+            let of = |part: &[String]| {
+                let mut c = CappedCounts::new();
+                part.iter().for_each(|k| c.add(k));
+                c
+            };
+            let mut merged = of(&keys[..at]);
+            merged.merge(&of(&keys[at..]));
+            prop_assert_eq!(merged, of(&keys));
+        }
+    }
+}
