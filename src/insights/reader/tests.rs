@@ -302,22 +302,21 @@ fn flags_parse_with_defaults() {
     assert!(parse(&["--last", "3", "--from-beginning"]).is_err());
 }
 
-/// Against a real broker (ignored by default; `KAFKA_PIPELINE_BROKERS`, default
-/// localhost:29092): two instances publish the windows of 6,000 realistic events to a fresh
+/// Against the real test broker (`KAFKA_PIPELINE_TEST_BROKERS`, default localhost:29092): two instances publish the windows of 6,000 realistic events to a fresh
 /// `insights-test-*` topic of three partitions, keyed by window start, plus an exact re-send, a
 /// record that is not JSON and a tombstone. The reader's catch-up path reads it back; the merged
 /// windows must equal the windows of one aggregator that saw everything. The table is printed,
 /// and the topic deleted unless `INSIGHTS_KEEP_TOPIC` is set (to try `kafka-pipeline insights
-/// --topic …` by hand). `cargo test --lib broker_round_trip -- --ignored --nocapture`
+/// --topic …` by hand). Skips loudly without a broker, fails without one in CI.
 #[test]
-#[ignore]
 fn broker_round_trip() {
     use crate::loadgen::{GenOptions, Generator, Profile};
     use crate::transform::{TransformOptions, Transformer};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-    let brokers =
-        std::env::var("KAFKA_PIPELINE_BROKERS").unwrap_or_else(|_| "localhost:29092".into());
+    let Some(brokers) = crate::admin::test_broker() else {
+        return;
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -1,0 +1,288 @@
+//! Insights end to end against the real broker: known traffic with fixed event times gives
+//! windows whose merged totals equal the known counts, with one instance and with two.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::*;
+use kafka_pipeline::insights::{merge_by_window, InsightRecord};
+
+/// Window starts (10 s windows).
+const T0: u64 = 1_700_000_000;
+
+/// Expected counts of one window.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Expected {
+    received: u64,
+    valid: u64,
+    by_device: BTreeMap<String, u64>,
+    by_code: BTreeMap<String, u64>,
+    missing_device_type: u64,
+    users: BTreeSet<String>,
+}
+
+fn event(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> Vec<u8> {
+    let device = device_type.map_or(String::new(), |d| format!(r#", "device_type": "{d}""#));
+    format!(
+        r#"{{"user_id": "{user}", "app_version": "2.3.0", "ip": "25.67.1.2", "locale": "{locale}", "device_id": "d-{user}", "timestamp": {time}{device}}}"#
+    )
+    .into_bytes()
+}
+
+/// Window start, valid events per device type spelling, events without device_type, events
+/// with a bad locale.
+type WindowPlan = (u64, &'static [(&'static str, u64)], u64, u64);
+
+/// Three windows of known traffic: valid events by device type, events without device_type
+/// and events with a bad locale (dead letters that carry a valid timestamp, so they count in
+/// their own window). Users repeat within a window so distinct users < events.
+fn traffic() -> (Vec<Rec>, BTreeMap<u64, Expected>) {
+    let plan: [WindowPlan; 3] = [
+        (T0, &[("iOS", 25), ("android", 15)], 5, 0),
+        (T0 + 10, &[("ios", 10), ("Android", 20)], 0, 3),
+        (T0 + 20, &[("IOS", 20)], 2, 1),
+    ];
+    let mut records = Vec::new();
+    let mut expected = BTreeMap::new();
+    for (start, devices, missing, bad_locale) in plan {
+        let e: &mut Expected = expected.entry(start).or_default();
+        let mut n = 0u64;
+        let mut push = |value: Vec<u8>| {
+            records.push(Rec::new(
+                Some(format!("k{start}-{n}").as_bytes()),
+                Some(&value),
+            ));
+            n += 1;
+        };
+        for &(device, count) in devices {
+            for i in 0..count {
+                let user = format!("u{start}-{}", i % 7);
+                push(event(&user, start + i % 10, Some(device), "WA"));
+                e.users.insert(user);
+                *e.by_device.entry(device.to_lowercase()).or_default() += 1;
+                e.valid += 1;
+                e.received += 1;
+            }
+        }
+        for i in 0..missing {
+            push(event(&format!("m{start}-{i}"), start + 3, None, "WA"));
+            *e.by_code.entry("missing_field".into()).or_default() += 1;
+            e.missing_device_type += 1;
+            e.received += 1;
+        }
+        for i in 0..bad_locale {
+            push(event(
+                &format!("b{start}-{i}"),
+                start + 4,
+                Some("ios"),
+                "WAS",
+            ));
+            *e.by_code.entry("invalid_value".into()).or_default() += 1;
+            e.received += 1;
+        }
+    }
+    (records, expected)
+}
+
+fn merged_windows(
+    brokers: &str,
+    topic: &str,
+    at_least: usize,
+) -> (BTreeMap<u64, InsightRecord>, Vec<InsightRecord>) {
+    let raw = read_all(brokers, topic, at_least, Duration::from_secs(30));
+    let records: Vec<InsightRecord> = raw
+        .iter()
+        .map(|r| {
+            InsightRecord::from_json(r.value.as_deref().unwrap()).expect("valid insight record")
+        })
+        .collect();
+    for (r, rec) in raw.iter().zip(&records) {
+        assert_eq!(
+            r.key.as_deref(),
+            Some(rec.key().as_bytes()),
+            "keyed by window start"
+        );
+    }
+    (merge_by_window(&records), records)
+}
+
+fn check(merged: &BTreeMap<u64, InsightRecord>, expected: &BTreeMap<u64, Expected>) {
+    assert_eq!(
+        merged.keys().copied().collect::<Vec<_>>(),
+        expected.keys().copied().collect::<Vec<_>>()
+    );
+    for (start, e) in expected {
+        let v: serde_json::Value = serde_json::from_str(&merged[start].to_json()).unwrap();
+        let counts = |field: &str| -> BTreeMap<String, u64> {
+            v[field]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            v["received"].as_u64(),
+            Some(e.received),
+            "window {start}: {v}"
+        );
+        assert_eq!(v["valid"].as_u64(), Some(e.valid), "window {start}");
+        assert_eq!(
+            v["missing_device_type"].as_u64(),
+            Some(e.missing_device_type),
+            "window {start}"
+        );
+        assert_eq!(counts("dead_lettered_by_code"), e.by_code, "window {start}");
+        let devices: BTreeMap<String, u64> = v["by_device_type"]["counts"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+            .collect();
+        assert_eq!(devices, e.by_device, "window {start}");
+        assert_eq!(v["late_events"].as_u64(), Some(0));
+        // HyperLogLog is exact at these sizes (linear counting range), give or take one.
+        let users = v["distinct_users"].as_u64().unwrap() as i64;
+        assert!(
+            (users - e.users.len() as i64).abs() <= 1,
+            "window {start}: {users} vs {}",
+            e.users.len()
+        );
+    }
+}
+
+fn start_pipeline(
+    brokers: &str,
+    input: &str,
+    group: &str,
+    insights: &str,
+    instance: &str,
+) -> Running {
+    Running::start(&[
+        "--brokers",
+        brokers,
+        "--input-topic",
+        input,
+        "--output-topic",
+        &format!("{input}-out"),
+        "--dlq-topic",
+        &format!("{input}-dlq"),
+        "--insights-topic",
+        insights,
+        "--group-id",
+        group,
+        "--workers",
+        "2",
+        "--instance-id",
+        instance,
+        "--progress-interval",
+        "1s",
+    ])
+}
+
+/// One instance: the merged windows equal the known counts per window, by device type and by
+/// error code; every record carries this instance and its partitions.
+#[test]
+fn windows_count_known_traffic_exactly() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-insights");
+    let insights = format!("{input}-insights");
+    create_topic(&brokers, &input, 2, &[]);
+    create_topic(&brokers, &insights, 1, &[]);
+    let (records, expected) = traffic();
+    produce(&brokers, &input, &records);
+
+    let group = unique("it-group");
+    let mut run = start_pipeline(&brokers, &input, &group, &insights, "solo");
+    let end = end_offsets(&brokers, &input, 2);
+    // Records are committed only once their windows are published: the idle watermark closes
+    // the last window about size + lateness after the last event time.
+    assert!(
+        wait_until(Duration::from_secs(90), || committed(
+            &brokers, &group, &input, 2
+        ) == end),
+        "offsets not committed; log:\n{}",
+        run.log_text()
+    );
+    run.signal("TERM");
+    assert!(
+        run.wait(Duration::from_secs(40)).success(),
+        "log:\n{}",
+        run.log_text()
+    );
+
+    let (merged, all) = merged_windows(&brokers, &insights, expected.len());
+    check(&merged, &expected);
+    assert!(all.iter().all(|r| r.instance == "solo"));
+    assert!(
+        all.iter().all(|r| !r.partial),
+        "windows closed by the watermark are complete"
+    );
+}
+
+/// Two instances in one group: each publishes its own windows for the partitions it had; the
+/// merged windows still add up exactly.
+#[test]
+fn windows_of_two_instances_add_up() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-insights2");
+    let insights = format!("{input}-insights");
+    create_topic(&brokers, &input, 4, &[]);
+    create_topic(&brokers, &insights, 1, &[]);
+    let group = unique("it-group");
+    let mut a = start_pipeline(&brokers, &input, &group, &insights, "a");
+    let mut b = start_pipeline(&brokers, &input, &group, &insights, "b");
+    let both_assigned = wait_until(Duration::from_secs(60), || {
+        [&a, &b].iter().all(|r| {
+            r.log_text()
+                .lines()
+                .any(|l| l.contains("assigned partitions [") && !l.contains("[]"))
+        })
+    });
+    assert!(both_assigned, "a:\n{}\nb:\n{}", a.log_text(), b.log_text());
+    std::thread::sleep(Duration::from_secs(2));
+
+    let (mut records, expected) = traffic();
+    for (i, r) in records.iter_mut().enumerate() {
+        r.partition = (i % 4) as i32;
+    }
+    produce(&brokers, &input, &records);
+    let end = end_offsets(&brokers, &input, 4);
+    assert!(
+        wait_until(Duration::from_secs(90), || committed(
+            &brokers, &group, &input, 4
+        ) == end),
+        "a:\n{}\nb:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    a.signal("TERM");
+    b.signal("TERM");
+    assert!(
+        a.wait(Duration::from_secs(40)).success(),
+        "a:\n{}",
+        a.log_text()
+    );
+    assert!(
+        b.wait(Duration::from_secs(40)).success(),
+        "b:\n{}",
+        b.log_text()
+    );
+
+    let (merged, all) = merged_windows(&brokers, &insights, expected.len() * 2);
+    check(&merged, &expected);
+    let instances: BTreeSet<&str> = all.iter().map(|r| r.instance.as_str()).collect();
+    assert_eq!(
+        instances,
+        BTreeSet::from(["a", "b"]),
+        "both instances published"
+    );
+}
