@@ -2,8 +2,8 @@
 # One command from a fresh clone to a running pipeline: builds the binary, starts the local
 # broker, creates the topics, feeds it login events in the original generator's format (a
 # burst, then a steady trickle with some bad records), runs the pipeline and, after a few
-# seconds, shows what landed in processed_data and the dead-letter topic. Ctrl-C stops it
-# gracefully (drain, flush, commit).
+# seconds, shows what landed in processed_data, the dead-letter topic and the insights. Ctrl-C
+# stops it gracefully (drain, flush, commit).
 #
 # Environment: QUICKSTART_RATE (events/s after the burst, default 5), QUICKSTART_BURST (default
 # 2000), QUICKSTART_WORKERS (default: number of cores).
@@ -37,6 +37,9 @@ trap 'kill $feeder 2>/dev/null || true' EXIT
     --property print.headers=true 2>/dev/null || true
   echo "==> a few dead letters from user-login-dlq (headers say why):"
   scripts/kafka.sh consume user-login-dlq --max-messages 3 --property print.headers=true 2>/dev/null || true
+  sleep 15
+  echo "==> insight windows so far (kafka-pipeline insights; --follow keeps it live):"
+  "$bin" insights --last 5 2>/dev/null || true
   echo "==> the pipeline keeps running; Ctrl-C stops it gracefully"
 ) &
 
