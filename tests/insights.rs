@@ -155,33 +155,13 @@ fn check(merged: &BTreeMap<u64, InsightRecord>, expected: &BTreeMap<u64, Expecte
     }
 }
 
-fn start_pipeline(
-    brokers: &str,
-    input: &str,
-    group: &str,
-    insights: &str,
-    instance: &str,
-) -> Running {
-    Running::start(&[
-        "--brokers",
+fn start_pipeline(brokers: &str, input: &str, group: &str, instance: &str) -> Running {
+    Running::pipeline(
         brokers,
-        "--input-topic",
         input,
-        "--output-topic",
-        &format!("{input}-out"),
-        "--dlq-topic",
-        &format!("{input}-dlq"),
-        "--insights-topic",
-        insights,
-        "--group-id",
         group,
-        "--workers",
-        "2",
-        "--instance-id",
-        instance,
-        "--progress-interval",
-        "1s",
-    ])
+        &["--workers", "2", "--instance-id", instance],
+    )
 }
 
 /// One instance: the merged windows equal the known counts per window, by device type and by
@@ -199,23 +179,15 @@ fn windows_count_known_traffic_exactly() {
     produce(&brokers, &input, &records);
 
     let group = unique("it-group");
-    let mut run = start_pipeline(&brokers, &input, &group, &insights, "solo");
-    let end = end_offsets(&brokers, &input, 2);
+    let mut run = start_pipeline(&brokers, &input, &group, "solo");
     // Records are committed only once their windows are published: the idle watermark closes
     // the last window about size + lateness after the last event time.
     assert!(
-        wait_until(Duration::from_secs(90), || committed(
-            &brokers, &group, &input, 2
-        ) == end),
+        wait_committed_to_end(&brokers, &group, &input, 2, Duration::from_secs(90)),
         "offsets not committed; log:\n{}",
         run.log_text()
     );
-    run.signal("TERM");
-    assert!(
-        run.wait(Duration::from_secs(40)).success(),
-        "log:\n{}",
-        run.log_text()
-    );
+    run.stop("pipeline");
 
     let (merged, all) = merged_windows(&brokers, &insights, expected.len());
     check(&merged, &expected);
@@ -238,8 +210,8 @@ fn windows_of_two_instances_add_up() {
     create_topic(&brokers, &input, 4, &[]);
     create_topic(&brokers, &insights, 1, &[]);
     let group = unique("it-group");
-    let mut a = start_pipeline(&brokers, &input, &group, &insights, "a");
-    let mut b = start_pipeline(&brokers, &input, &group, &insights, "b");
+    let mut a = start_pipeline(&brokers, &input, &group, "a");
+    let mut b = start_pipeline(&brokers, &input, &group, "b");
     let both_assigned = wait_until(Duration::from_secs(60), || {
         [&a, &b].iter().all(|r| {
             r.log_text()
@@ -255,27 +227,14 @@ fn windows_of_two_instances_add_up() {
         r.partition = (i % 4) as i32;
     }
     produce(&brokers, &input, &records);
-    let end = end_offsets(&brokers, &input, 4);
     assert!(
-        wait_until(Duration::from_secs(90), || committed(
-            &brokers, &group, &input, 4
-        ) == end),
+        wait_committed_to_end(&brokers, &group, &input, 4, Duration::from_secs(90)),
         "a:\n{}\nb:\n{}",
         a.log_text(),
         b.log_text()
     );
-    a.signal("TERM");
-    b.signal("TERM");
-    assert!(
-        a.wait(Duration::from_secs(40)).success(),
-        "a:\n{}",
-        a.log_text()
-    );
-    assert!(
-        b.wait(Duration::from_secs(40)).success(),
-        "b:\n{}",
-        b.log_text()
-    );
+    b.stop("b");
+    a.stop("a");
 
     let (merged, all) = merged_windows(&brokers, &insights, expected.len() * 2);
     check(&merged, &expected);

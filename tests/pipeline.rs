@@ -119,24 +119,12 @@ fn mixed_traffic_is_routed_exactly_and_committed_after_sigterm() {
     produce(&brokers, &input, &records);
 
     let args = [
-        "--brokers",
-        &brokers,
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--dlq-topic",
-        &dlq,
-        "--group-id",
-        &group,
         "--workers",
         "4",
-        "--progress-interval",
-        "1s",
         "--producer-property",
         "message.max.bytes=2000000",
     ];
-    let mut run = Running::start(&args);
+    let mut run = Running::pipeline(&brokers, &input, &group, &args);
     let total = records.len();
     let done = wait_until(Duration::from_secs(60), || {
         let out = read_all(
@@ -154,13 +142,7 @@ fn mixed_traffic_is_routed_exactly_and_committed_after_sigterm() {
         "pipeline did not route all {total} records; log:\n{}",
         run.log_text()
     );
-    run.signal("TERM");
-    let status = run.wait(Duration::from_secs(40));
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        run.log_text()
-    );
+    run.stop("pipeline");
 
     // processed_data: every valid record exactly once, keyed by user_id, with source headers.
     let out = read_all(
@@ -276,7 +258,12 @@ fn mixed_traffic_is_routed_exactly_and_committed_after_sigterm() {
     );
 
     // A second run of the same group reprocesses nothing.
-    let mut again = Running::start(&[&args[..], &["--exit-at-end"]].concat());
+    let mut again = Running::pipeline(
+        &brokers,
+        &input,
+        &group,
+        &[&args[..], &["--exit-at-end"]].concat(),
+    );
     let status = again.wait(Duration::from_secs(60));
     assert!(
         status.success(),
@@ -320,22 +307,7 @@ fn failed_delivery_holds_the_committed_offset_until_it_succeeds() {
         .collect();
     produce(&brokers, &input, &records);
 
-    let mut run = Running::start(&[
-        "--brokers",
-        &brokers,
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--dlq-topic",
-        &dlq,
-        "--group-id",
-        &group,
-        "--workers",
-        "2",
-        "--progress-interval",
-        "1s",
-    ]);
+    let mut run = Running::pipeline(&brokers, &input, &group, &["--workers", "2"]);
     assert!(
         wait_until(Duration::from_secs(30), || run
             .log_text()
@@ -371,12 +343,7 @@ fn failed_delivery_holds_the_committed_offset_until_it_succeeds() {
         "offset did not reach the end after the topic became writable; log:\n{}",
         run.log_text()
     );
-    run.signal("TERM");
-    assert!(
-        run.wait(Duration::from_secs(40)).success(),
-        "log:\n{}",
-        run.log_text()
-    );
+    run.stop("run");
     let out = read_all(&brokers, &output, 20, Duration::from_secs(30));
     let users: BTreeSet<String> = out
         .iter()
@@ -475,20 +442,7 @@ fn shutdown_deadline_and_second_signal() {
 
     for (signals, expected_code) in [(1, 4), (2, 130)] {
         let group = unique("it-group");
-        let mut run = Running::start(&[
-            "--brokers",
-            &brokers,
-            "--input-topic",
-            &input,
-            "--output-topic",
-            &output,
-            "--dlq-topic",
-            &dlq,
-            "--group-id",
-            &group,
-            "--shutdown-timeout",
-            "3s",
-        ]);
+        let mut run = Running::pipeline(&brokers, &input, &group, &["--shutdown-timeout", "3s"]);
         assert!(
             wait_until(Duration::from_secs(30), || run
                 .log_text()
@@ -586,48 +540,21 @@ fn graceful_rebalances_lose_and_duplicate_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let args = [
-        "--brokers",
-        &brokers,
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--dlq-topic",
-        &dlq,
-        "--group-id",
-        &group,
-        "--workers",
-        "2",
-        "--progress-interval",
-        "1s",
-    ];
-    let mut first = Running::start(&args);
+    let args = ["--workers", "2"];
+    let mut first = Running::pipeline(&brokers, &input, &group, &args);
     std::thread::sleep(Duration::from_secs(3));
-    let mut second = Running::start(&args);
+    let mut second = Running::pipeline(&brokers, &input, &group, &args);
     std::thread::sleep(Duration::from_secs(4));
-    first.signal("TERM");
-    assert!(
-        first.wait(Duration::from_secs(40)).success(),
-        "first:\n{}",
-        first.log_text()
-    );
+    first.stop("first");
     assert!(feeder.wait().unwrap().success(), "load generator failed");
     let ends = end_offsets(&brokers, &input, 4);
     assert_eq!(ends.values().sum::<i64>(), 40_000);
     assert!(
-        wait_until(Duration::from_secs(60), || committed(
-            &brokers, &group, &input, 4
-        ) == ends),
+        wait_committed_to_end(&brokers, &group, &input, 4, Duration::from_secs(60)),
         "second instance did not catch up; log:\n{}",
         second.log_text()
     );
-    second.signal("TERM");
-    assert!(
-        second.wait(Duration::from_secs(40)).success(),
-        "second:\n{}",
-        second.log_text()
-    );
+    second.stop("second");
     assert!(
         second.log_text().contains("assigned partitions"),
         "{}",

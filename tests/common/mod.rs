@@ -236,8 +236,24 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts `kafka-pipeline run` for a test: [`run_args`] plus `extra`.
+    pub fn pipeline(brokers: &str, input: &str, group: &str, extra: &[&str]) -> Running {
+        Running::start(&run_args(brokers, input, group, extra))
+    }
+
+    /// Sends SIGTERM and asserts a clean exit within 40 s.
+    pub fn stop(&mut self, who: &str) {
+        self.signal("TERM");
+        let status = self.wait(Duration::from_secs(40));
+        assert!(
+            status.success(),
+            "{who} exited with {status:?}; log:\n{}",
+            self.log_text()
+        );
+    }
+
     /// Starts `kafka-pipeline run` with the given arguments, logging to a temp file.
-    pub fn start(args: &[&str]) -> Running {
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Running {
         let log = std::env::temp_dir().join(format!("{}.log", unique("pipeline")));
         let file = std::fs::File::create(&log).unwrap();
         let child = pipeline()
@@ -289,6 +305,46 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The arguments of `kafka-pipeline run` for a test's own topics (`{input}-out`, `{input}-dlq`,
+/// `{input}-insights`) and group, with a progress line every second, followed by `extra`.
+pub fn run_args(brokers: &str, input: &str, group: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--brokers",
+        brokers,
+        "--input-topic",
+        input,
+        "--output-topic",
+        &format!("{input}-out"),
+        "--dlq-topic",
+        &format!("{input}-dlq"),
+        "--insights-topic",
+        &format!("{input}-insights"),
+        "--group-id",
+        group,
+        "--progress-interval",
+        "1s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Waits until `group` has committed the end offset of every partition of `topic`.
+pub fn wait_committed_to_end(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> bool {
+    let end = end_offsets(brokers, topic, partitions);
+    wait_until(timeout, || {
+        committed(brokers, group, topic, partitions) == end
+    })
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
