@@ -103,6 +103,7 @@ fn worker_step(c: &mut Criterion) {
         clock: &clock,
         flush_request: &flush,
         windows: WindowConfig::new(10, 10),
+        passthrough: false,
     };
     let mut aggregator = WindowAggregator::new(shared.windows);
     let now_ms = 1_720_589_697_000 + 5_000;

@@ -10,6 +10,7 @@
 #   scripts/kafka.sh groups … run Kafka's own kafka-consumer-groups tool against the broker
 #   scripts/kafka.sh produce TOPIC       one record per stdin line (Kafka's console producer)
 #   scripts/kafka.sh consume TOPIC [ARGS] read a topic from the beginning (console consumer)
+#   scripts/kafka.sh offsets TOPIC       end offset of each partition, one `partition offset` line
 #
 # The official jars come from Maven Central through Maven (scripts/kafka/pom.xml) and are cached
 # under ~/.cache/kafka-pipeline, outside the repository. PLAINTEXT listener on localhost:29092,
@@ -164,6 +165,8 @@ case "${1:-}" in
   topics) shift; fetch_jars; java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" "$@" ;;
   groups) shift; fetch_jars; java_cp org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" "$@" ;;
   produce) fetch_jars; java_cp org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$2" ;;
+  # GetOffsetShell prints topic:partition:offset; topic names cannot contain ':'.
+  offsets) fetch_jars; java_cp org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "$2" | awk -F: '{ print $2, $3 }' ;;
   consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
   *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -166,6 +166,11 @@ pub struct RunArgs {
     #[arg(long, env = "KAFKA_PIPELINE_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
+    /// Benchmark ceiling: copy each input record (key, value, headers) to the output topic
+    /// untouched, with the same clients and settings: no parsing, no dead letters, no insights.
+    #[arg(long, env = "KAFKA_PIPELINE_PASSTHROUGH")]
+    pub passthrough: bool,
+
     /// Stop after the input is drained: exit once every assigned partition has been read to its
     /// end offset and all outputs are committed (for batch jobs and tests).
     #[arg(long, env = "KAFKA_PIPELINE_EXIT_AT_END")]
@@ -203,6 +208,8 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Exit once the input is drained.
     pub exit_at_end: bool,
+    /// Copy records untouched (benchmark ceiling).
+    pub passthrough: bool,
     /// Insight window sizes.
     pub windows: crate::insights::window::WindowConfig,
     /// This instance's name in the insight records.
@@ -285,6 +292,7 @@ impl Config {
             progress_interval: args.progress_interval,
             channel_capacity: args.channel_capacity as usize,
             exit_at_end: args.exit_at_end,
+            passthrough: args.passthrough,
             windows: crate::insights::window::WindowConfig::new(window, lateness),
             instance_id,
         })

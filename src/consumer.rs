@@ -431,7 +431,7 @@ impl<'a> ConsumerStage<'a> {
                         .context()
                         .tracker()
                         .track(source.partition, source.offset);
-                    self.metrics.received.fetch_add(1, Relaxed);
+                    self.metrics.note_received();
                 }
                 Err(TrySendError::Full(record)) => {
                     self.pending.push_front(record);

@@ -94,6 +94,7 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
         clock: &clock,
         flush_request: &flush_request,
         windows: config.windows,
+        passthrough: config.passthrough,
     };
     log::info!(
         "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}",
@@ -158,6 +159,9 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
                 shutdown.request(grace);
                 first_error.get_or_insert(e);
             }
+        }
+        if let Some(summary) = metrics.summary() {
+            log::info!("{summary}");
         }
         match first_error {
             Some(e) => Err(e),

@@ -6,7 +6,8 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::transform::ErrorCode;
 
@@ -31,12 +32,46 @@ pub struct Metrics {
     pub commits: AtomicU64,
     /// Offset commits that failed.
     pub commit_failures: AtomicU64,
+    /// When the first input record was handed to the workers.
+    pub first_received: OnceLock<Instant>,
+    /// When the last output or dead letter was delivered, in µs after `first_received`.
+    pub last_delivered_us: AtomicU64,
 }
 
 impl Metrics {
     /// Total dead letters over all codes.
     pub fn dead_lettered_total(&self) -> u64 {
         self.dead_lettered.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Notes that an input record was handed to the workers.
+    pub fn note_received(&self) {
+        self.first_received.get_or_init(Instant::now);
+        self.received.fetch_add(1, Relaxed);
+    }
+
+    /// Notes that an output record or dead letter was delivered.
+    pub fn note_delivered(&self) {
+        self.delivered.fetch_add(1, Relaxed);
+        if let Some(first) = self.first_received.get() {
+            self.last_delivered_us
+                .fetch_max(first.elapsed().as_micros() as u64, Relaxed);
+        }
+    }
+
+    /// The line logged at exit: records, time from the first consume to the last delivery,
+    /// rate. `None` when nothing was received.
+    pub fn summary(&self) -> Option<String> {
+        self.first_received.get()?;
+        let n = self.received.load(Relaxed);
+        let secs = self.last_delivered_us.load(Relaxed) as f64 / 1e6;
+        let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        Some(format!(
+            "summary: {n} records in {secs:.3} s (first consume to last delivery): {rate:.0} records/s; \
+             valid {}, dead letters {}",
+            self.valid.load(Relaxed),
+            self.dead_lettered_total()
+        ))
     }
 
     /// Adds a worker's batch of counts.
@@ -195,6 +230,22 @@ mod tests {
         assert_eq!(s.valid, 4);
         assert_eq!(s.dead_lettered[ErrorCode::MissingField.index()], 2);
         assert_eq!(m.dead_lettered_total(), 2);
+    }
+
+    #[test]
+    fn summary_needs_a_record_and_reports_counts() {
+        let m = Metrics::default();
+        assert_eq!(m.summary(), None);
+        m.note_received();
+        m.publish(&mut WorkerTally {
+            valid: 1,
+            ..Default::default()
+        });
+        std::thread::sleep(Duration::from_millis(2));
+        m.note_delivered();
+        let line = m.summary().unwrap();
+        assert!(line.starts_with("summary: 1 records in 0.0"), "{line}");
+        assert!(line.ends_with("valid 1, dead letters 0"), "{line}");
     }
 
     #[test]

@@ -77,7 +77,9 @@ impl ProducerContext for DeliveryContext {
         let origin = *opaque;
         let report = match result {
             Ok(_) => {
-                self.metrics.delivered.fetch_add(1, Relaxed);
+                if origin.source.is_some() {
+                    self.metrics.note_delivered();
+                }
                 Delivery::Delivered(origin)
             }
             Err((error, message)) => {
@@ -198,10 +200,8 @@ impl<'a> ProducerStage<'a> {
 
     /// Tags an input-derived record with its window part, then sends it.
     fn send_output(&mut self, mut record: OutputRecord) {
-        if let Some(source) = record.origin.source {
-            record.origin.part = self
-                .merger
-                .record_received(record.origin.window, source.partition);
+        if let (Some(source), Some(window)) = (record.origin.source, record.origin.window) {
+            record.origin.part = self.merger.record_received(window, source.partition);
         }
         self.send(record, 0);
     }
@@ -237,7 +237,7 @@ impl<'a> ProducerStage<'a> {
             origin: Origin {
                 source: None,
                 destination: Destination::Insights,
-                window: p.window,
+                window: Some(p.window),
                 part: p.part,
             },
             key: Some(p.window.to_string().into_bytes()),
@@ -259,21 +259,26 @@ impl<'a> ProducerStage<'a> {
         );
         for report in reports {
             match report {
-                Delivery::Delivered(origin) => match origin.source {
-                    Some(source) => {
+                // The consumer thread may already be gone at the very end of a shutdown, so
+                // sends to it may fail.
+                Delivery::Delivered(origin) => match (origin.source, origin.window) {
+                    (Some(source), Some(window)) => {
                         if let Some(done) =
-                            self.merger
-                                .output_delivered(origin.window, origin.part, source)
+                            self.merger.output_delivered(window, origin.part, source)
                         {
-                            // The consumer thread may already be gone at the very end of a shutdown.
                             let _ = self.done_tx.send(done);
                         }
                     }
-                    None => {
-                        for done in self.merger.insight_delivered(origin.window, origin.part) {
+                    // Not counted in any window (--passthrough): done when delivered.
+                    (Some(source), None) => {
+                        let _ = self.done_tx.send(source);
+                    }
+                    (None, Some(window)) => {
+                        for done in self.merger.insight_delivered(window, origin.part) {
                             let _ = self.done_tx.send(done);
                         }
                     }
+                    (None, None) => {}
                 },
                 Delivery::Failed(record, error) => self.schedule_retry(record, 0, &error),
             }

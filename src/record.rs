@@ -74,8 +74,9 @@ pub struct Origin {
     pub source: Option<Source>,
     /// Which topic.
     pub destination: Destination,
-    /// Start of the window the input was counted in, or that the insight record describes.
-    pub window: u64,
+    /// Start of the window the input was counted in, or that the insight record describes;
+    /// `None` for a record not counted in any window (`--passthrough`).
+    pub window: Option<u64>,
     /// The part of that window (set by the producer thread).
     pub part: u32,
 }

@@ -612,3 +612,57 @@ fn graceful_rebalances_lose_and_duplicate_nothing() {
     );
     assert_eq!(dead.len() + out.len(), 40_000);
 }
+
+/// `--passthrough` (the benchmark ceiling) copies every record untouched, valid or not, and
+/// still commits only what was delivered; the exit summary reports the count.
+#[test]
+fn passthrough_copies_records_untouched() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-pass");
+    let group = unique("it-group");
+    create_topic(&brokers, &input, 2, &[]);
+    let mut records = vec![
+        Rec::new(Some(b"a"), Some(&valid_event(1))),
+        Rec::new(Some(b"b"), Some(b"not json \xff")),
+        Rec::new(None, None),
+    ];
+    records[0]
+        .headers
+        .push(("h".into(), Some(b"\x00v".to_vec())));
+    produce(&brokers, &input, &records);
+    let mut run = Running::pipeline(
+        &brokers,
+        &input,
+        &group,
+        &["--passthrough", "--exit-at-end"],
+    );
+    assert!(
+        run.wait(Duration::from_secs(60)).success(),
+        "log:\n{}",
+        run.log_text()
+    );
+    let out = read_all(
+        &brokers,
+        &format!("{input}-out"),
+        3,
+        Duration::from_secs(20),
+    );
+    let strip = |r: &Rec| (r.key.clone(), r.value.clone(), r.headers.clone());
+    let mut got: Vec<_> = out.iter().map(strip).collect();
+    let mut want: Vec<_> = records.iter().map(strip).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(read_all(&brokers, &format!("{input}-dlq"), 0, Duration::from_secs(3)).is_empty());
+    assert!(
+        run.log_text().contains("summary: 3 records in "),
+        "log:\n{}",
+        run.log_text()
+    );
+    // An empty partition has nothing to commit.
+    let mut ends = end_offsets(&brokers, &input, 2);
+    ends.retain(|_, end| *end > 0);
+    assert_eq!(committed(&brokers, &group, &input, 2), ends);
+}
