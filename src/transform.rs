@@ -270,11 +270,69 @@ pub struct LoginEvent<'a> {
 }
 
 impl LoginEvent<'_> {
-    /// Appends the `processed_data` JSON record to `out`.
+    /// Appends the `processed_data` JSON record to `out`: the same bytes as serializing the
+    /// struct with serde_json (a test holds them equal), written directly, because serde_json's
+    /// byte-by-byte string escaping was the largest single cost of a worker (15 % in a profile)
+    /// and our strings almost never need escaping.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serializing plain strings and integers into a Vec cannot fail.
-        serde_json::to_writer(out, self).expect("serializing a LoginEvent cannot fail");
+        out.extend_from_slice(b"{\"user_id\":");
+        write_json_str(out, &self.user_id);
+        out.extend_from_slice(b",\"device_id\":");
+        write_json_str(out, &self.device_id);
+        out.extend_from_slice(b",\"device_type\":");
+        write_json_str(out, &self.device_type);
+        out.extend_from_slice(b",\"app_version\":");
+        write_json_str(out, &self.app_version);
+        out.extend_from_slice(b",\"locale\":");
+        write_json_str(out, self.locale.as_str());
+        out.extend_from_slice(b",\"ip\":");
+        write_json_str(out, &self.ip);
+        out.extend_from_slice(b",\"ip_class\":\"");
+        out.extend_from_slice(self.ip_class.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"timestamp\":");
+        write_u64(out, self.timestamp);
+        out.extend_from_slice(b",\"event_time\":\"");
+        out.extend_from_slice(self.event_time.as_str().as_bytes());
+        out.push(b'"');
+        if !self.filled.is_empty() {
+            out.extend_from_slice(b",\"filled\":[");
+            for (i, name) in self.filled.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, name);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
     }
+}
+
+/// Writes `s` as a JSON string: copied as is when nothing needs escaping, else by serde_json.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, s).expect("a str always serializes");
+    }
+}
+
+/// Writes `n` in decimal.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// A two-letter locale code, stored inline.
@@ -1172,6 +1230,33 @@ mod tests {
         );
         let extra = SAMPLE.replacen('{', r#"{"x": 1, "x": [2], "#, 1);
         assert!(run(extra.as_bytes()).is_ok());
+    }
+
+    proptest::proptest! {
+        /// The hand-written writer produces exactly serde_json's bytes, for any strings.
+        #[test]
+        fn write_json_matches_serde_json(
+            user in ".{0,40}",
+            device in "\\PC{0,20}",
+            ts in 0u64..=MAX_TIMESTAMP,
+            filled in proptest::bool::ANY,
+        ) {
+            let event = LoginEvent {
+                user_id: Cow::Owned(user),
+                device_id: Cow::Owned(device),
+                device_type: Cow::Borrowed("ios"),
+                app_version: Cow::Borrowed("2.3.0"),
+                locale: LocaleCode(*b"WA"),
+                ip: Cow::Borrowed("10.0.0.1"),
+                ip_class: IpClass::Private,
+                timestamp: ts,
+                event_time: Rfc3339::from_unix(ts),
+                filled: if filled { vec!["device_type", "locale"] } else { vec![] },
+            };
+            let mut out = Vec::new();
+            event.write_json(&mut out);
+            proptest::prop_assert_eq!(out, serde_json::to_vec(&event).unwrap());
+        }
     }
 
     #[test]
