@@ -413,15 +413,14 @@ impl<'a> ConsumerStage<'a> {
             // (pausing purges librdkafka's prefetched records and restarts fetching, which is
             // far more expensive); it is well inside max.poll.interval.ms, and callbacks are
             // served by the next poll. Only when the workers stay behind do we pause.
-            let sent = if self.context().paused.load(Relaxed) {
-                work_tx.try_send(record)
-            } else {
-                work_tx
+            let sent = match work_tx.try_send(record) {
+                Err(TrySendError::Full(record)) if !self.context().paused.load(Relaxed) => work_tx
                     .send_timeout(record, BACKPRESSURE_WAIT)
                     .map_err(|e| match e {
                         SendTimeoutError::Timeout(r) => TrySendError::Full(r),
                         SendTimeoutError::Disconnected(r) => TrySendError::Disconnected(r),
-                    })
+                    }),
+                other => other,
             };
             match sent {
                 Ok(()) => {

@@ -50,9 +50,9 @@ impl Metrics {
         self.received.fetch_add(1, Relaxed);
     }
 
-    /// Notes that an output record or dead letter was delivered.
-    pub fn note_delivered(&self) {
-        self.delivered.fetch_add(1, Relaxed);
+    /// Notes that `n` output records or dead letters were delivered.
+    pub fn note_delivered(&self, n: u64) {
+        self.delivered.fetch_add(n, Relaxed);
         if let Some(first) = self.first_received.get() {
             self.last_delivered_us
                 .fetch_max(first.elapsed().as_micros() as u64, Relaxed);
@@ -242,7 +242,7 @@ mod tests {
             ..Default::default()
         });
         std::thread::sleep(Duration::from_millis(2));
-        m.note_delivered();
+        m.note_delivered(1);
         let line = m.summary().unwrap();
         assert!(line.starts_with("summary: 1 records in 0.0"), "{line}");
         assert!(line.ends_with("valid 1, dead letters 0"), "{line}");

@@ -76,12 +76,7 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
         let origin = *opaque;
         let report = match result {
-            Ok(_) => {
-                if origin.source.is_some() {
-                    self.metrics.note_delivered();
-                }
-                Delivery::Delivered(origin)
-            }
+            Ok(_) => Delivery::Delivered(origin),
             Err((error, message)) => {
                 self.metrics.delivery_failures.fetch_add(1, Relaxed);
                 let record = OutputRecord {
@@ -173,7 +168,11 @@ impl<'a> ProducerStage<'a> {
             // BaseProducer::poll waits out its whole timeout even when events arrive, so the
             // wait for work happens on the channel (wakes at once) and poll(ZERO) above serves
             // the delivery reports at least every millisecond.
-            match rx.recv_timeout(Duration::from_millis(1)) {
+            let next = match rx.try_recv() {
+                Ok(message) => Ok(message),
+                Err(_) => rx.recv_timeout(Duration::from_millis(1)),
+            };
+            match next {
                 Ok(ToProducer::Record(record)) => self.send_output(record),
                 Ok(ToProducer::Windows(report)) => {
                     log::trace!(
@@ -257,6 +256,14 @@ impl<'a> ProducerStage<'a> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
+        let delivered = reports
+            .iter()
+            .filter(|r| matches!(r, Delivery::Delivered(o) if o.source.is_some()))
+            .count() as u64;
+        if delivered > 0 {
+            // One clock read per batch of delivery reports.
+            self.producer.context().metrics.note_delivered(delivered);
+        }
         for report in reports {
             match report {
                 // The consumer thread may already be gone at the very end of a shutdown, so
@@ -377,10 +384,12 @@ impl<'a> ProducerStage<'a> {
     }
 
     fn resend_due(&mut self) {
+        if self.retries.is_empty() {
+            return;
+        }
         let now = Instant::now();
         // A full pass over the backlog at most every 20 ms, not once per record sent.
-        if self.retries.is_empty() || now.duration_since(self.last_retry_pass) < RETRY_PASS_INTERVAL
-        {
+        if now.duration_since(self.last_retry_pass) < RETRY_PASS_INTERVAL {
             return;
         }
         self.last_retry_pass = now;

@@ -115,3 +115,44 @@ pub enum ToProducer {
     /// Closed insight windows.
     Windows(WindowReport),
 }
+
+/// A number formatted in decimal on the stack (header values and JSON without an allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    /// Formats `n`.
+    pub fn new(mut n: u64) -> Self {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    /// The digits.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decimal;
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for n in [0, 7, 10, 41, 1_720_589_697, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+}

@@ -290,7 +290,7 @@ impl LoginEvent<'_> {
         out.extend_from_slice(b",\"ip_class\":\"");
         out.extend_from_slice(self.ip_class.as_str().as_bytes());
         out.extend_from_slice(b"\",\"timestamp\":");
-        write_u64(out, self.timestamp);
+        out.extend_from_slice(crate::record::Decimal::new(self.timestamp).as_bytes());
         out.extend_from_slice(b",\"event_time\":\"");
         out.extend_from_slice(self.event_time.as_str().as_bytes());
         out.push(b'"');
@@ -318,21 +318,6 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     } else {
         serde_json::to_writer(out, s).expect("a str always serializes");
     }
-}
-
-/// Writes `n` in decimal.
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// A two-letter locale code, stored inline.

@@ -23,6 +23,8 @@ use crate::watermark::EventClock;
 /// is idle this long.
 const BATCH: u64 = 256;
 const IDLE_TICK: Duration = Duration::from_millis(100);
+/// Records between two reads of the wall clock (~0.3 ms apart at full speed).
+const CLOCK_EVERY: u64 = 32;
 /// Events further in the future than this (clock skew, bad data) are counted in the window of
 /// now + this, so they cannot hold a window open, or push the watermark, far ahead.
 const MAX_FUTURE_SECS: u64 = 60;
@@ -117,13 +119,22 @@ pub fn run(
 ) {
     let mut tally = WorkerTally::default();
     let mut since_tick = 0u64;
+    let mut now_ms = now_ms();
     loop {
-        let record = match rx.recv_timeout(IDLE_TICK) {
+        // try_recv first: recv_timeout reads the clock on every call, which showed up in
+        // profiles at a few hundred thousand records per second.
+        let record = match rx.try_recv() {
             Ok(record) => Some(record),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(_) => match rx.recv_timeout(IDLE_TICK) {
+                Ok(record) => Some(record),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
         };
-        let now_ms = now_ms();
+        // The wall clock (for lag and future-clamping) is read every CLOCK_EVERY records.
+        if since_tick % CLOCK_EVERY == 0 || record.is_none() {
+            now_ms = self::now_ms();
+        }
         if let Some(record) = record {
             let output = process(
                 &mut transformer,
@@ -246,11 +257,11 @@ fn source_headers(topic: &str, source: &Source) -> OwnedHeaders {
         })
         .insert(Header {
             key: HEADER_SOURCE_PARTITION,
-            value: Some(&source.partition.to_string()),
+            value: Some(Decimal::new(source.partition as u64).as_bytes()),
         })
         .insert(Header {
             key: HEADER_SOURCE_OFFSET,
-            value: Some(&source.offset.to_string()),
+            value: Some(Decimal::new(source.offset as u64).as_bytes()),
         })
 }
 
