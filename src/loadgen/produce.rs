@@ -32,7 +32,9 @@ const PRODUCER_DEFAULTS: [(&str, &str); 6] = [
     ("linger.ms", "5"),
     // The largest batch librdkafka builds; it must stay under the broker's 1 MiB message limit.
     ("batch.size", "1000000"),
-    ("compression.type", "lz4"),
+    // Uncompressed, like the original Python generator: plain kafka-python (the original
+    // pipeline's client) cannot read lz4 batches without an extra package.
+    ("compression.type", "none"),
     ("acks", "all"),
     ("enable.idempotence", "true"),
 ];
