@@ -375,7 +375,8 @@ pub struct LoadgenArgs {
     #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_INVALID_RATE", default_value_t = 0.01, value_parser = parse_fraction)]
     pub invalid_rate: f64,
 
-    /// Event time of the first record, Unix seconds [default: now].
+    /// Event time of the first record, Unix seconds [default: now; with --rate 0 and a count,
+    /// early enough that the last event is now].
     #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_BASE_TIME", value_parser = clap::value_parser!(u64).range(0..=MAX_TIMESTAMP))]
     pub base_time: Option<u64>,
 
@@ -405,9 +406,19 @@ impl LoadgenArgs {
             users: self.users as usize,
             missing_rate: self.missing_rate,
             invalid_rate: self.invalid_rate,
-            base_time: self.base_time.unwrap_or(now),
+            base_time: self.base_time.unwrap_or_else(|| self.default_base_time(now)),
             rate: self.rate,
             oversize_bytes: self.oversize_bytes as usize,
+        }
+    }
+
+    /// Without `--base-time`: now; but with `--rate 0` and a count, now minus the span of event
+    /// time the run covers (1000 events per second), so the events end at the present instead
+    /// of running into the future, which a pipeline would (rightly) not trust.
+    fn default_base_time(&self, now: u64) -> u64 {
+        match self.count_limit() {
+            Some(count) if self.rate == 0.0 => now.saturating_sub(count / 1000),
+            _ => now,
         }
     }
 
