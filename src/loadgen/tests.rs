@@ -419,8 +419,10 @@ fn flags_have_the_documented_defaults() {
         (a.oversize_bytes, a.label, a.base_time, a.partitions),
         (300_000, false, None, None)
     );
-    let options = a.gen_options(1234);
-    assert_eq!(options.base_time, 1234);
+    // Rate 0 with the default count of 1000: one second of event time, ending now.
+    assert_eq!(a.gen_options(1234).base_time, 1233);
+    let paced = parse(&["--rate", "50"]).unwrap();
+    assert_eq!(paced.gen_options(1234).base_time, 1234);
 }
 
 #[test]
