@@ -90,6 +90,61 @@ fn parsers(c: &mut Criterion) {
     group.finish();
 }
 
+/// Aggregation alone, on events already transformed: its cost per event, to set against the
+/// transform's.
+fn aggregation(c: &mut Criterion) {
+    let payloads = realistic_payloads();
+    let mut transformer = Transformer::new(TransformOptions::default());
+    struct Owned {
+        user: String,
+        device: String,
+        device_type: String,
+        version: String,
+        locale: String,
+        ip_class: kafka_pipeline::transform::IpClass,
+        timestamp: u64,
+    }
+    let events: Vec<Owned> = payloads
+        .iter()
+        .filter_map(|p| {
+            transformer.process(Some(p)).ok().map(|e| Owned {
+                user: e.user_id.to_string(),
+                device: e.device_id.to_string(),
+                device_type: e.device_type.to_string(),
+                version: e.app_version.to_string(),
+                locale: e.locale.as_str().to_owned(),
+                ip_class: e.ip_class,
+                timestamp: e.timestamp,
+            })
+        })
+        .collect();
+    let now_ms = 1_720_589_697_000 + 5_000;
+    let mut group = c.benchmark_group("insights");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("observe (fresh windows every 10,000 events)", |b| {
+        b.iter(|| {
+            let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
+            for e in &events {
+                aggregator.observe(&Observation {
+                    event_time: e.timestamp,
+                    lag_ms: lag_ms(now_ms, e.timestamp),
+                    kind: ObservationKind::Valid {
+                        user_id: &e.user,
+                        device_id: &e.device,
+                        device_type: &e.device_type,
+                        app_version: &e.version,
+                        locale: &e.locale,
+                        ip_class: e.ip_class,
+                        device_type_filled: false,
+                    },
+                });
+            }
+            black_box(aggregator.advance(u64::MAX / 2))
+        })
+    });
+    group.finish();
+}
+
 fn worker_step(c: &mut Criterion) {
     let payloads = realistic_payloads();
     let mut group = c.benchmark_group("worker");
@@ -169,5 +224,5 @@ fn offset_tracker(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parsers, worker_step, offset_tracker);
+criterion_group!(benches, parsers, aggregation, worker_step, offset_tracker);
 criterion_main!(benches);

@@ -406,7 +406,9 @@ impl LoadgenArgs {
             users: self.users as usize,
             missing_rate: self.missing_rate,
             invalid_rate: self.invalid_rate,
-            base_time: self.base_time.unwrap_or_else(|| self.default_base_time(now)),
+            base_time: self
+                .base_time
+                .unwrap_or_else(|| self.default_base_time(now)),
             rate: self.rate,
             oversize_bytes: self.oversize_bytes as usize,
         }
