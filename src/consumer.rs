@@ -114,15 +114,13 @@ impl RebalanceContext {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        let mut commit = TopicPartitionList::new();
-        {
+        let commit = {
             let mut tracker = self.tracker();
-            for &p in &partitions {
-                if let Some(position) = tracker.revoke(p) {
-                    let _ = commit.add_partition_offset(&self.topic, p, Offset::Offset(position));
-                }
-            }
-        }
+            offsets_list(
+                &self.topic,
+                partitions.iter().map(|&p| (p, tracker.revoke(p))),
+            )
+        };
         self.metrics.rebalances.fetch_add(1, Relaxed);
         if lost {
             log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
@@ -230,6 +228,21 @@ impl ConsumerContext for RebalanceContext {
             }
         }
     }
+}
+
+/// A partition list of `topic` with the given positions (partitions without one are left out).
+fn offsets_list(
+    topic: &str,
+    positions: impl Iterator<Item = (i32, Option<i64>)>,
+) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (p, position) in positions {
+        if let Some(position) = position {
+            // Only fails for an invalid offset value, which a position never is.
+            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(position));
+        }
+    }
+    tpl
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {
@@ -476,10 +489,7 @@ impl<'a> ConsumerStage<'a> {
         if moved.is_empty() {
             return;
         }
-        let mut tpl = TopicPartitionList::with_capacity(moved.len());
-        for (p, position) in moved {
-            let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(position));
-        }
+        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
         if let Err(e) = self.consumer.store_offsets(&tpl) {
             log::debug!("storing offsets {}: {e}", describe(&tpl));
         }
@@ -498,10 +508,7 @@ impl<'a> ConsumerStage<'a> {
 
     fn progress_extras(&self) -> ProgressExtras {
         let tracker = self.context().tracker();
-        let positions = tracker
-            .partitions()
-            .map(|p| (p, tracker.committable(p)))
-            .collect();
+        let positions = tracker.positions();
         let lag = self.context().lag.load(Relaxed);
         ProgressExtras {
             in_flight: tracker.total_in_flight(),
@@ -570,19 +577,8 @@ impl ConsumerStage<'_> {
     fn commit_final(&self) -> Vec<(i32, Option<i64>)> {
         let deadline = self.shutdown.deadline().unwrap_or_else(Instant::now);
         loop {
-            let positions: Vec<(i32, Option<i64>)> = {
-                let tracker = self.context().tracker();
-                tracker
-                    .partitions()
-                    .map(|p| (p, tracker.committable(p)))
-                    .collect()
-            };
-            let mut tpl = TopicPartitionList::new();
-            for &(p, position) in &positions {
-                if let Some(position) = position {
-                    let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(position));
-                }
-            }
+            let positions = self.context().tracker().positions();
+            let tpl = offsets_list(&self.topic, positions.iter().copied());
             if tpl.count() == 0 {
                 return positions;
             }

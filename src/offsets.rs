@@ -166,6 +166,14 @@ impl OffsetTracker {
             .and_then(PartitionState::committable)
     }
 
+    /// The committable position of every assigned partition, ascending by partition.
+    pub fn positions(&self) -> Vec<(i32, Option<i64>)> {
+        self.partitions
+            .iter()
+            .map(|(&p, s)| (p, s.committable()))
+            .collect()
+    }
+
     /// Positions that moved since the last call, to be stored in the consumer.
     pub fn take_committable(&mut self) -> Vec<(i32, i64)> {
         let mut moved = Vec::new();
