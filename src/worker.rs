@@ -535,15 +535,18 @@ mod tests {
         let mut t = Transformer::new(TransformOptions::default());
         let mut tally = WorkerTally::default();
         let payload = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": 1720589697, "device_type": "iOS"}"#;
-        let agg = &mut windows.aggregator;
-        super::process(
-            &mut t,
-            agg,
-            input(Some(payload), None),
-            &shared,
-            NOW_MS,
-            &mut tally,
-        );
+        let mut observe_one = |windows: &mut WorkerWindows| {
+            let record = input(Some(payload), None);
+            super::process(
+                &mut t,
+                &mut windows.aggregator,
+                record,
+                &shared,
+                NOW_MS,
+                &mut tally,
+            );
+        };
+        observe_one(&mut windows);
         let report = windows.tick(&shared, NOW_MS).expect("closed_before moved");
         assert!(
             report.closed.is_empty(),
@@ -555,15 +558,7 @@ mod tests {
         assert_eq!(report.closed.len(), 1);
         assert!(report.closed[0].partial);
         // Without a flush, a watermark past the window's end + lateness closes it.
-        let agg = &mut windows.aggregator;
-        super::process(
-            &mut t,
-            agg,
-            input(Some(payload), None),
-            &shared,
-            NOW_MS,
-            &mut tally,
-        );
+        observe_one(&mut windows);
         let report = windows
             .tick(&shared, NOW_MS + 60_000)
             .expect("closing report");
