@@ -15,7 +15,9 @@
 # The official jars come from Maven Central through Maven (scripts/kafka/pom.xml) and are cached
 # under ~/.cache/kafka-pipeline, outside the repository. PLAINTEXT listener on localhost:29092,
 # KRaft controller on localhost:29093. Environment overrides: KAFKA_PIPELINE_CACHE (cache root),
-# KAFKA_BROKER_DATA (data dir), KAFKA_HEAP_OPTS.
+# KAFKA_PORT (listener port, default 29092; a second broker for fault tests runs on another port),
+# KAFKA_CONTROLLER_PORT (default KAFKA_PORT + 1), KAFKA_BROKER_DATA (data dir, default
+# <cache>/broker, or <cache>/broker-<port> for a non-default port), KAFKA_HEAP_OPTS.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,11 +25,14 @@ pom="$here/kafka/pom.xml"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
 cache=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}
 libs="$cache/kafka-$version/libs"
-data=${KAFKA_BROKER_DATA:-$cache/broker}
+port=${KAFKA_PORT:-29092}
+controller_port=${KAFKA_CONTROLLER_PORT:-$((port + 1))}
+if [[ $port == 29092 ]]; then default_data=$cache/broker; else default_data=$cache/broker-$port; fi
+data=${KAFKA_BROKER_DATA:-$default_data}
 conf="$data/server.properties"
 pidfile="$data/broker.pid"
 logfile="$data/broker.log"
-bootstrap=localhost:29092
+bootstrap=localhost:$port
 heap=${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -50,9 +55,9 @@ write_config() {
   cat >"$conf" <<CONF
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@localhost:29093
-listeners=PLAINTEXT://localhost:29092,CONTROLLER://localhost:29093
-advertised.listeners=PLAINTEXT://localhost:29092
+controller.quorum.voters=1@localhost:$controller_port
+listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port
+advertised.listeners=PLAINTEXT://localhost:$port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -97,7 +102,7 @@ running_pid() {
   kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/localhost/29092") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/localhost/$port") 2>/dev/null; }
 
 # The port opens before the broker has elected itself controller; an admin request that lists
 # topics only succeeds once it serves metadata.
@@ -168,5 +173,5 @@ case "${1:-}" in
   # GetOffsetShell prints topic:partition:offset; topic names cannot contain ':'.
   offsets) fetch_jars; java_cp org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "$2" | awk -F: '{ print $2, $3 }' ;;
   consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
