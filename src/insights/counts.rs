@@ -13,10 +13,11 @@
 //!
 //! Speed: this sits in the per-event path three times. Keys of up to 7 bytes — every device
 //! type, locale and app version the feed sends (`android`, `WA`, `2.3.0`) — are packed with
-//! their length into one `u64` and counted in a map keyed by that word, which hashes with one
-//! multiply and compares with one instruction; longer keys go to a map of `String`s. Both maps
-//! hash with [`KeyedState`] (random seed per map) and counting a key already present allocates
-//! nothing.
+//! their length into one `u64` and counted by that word: in a short list searched linearly
+//! while there are at most [`FEW`] such keys (device types, app versions: a few compares, no
+//! hashing), then in a map that hashes with one multiply; longer keys go to a map of
+//! `String`s. Both maps hash with [`KeyedState`] (random seed per map) and counting a key
+//! already present allocates nothing.
 //!
 //! Serialized as a JSON object `{key: count}`, sorted by key, with `"(other)"` when non-zero.
 
@@ -34,11 +35,84 @@ pub const OTHER: &str = "(other)";
 /// Longest key packed into a `u64` (the eighth byte holds the length).
 const SHORT: usize = 7;
 
+/// Most packed keys kept in [`ShortKeys::Few`] before switching to a map.
+const FEW: usize = 8;
+
+/// Counts of packed keys: a list while there are few, a map beyond.
+#[derive(Clone, Debug)]
+enum ShortKeys {
+    /// At most [`FEW`] keys, in the order first seen.
+    Few(Vec<(u64, u64)>),
+    /// Any number of keys.
+    Many(HashMap<u64, u64, KeyedState>),
+}
+
+impl Default for ShortKeys {
+    fn default() -> Self {
+        ShortKeys::Few(Vec::new())
+    }
+}
+
+impl ShortKeys {
+    #[inline]
+    fn get_mut(&mut self, word: u64) -> Option<&mut u64> {
+        match self {
+            ShortKeys::Few(list) => list.iter_mut().find(|(w, _)| *w == word).map(|(_, n)| n),
+            ShortKeys::Many(map) => map.get_mut(&word),
+        }
+    }
+
+    fn get(&self, word: u64) -> Option<u64> {
+        match self {
+            ShortKeys::Few(list) => list.iter().find(|(w, _)| *w == word).map(|&(_, n)| n),
+            ShortKeys::Many(map) => map.get(&word).copied(),
+        }
+    }
+
+    /// Adds a key not present yet.
+    fn insert(&mut self, word: u64, n: u64) {
+        match self {
+            ShortKeys::Few(list) if list.len() < FEW => list.push((word, n)),
+            ShortKeys::Few(list) => {
+                let mut map: HashMap<u64, u64, KeyedState> = list.drain(..).collect();
+                map.insert(word, n);
+                *self = ShortKeys::Many(map);
+            }
+            ShortKeys::Many(map) => {
+                map.insert(word, n);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            ShortKeys::Few(list) => list.len(),
+            ShortKeys::Many(map) => map.len(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (u64, u64)> + '_> {
+        match self {
+            ShortKeys::Few(list) => Box::new(list.iter().copied()),
+            ShortKeys::Many(map) => Box::new(map.iter().map(|(&w, &n)| (w, n))),
+        }
+    }
+}
+
+impl PartialEq for ShortKeys {
+    /// The same keys with the same counts, whatever the form.
+    fn eq(&self, other: &ShortKeys) -> bool {
+        self.len() == other.len() && self.iter().all(|(w, n)| other.get(w) == Some(n))
+    }
+}
+
+impl Eq for ShortKeys {}
+
 /// Counts per key, at most [`MAX_KEYS`] keys, plus an [`OTHER`] count.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CappedCounts {
     /// Keys of up to [`SHORT`] bytes, packed by [`pack`].
-    short: HashMap<u64, u64, KeyedState>,
+    short: ShortKeys,
     /// Longer keys.
     long: HashMap<String, u64, KeyedState>,
     other: u64,
@@ -86,18 +160,28 @@ impl CappedCounts {
     }
 
     /// Counts one occurrence of `key`. Allocates only for a key not seen before.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, key: &str) {
+        // The per-event path: a short key already in the short list is counted in line; the
+        // rest goes through `add_n`.
+        if key.len() <= SHORT {
+            if let ShortKeys::Few(list) = &mut self.short {
+                let word = pack(key);
+                if let Some((_, count)) = list.iter_mut().find(|(w, _)| *w == word) {
+                    add_to(count, 1);
+                    return;
+                }
+            }
+        }
         self.add_n(key, 1);
     }
 
     /// Counts `n` occurrences of `key`.
-    #[inline]
     pub fn add_n(&mut self, key: &str, n: u64) {
         let full = self.distinct() >= MAX_KEYS;
         if key.len() <= SHORT {
             let word = pack(key);
-            if let Some(count) = self.short.get_mut(&word) {
+            if let Some(count) = self.short.get_mut(word) {
                 add_to(count, n);
             } else if full || key == OTHER {
                 add_to(&mut self.other, n);
@@ -115,8 +199,11 @@ impl CappedCounts {
 
     /// Adds `other`'s counts (see the module doc for what happens beyond the cap).
     pub fn merge(&mut self, other: &CappedCounts) {
-        for (&word, &n) in &other.short {
-            add_to(self.short.entry(word).or_insert(0), n);
+        for (word, n) in other.short.iter() {
+            match self.short.get_mut(word) {
+                Some(count) => add_to(count, n),
+                None => self.short.insert(word, n),
+            }
         }
         for (key, &n) in &other.long {
             match self.long.get_mut(key.as_str()) {
@@ -137,11 +224,9 @@ impl CappedCounts {
         }
         let mut ranked = self.entries();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let (short, long) = (self.short.hasher().clone(), self.long.hasher().clone());
         let mut kept = CappedCounts {
-            short: HashMap::with_hasher(short),
-            long: HashMap::with_hasher(long),
             other: self.other,
+            ..CappedCounts::default()
         };
         for (i, (key, n)) in ranked.into_iter().enumerate() {
             if i < MAX_KEYS {
@@ -155,7 +240,7 @@ impl CappedCounts {
 
     /// Every named key with its count, unordered.
     fn entries(&self) -> Vec<(String, u64)> {
-        let short = self.short.iter().map(|(&w, &n)| (unpack(w), n));
+        let short = self.short.iter().map(|(w, n)| (unpack(w), n));
         let long = self.long.iter().map(|(k, &n)| (k.clone(), n));
         short.chain(long).collect()
     }
@@ -163,13 +248,13 @@ impl CappedCounts {
     /// The count of `key` (the [`OTHER`] count for `"(other)"`).
     pub fn get(&self, key: &str) -> u64 {
         let found = if key == OTHER {
-            Some(&self.other)
+            Some(self.other)
         } else if key.len() <= SHORT {
-            self.short.get(&pack(key))
+            self.short.get(pack(key))
         } else {
-            self.long.get(key)
+            self.long.get(key).copied()
         };
-        found.copied().unwrap_or(0)
+        found.unwrap_or(0)
     }
 
     /// Counts that did not fit the cap.
@@ -186,9 +271,10 @@ impl CappedCounts {
     /// Sum of all counts, [`OTHER`] included.
     pub fn total(&self) -> u64 {
         self.short
-            .values()
-            .chain(self.long.values())
-            .fold(self.other, |sum, &n| sum.saturating_add(n))
+            .iter()
+            .map(|(_, n)| n)
+            .chain(self.long.values().copied())
+            .fold(self.other, |sum, n| sum.saturating_add(n))
     }
 
     /// Whether nothing was counted.
@@ -230,6 +316,7 @@ impl<'de> Deserialize<'de> for CappedCounts {
             } else if n == 0 {
                 continue;
             } else if key.len() <= SHORT {
+                // Distinct keys (a JSON object's), so distinct packed words.
                 counts.short.insert(pack(&key), n);
             } else {
                 counts.long.insert(key, n);

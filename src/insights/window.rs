@@ -42,8 +42,6 @@
 //! overflow their key cap). That is how per-worker windows become one window per instance, and
 //! per-instance records one window for a reader.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::counts::CappedCounts;
@@ -152,9 +150,12 @@ impl<'a> ObservationKind<'a> {
 /// Processing time (Unix milliseconds) minus event time (Unix seconds), in milliseconds,
 /// saturating at the ends of `i64`.
 pub fn lag_ms(processing_time_ms: u64, event_time_secs: u64) -> i64 {
-    let event_ms = i128::from(event_time_secs) * 1000;
-    (i128::from(processing_time_ms) - event_ms).clamp(i128::from(i64::MIN), i128::from(i64::MAX))
-        as i64
+    let event_ms = event_time_secs.saturating_mul(1000);
+    if processing_time_ms >= event_ms {
+        i64::try_from(processing_time_ms - event_ms).unwrap_or(i64::MAX)
+    } else {
+        i64::try_from(event_ms - processing_time_ms).map_or(i64::MIN, |d| -d)
+    }
 }
 
 /// Everything one window saw (from one worker, one instance, or merged).
@@ -284,8 +285,8 @@ impl WindowStats {
 #[derive(Debug)]
 pub struct WindowAggregator {
     config: WindowConfig,
-    /// Open windows by start.
-    open: BTreeMap<u64, WindowStats>,
+    /// Open windows, sorted by start (usually one to three; searched from the newest).
+    open: Vec<WindowStats>,
     /// Every window starting before this is closed.
     closed_before: u64,
     /// Windows closed early by the open-window limit, returned by the next advance or flush.
@@ -304,7 +305,7 @@ impl WindowAggregator {
                 max_open_windows: config.max_open_windows.max(1),
                 ..config
             },
-            open: BTreeMap::new(),
+            open: Vec::new(),
             closed_before: 0,
             evicted: Vec::new(),
             // 0 is the start of a window whatever the size, so the cache is valid from the start.
@@ -341,7 +342,8 @@ impl WindowAggregator {
             self.recent = self.window_start(obs.event_time);
             self.recent
         };
-        if let Some(stats) = self.open.get_mut(&start) {
+        // Nearly every event goes to the newest window, so search from the back.
+        if let Some(stats) = self.open.iter_mut().rev().find(|w| w.start == start) {
             stats.add(&obs.kind, obs.lag_ms);
             return start;
         }
@@ -349,41 +351,44 @@ impl WindowAggregator {
             return self.count_late();
         }
         if self.open.len() >= self.config.max_open_windows {
-            match self.open.first_key_value() {
-                Some((&oldest, _)) if oldest < start => self.evict_oldest(),
+            match self.open.first() {
+                Some(oldest) if oldest.start < start => self.evict_oldest(),
                 _ => return self.count_late(),
             }
         }
-        let end = start.saturating_add(self.config.size_secs);
-        let stats = self
-            .open
-            .entry(start)
-            .or_insert(WindowStats::new(start, end));
-        stats.add(&obs.kind, obs.lag_ms);
+        self.open_window(start).add(&obs.kind, obs.lag_ms);
         start
+    }
+
+    /// The open window starting at `start`, opened if it is not.
+    fn open_window(&mut self, start: u64) -> &mut WindowStats {
+        let at = match self.open.binary_search_by_key(&start, |w| w.start) {
+            Ok(at) => at,
+            Err(at) => {
+                let end = start.saturating_add(self.config.size_secs);
+                self.open.insert(at, WindowStats::new(start, end));
+                at
+            }
+        };
+        &mut self.open[at]
     }
 
     /// Counts a late event in the oldest open window, opening the first window after the closed
     /// prefix if none is open.
     fn count_late(&mut self) -> u64 {
-        let start = match self.open.first_key_value() {
-            Some((&oldest, _)) => oldest,
+        let start = match self.open.first() {
+            Some(oldest) => oldest.start,
             None => self.closed_before,
         };
-        let end = start.saturating_add(self.config.size_secs);
-        self.open
-            .entry(start)
-            .or_insert(WindowStats::new(start, end))
-            .late_events += 1;
+        self.open_window(start).late_events += 1;
         start
     }
 
     /// Closes the oldest open window ahead of the watermark.
     fn evict_oldest(&mut self) {
-        if let Some((start, stats)) = self.open.pop_first() {
-            self.closed_before = self
-                .closed_before
-                .max(start.saturating_add(self.config.size_secs));
+        if !self.open.is_empty() {
+            let stats = self.open.remove(0);
+            self.closed_before = self.closed_before.max(stats.end);
             self.evicted.push(stats);
         }
     }
@@ -400,12 +405,8 @@ impl WindowAggregator {
         };
         self.closed_before = self.closed_before.max(boundary);
         let mut closed = std::mem::take(&mut self.evicted);
-        while let Some(entry) = self.open.first_entry() {
-            if *entry.key() >= self.closed_before {
-                break;
-            }
-            closed.push(entry.remove());
-        }
+        let done = self.open.partition_point(|w| w.start < self.closed_before);
+        closed.extend(self.open.drain(..done));
         closed.retain(|w| !w.is_empty());
         closed
     }
@@ -414,12 +415,10 @@ impl WindowAggregator {
     /// open are marked partial. Events observed afterwards for these windows count as late.
     pub fn flush(&mut self) -> Vec<WindowStats> {
         let mut closed = std::mem::take(&mut self.evicted);
-        if let Some((&last, _)) = self.open.last_key_value() {
-            self.closed_before = self
-                .closed_before
-                .max(last.saturating_add(self.config.size_secs));
+        if let Some(last) = self.open.last() {
+            self.closed_before = self.closed_before.max(last.end);
         }
-        closed.extend(std::mem::take(&mut self.open).into_values().map(|mut w| {
+        closed.extend(self.open.drain(..).map(|mut w| {
             w.partial = true;
             w
         }));

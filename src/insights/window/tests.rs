@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::loadgen::{GenOptions, Generator, Profile};
 use crate::transform::{TransformOptions, Transformer};
+use std::collections::BTreeMap;
 
 fn valid(t: u64, user: &'static str) -> Observation<'static> {
     Observation {

@@ -1,0 +1,199 @@
+//! Instruction counts of the worker stage, for comparisons that a busy machine cannot blur.
+//!
+//! Wall-clock benchmarks (`benches/transform.rs`) on a shared 2-core machine move by 10-25 %
+//! between runs, which hides a cost of 10 %. Instructions executed do not move: this binary runs
+//! each variant once over the same realistic events, and `scripts/bench-instructions.sh` runs it
+//! under `valgrind --tool=callgrind`, collecting each variant's function separately, and prints
+//! instructions per event and the ratios. Run alone (`cargo bench --bench instructions`) it just
+//! times one pass of each, as a smoke test.
+//!
+//! Variants (each one `#[inline(never)]` function, the name callgrind collects):
+//! - `transform_only`: parse + validate + normalize + serialize (the transform benchmark);
+//! - `transform_and_aggregate`: the same plus counting each event in its insight window;
+//! - `aggregate_only`: counting already-transformed events (the aggregation's own cost);
+//! - `worker_steps`: `worker::process`, input record to output record, insights included.
+
+use std::hint::black_box;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use kafka_pipeline::insights::window::{
+    lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
+};
+use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
+use kafka_pipeline::metrics::{Metrics, WorkerTally};
+use kafka_pipeline::record::{InputRecord, Source};
+use kafka_pipeline::transform::{IpClass, TransformOptions, Transformer};
+use kafka_pipeline::watermark::EventClock;
+use kafka_pipeline::worker::{self, WorkerShared};
+
+const EVENTS: usize = 10_000;
+const NOW_MS: u64 = 1_720_589_697_000 + 5_000;
+
+#[inline(never)]
+fn transform_only(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
+    for p in payloads {
+        out.clear();
+        if let Ok(event) = transformer.process(Some(p)) {
+            event.write_json(out);
+        }
+        black_box(&*out);
+    }
+}
+
+#[inline(never)]
+fn transform_and_aggregate(
+    transformer: &mut Transformer,
+    payloads: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
+    for p in payloads {
+        out.clear();
+        if let Ok(event) = transformer.process(Some(p)) {
+            event.write_json(out);
+            aggregator.observe(&Observation {
+                event_time: event.timestamp,
+                lag_ms: lag_ms(NOW_MS, event.timestamp),
+                kind: ObservationKind::valid(&event),
+            });
+        }
+        black_box(&*out);
+    }
+    black_box(aggregator.advance(u64::MAX / 2)).len()
+}
+
+/// A transformed event's fields, owned, so aggregation can be measured without the transform.
+struct Owned {
+    user: String,
+    device: String,
+    device_type: String,
+    version: String,
+    locale: String,
+    ip_class: IpClass,
+    timestamp: u64,
+}
+
+#[inline(never)]
+fn aggregate_only(events: &[Owned]) -> usize {
+    let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
+    for e in events {
+        aggregator.observe(&Observation {
+            event_time: e.timestamp,
+            lag_ms: lag_ms(NOW_MS, e.timestamp),
+            kind: ObservationKind::Valid {
+                user_id: &e.user,
+                device_id: &e.device,
+                device_type: &e.device_type,
+                app_version: &e.version,
+                locale: &e.locale,
+                ip_class: e.ip_class,
+                device_type_filled: false,
+            },
+        });
+    }
+    black_box(aggregator.advance(u64::MAX / 2)).len()
+}
+
+#[inline(never)]
+fn worker_steps(
+    transformer: &mut Transformer,
+    aggregator: &mut WindowAggregator,
+    inputs: Vec<InputRecord>,
+    shared: &WorkerShared<'_>,
+    tally: &mut WorkerTally,
+) {
+    for input in inputs {
+        black_box(worker::process(
+            transformer,
+            aggregator,
+            input,
+            shared,
+            NOW_MS,
+            tally,
+        ));
+    }
+}
+
+fn inputs(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| InputRecord {
+            source: Source {
+                partition: 0,
+                offset: i as i64,
+                epoch: 1,
+            },
+            timestamp_ms: Some(1_720_589_697_000),
+            key: Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c".to_vec()),
+            payload: Some(p.clone()),
+            headers: None,
+        })
+        .collect()
+}
+
+fn timed(name: &str, n: usize, f: impl FnOnce()) {
+    let start = Instant::now();
+    f();
+    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("{name}: {ns:.0} ns/event over {n} events");
+}
+
+fn main() {
+    let payloads: Vec<Vec<u8>> = Generator::new(Profile::Realistic, 1, GenOptions::default())
+        .take(EVENTS)
+        .filter_map(|r| r.value)
+        .collect();
+    let n = payloads.len();
+    let mut transformer = Transformer::new(TransformOptions::default());
+    let mut out = Vec::with_capacity(512);
+    let events: Vec<Owned> = payloads
+        .iter()
+        .filter_map(|p| {
+            transformer.process(Some(p)).ok().map(|e| Owned {
+                user: e.user_id.to_string(),
+                device: e.device_id.to_string(),
+                device_type: e.device_type.to_string(),
+                version: e.app_version.to_string(),
+                locale: e.locale.as_str().to_owned(),
+                ip_class: e.ip_class,
+                timestamp: e.timestamp,
+            })
+        })
+        .collect();
+    let (metrics, clock, flush) = (Metrics::default(), EventClock::new(), AtomicU64::new(0));
+    let shared = WorkerShared {
+        input_topic: "user-login",
+        metrics: &metrics,
+        clock: &clock,
+        flush_request: &flush,
+        windows: WindowConfig::new(10, 10),
+        passthrough: false,
+    };
+    let mut aggregator = WindowAggregator::new(shared.windows);
+    let mut tally = WorkerTally::default();
+
+    // One untimed pass warms the transformer's buffers, the allocator and the caches, as in a
+    // long-running worker; then each variant runs once, in a fixed order.
+    transform_only(&mut transformer, &payloads, &mut out);
+    timed("transform_only", n, || {
+        transform_only(&mut transformer, &payloads, &mut out)
+    });
+    timed("transform_and_aggregate", n, || {
+        transform_and_aggregate(&mut transformer, &payloads, &mut out);
+    });
+    timed("aggregate_only", events.len(), || {
+        aggregate_only(&events);
+    });
+    let records = inputs(&payloads);
+    timed("worker_steps", n, || {
+        worker_steps(
+            &mut transformer,
+            &mut aggregator,
+            records,
+            &shared,
+            &mut tally,
+        )
+    });
+}
