@@ -133,13 +133,6 @@ fn inputs(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
         .collect()
 }
 
-fn timed(name: &str, n: usize, f: impl FnOnce()) {
-    let start = Instant::now();
-    f();
-    let ns = start.elapsed().as_nanos() as f64 / n as f64;
-    println!("{name}: {ns:.0} ns/event over {n} events");
-}
-
 fn main() {
     let payloads: Vec<Vec<u8>> = Generator::new(Profile::Realistic, 1, GenOptions::default())
         .take(EVENTS)
@@ -148,7 +141,7 @@ fn main() {
     let n = payloads.len();
     let mut transformer = Transformer::new(TransformOptions::default());
     let mut out = Vec::with_capacity(512);
-    let events: Vec<Owned> = payloads
+    let events_owned: Vec<Owned> = payloads
         .iter()
         .filter_map(|p| {
             transformer.process(Some(p)).ok().map(|e| Owned {
@@ -174,26 +167,77 @@ fn main() {
     let mut aggregator = WindowAggregator::new(shared.windows);
     let mut tally = WorkerTally::default();
 
-    // One untimed pass warms the transformer's buffers, the allocator and the caches, as in a
-    // long-running worker; then each variant runs once, in a fixed order.
+    // One pass warms the transformer's buffers, the allocator and the caches, as in a
+    // long-running worker; then the variants named on the command line (all by default) run
+    // once each inside `measured`, the function the instruction count collects.
     transform_only(&mut transformer, &payloads, &mut out);
-    timed("transform_only", n, || {
-        transform_only(&mut transformer, &payloads, &mut out)
-    });
-    timed("transform_and_aggregate", n, || {
-        transform_and_aggregate(&mut transformer, &payloads, &mut out);
-    });
-    timed("aggregate_only", events.len(), || {
-        aggregate_only(&events);
-    });
-    let records = inputs(&payloads);
-    timed("worker_steps", n, || {
-        worker_steps(
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for variant in VARIANTS {
+        if !named.is_empty() && !named.iter().any(|n| n == variant) {
+            continue;
+        }
+        let events = if variant == "aggregate_only" {
+            events_owned.len()
+        } else {
+            n
+        };
+        // Input records are built outside: the consumer thread makes them.
+        let records = if variant == "worker_steps" {
+            inputs(&payloads)
+        } else {
+            Vec::new()
+        };
+        let start = Instant::now();
+        measured(
+            variant,
             &mut transformer,
-            &mut aggregator,
+            &payloads,
+            &mut out,
+            &events_owned,
             records,
+            &mut aggregator,
             &shared,
             &mut tally,
-        )
-    });
+        );
+        let ns = start.elapsed().as_nanos() as f64 / events as f64;
+        println!("{variant}: {events} events, {ns:.0} ns/event");
+    }
+}
+
+/// The variants, in the order they run.
+const VARIANTS: [&str; 4] = [
+    "transform_only",
+    "transform_and_aggregate",
+    "aggregate_only",
+    "worker_steps",
+];
+
+/// Runs one variant; everything the instruction count sees happens in here.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn measured(
+    variant: &str,
+    transformer: &mut Transformer,
+    payloads: &[Vec<u8>],
+    out: &mut Vec<u8>,
+    events: &[Owned],
+    records: Vec<InputRecord>,
+    aggregator: &mut WindowAggregator,
+    shared: &WorkerShared<'_>,
+    tally: &mut WorkerTally,
+) {
+    match variant {
+        "transform_only" => transform_only(transformer, payloads, out),
+        "transform_and_aggregate" => {
+            transform_and_aggregate(transformer, payloads, out);
+        }
+        "aggregate_only" => {
+            aggregate_only(events);
+        }
+        "worker_steps" => worker_steps(transformer, aggregator, records, shared, tally),
+        _ => unreachable!("a variant from VARIANTS"),
+    }
 }

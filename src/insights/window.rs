@@ -126,6 +126,7 @@ pub enum ObservationKind<'a> {
 
 impl<'a> ObservationKind<'a> {
     /// The observation of a valid, normalized event.
+    #[inline]
     pub fn valid(event: &'a LoginEvent<'_>) -> Self {
         ObservationKind::Valid {
             user_id: &event.user_id,
