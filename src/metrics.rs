@@ -6,9 +6,10 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::insights::histogram::LagHistogram;
 use crate::transform::ErrorCode;
 
 /// Pipeline-wide counters. All are monotonic totals since start.
@@ -36,6 +37,10 @@ pub struct Metrics {
     pub first_received: OnceLock<Instant>,
     /// When the last output or dead letter was delivered, in µs after `first_received`.
     pub last_delivered_us: AtomicU64,
+    /// End-to-end latency of delivered outputs and dead letters: delivery time minus the
+    /// input record's timestamp, in ms. Only the producer thread writes it, once per batch of
+    /// delivery reports.
+    pub latency: Mutex<LagHistogram>,
 }
 
 impl Metrics {
@@ -59,16 +64,40 @@ impl Metrics {
         }
     }
 
+    /// Adds a batch of end-to-end latencies (see [`Metrics::latency`]).
+    pub fn note_latencies(&self, batch: &LagHistogram) {
+        if batch.count() > 0 {
+            self.latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .merge(batch);
+        }
+    }
+
+    /// `latency p50 … p99 … max … ms`, or `None` before the first delivery.
+    pub fn latency_summary(&self) -> Option<String> {
+        let latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        Some(format!(
+            "latency p50 {} ms, p99 {} ms, max {} ms",
+            latency.quantile(0.5)?,
+            latency.quantile(0.99)?,
+            latency.max()
+        ))
+    }
+
     /// The line logged at exit: records, time from the first consume to the last delivery,
-    /// rate. `None` when nothing was received.
+    /// rate, and the end-to-end latency. `None` when nothing was received.
     pub fn summary(&self) -> Option<String> {
         self.first_received.get()?;
         let n = self.received.load(Relaxed);
         let secs = self.last_delivered_us.load(Relaxed) as f64 / 1e6;
         let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let latency = self
+            .latency_summary()
+            .unwrap_or_else(|| "no latency".into());
         Some(format!(
             "summary: {n} records in {secs:.3} s (first consume to last delivery): {rate:.0} records/s; \
-             valid {}, dead letters {}",
+             valid {}, dead letters {}; {latency} (input record timestamp to delivery)",
             self.valid.load(Relaxed),
             self.dead_lettered_total()
         ))
@@ -245,7 +274,23 @@ mod tests {
         m.note_delivered(1);
         let line = m.summary().unwrap();
         assert!(line.starts_with("summary: 1 records in 0.0"), "{line}");
-        assert!(line.ends_with("valid 1, dead letters 0"), "{line}");
+        assert!(
+            line.contains("valid 1, dead letters 0; no latency"),
+            "{line}"
+        );
+        let mut batch = LagHistogram::new();
+        for ms in [10, 20, 30, 1000] {
+            batch.record(ms);
+        }
+        m.note_latencies(&batch);
+        let line = m.summary().unwrap();
+        assert!(
+            line.ends_with(
+                "valid 1, dead letters 0; latency p50 20 ms, p99 1000 ms, max 1000 ms \
+                 (input record timestamp to delivery)"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

@@ -19,7 +19,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::config::RDKafkaLogLevel;
@@ -31,6 +30,7 @@ use rdkafka::ClientContext;
 use crate::clients::{producer_config, ClientLog};
 use crate::config::Config;
 use crate::error::PipelineError;
+use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
 use crate::merger::{Publication, WindowMerger};
 use crate::metrics::Metrics;
@@ -221,9 +221,7 @@ impl<'a> ProducerStage<'a> {
     }
 
     fn insight_record(&self, p: Publication) -> OutputRecord {
-        let published_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let published_at_ms = crate::worker::now_ms();
         let partial = p.stats.partial;
         let record = InsightRecord::from_stats(
             p.stats,
@@ -238,6 +236,7 @@ impl<'a> ProducerStage<'a> {
                 destination: Destination::Insights,
                 window: Some(p.window),
                 part: p.part,
+                input_timestamp_ms: None,
             },
             key: Some(p.window.to_string().into_bytes()),
             value: Some(record.to_json().into_bytes()),
@@ -262,7 +261,21 @@ impl<'a> ProducerStage<'a> {
             .count() as u64;
         if delivered > 0 {
             // One clock read per batch of delivery reports.
-            self.producer.context().metrics.note_delivered(delivered);
+            let metrics = &self.producer.context().metrics;
+            metrics.note_delivered(delivered);
+            let now_ms = crate::worker::now_ms();
+            let mut latency = LagHistogram::new();
+            for report in &reports {
+                if let Delivery::Delivered(Origin {
+                    source: Some(_),
+                    input_timestamp_ms: Some(ts),
+                    ..
+                }) = report
+                {
+                    latency.record(now_ms as i64 - ts);
+                }
+            }
+            metrics.note_latencies(&latency);
         }
         for report in reports {
             match report {

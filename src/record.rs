@@ -79,6 +79,8 @@ pub struct Origin {
     pub window: Option<u64>,
     /// The part of that window (set by the producer thread).
     pub part: u32,
+    /// The input record's timestamp (Unix ms), for the end-to-end latency measured at delivery.
+    pub input_timestamp_ms: Option<i64>,
 }
 
 /// One record for the producer thread.

@@ -165,7 +165,8 @@ pub fn run(
     let _ = tx.send(ToProducer::Windows(windows.finish()));
 }
 
-fn now_ms() -> u64 {
+/// The wall clock, Unix milliseconds.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -189,6 +190,7 @@ pub fn process(
                 destination: Destination::Processed,
                 window: None,
                 part: 0,
+                input_timestamp_ms: record.timestamp_ms,
             },
             key: record.key,
             value: record.payload,
@@ -219,6 +221,7 @@ pub fn process(
                     destination: Destination::Processed,
                     window: Some(window),
                     part: 0,
+                    input_timestamp_ms: record.timestamp_ms,
                 },
                 key: Some(key),
                 value: Some(value),
@@ -318,6 +321,7 @@ pub fn dead_letter(
             destination: Destination::DeadLetter,
             window: Some(window),
             part: 0,
+            input_timestamp_ms: record.timestamp_ms,
         },
         key: record.key,
         value: record.payload,
