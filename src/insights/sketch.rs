@@ -95,7 +95,7 @@ impl Hll {
     }
 
     /// Adds an item (an id's bytes).
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, item: &[u8]) {
         self.insert_hash(xxh3_64(item));
     }
