@@ -37,6 +37,9 @@
 #   --skip-baseline        do not run the Python baseline
 #   --keep-topics          keep the bench topics and groups (to inspect them)
 #   --timeout SECONDS      stop a run that takes longer than this and mark it failed [1800]
+#   --variant "LABEL=ARGS" one more pipeline run (first --workers value) with extra arguments,
+#                          e.g. --variant "linger 20=--producer-property linger.ms=20";
+#                          repeatable: how the librdkafka settings in the README were measured
 #   -h, --help             this text
 #
 # The input is written uncompressed (compression.type=none), as the original Python producer
@@ -69,13 +72,14 @@ baseline_count=200000
 skip_baseline=0
 keep_topics=0
 run_timeout=1800
+variants=()
 
 while (($#)); do
   case $1 in
     -h | --help) usage; exit 0 ;;
     --skip-baseline) skip_baseline=1; shift ;;
     --keep-topics) keep_topics=1; shift ;;
-    --count | --partitions | --workers | --ceiling-workers | --seed | --rounds | --baseline-count | --timeout)
+    --count | --partitions | --workers | --ceiling-workers | --seed | --rounds | --baseline-count | --timeout | --variant)
       (($# >= 2)) || die "$1 needs a value (see --help)"
       case $1 in
         --count) count=$2 ;;
@@ -86,6 +90,10 @@ while (($#)); do
         --rounds) rounds=$2 ;;
         --baseline-count) baseline_count=$2 ;;
         --timeout) run_timeout=$2 ;;
+        --variant)
+          [[ $2 == *=* && -n ${2%%=*} ]] || die "--variant takes LABEL=ARGS, got '$2'"
+          variants+=("$2")
+          ;;
       esac
       shift 2
       ;;
@@ -231,11 +239,17 @@ failures=0
 
 summary_re='summary: ([0-9]+) records in ([0-9.]+) s \(first consume to last delivery\): ([0-9]+) records/s; valid ([0-9]+), dead letters ([0-9]+)'
 
-# One run: kind (ceiling, pipeline, baseline), workers, round.
+# One run: kind (ceiling, pipeline, baseline, variant), workers, round[, variant index].
 run_case() {
-  local kind=$1 w=$2 round=$3
-  local tag=$kind name=$kind
+  local kind=$1 w=$2 round=$3 variant_index=${4:-}
+  local tag=$kind name=$kind extra=()
   [[ $kind == pipeline ]] && tag+="-w$w"
+  if [[ $kind == variant ]]; then
+    local spec=${variants[$variant_index]}
+    tag+="$variant_index-w$w"
+    name="pipeline (${spec%%=*})"
+    read -r -a extra <<<"${spec#*=}"
+  fi
   if ((rounds > 1)); then tag+="-r$round"; name+=" #$round"; fi
   local out="bench-out-$stamp-$tag" dlq="bench-dlq-$stamp-$tag" ins="bench-insights-$stamp-$tag"
   local group="bench-$stamp-$tag" logf="$logs/$tag.log" timef="$logs/$tag.time"
@@ -243,10 +257,10 @@ run_case() {
   groups+=("$group")
   create_topic "$out"
   case $kind in
-    ceiling | pipeline)
+    ceiling | pipeline | variant)
       create_topic "$dlq"
       cmd=("$bin" run --input-topic "$input" --output-topic "$out" --dlq-topic "$dlq"
-        --insights-topic "$ins" --group-id "$group" --workers "$w" --exit-at-end)
+        --insights-topic "$ins" --group-id "$group" --workers "$w" --exit-at-end "${extra[@]}")
       [[ $kind == ceiling ]] && cmd+=(--passthrough)
       ;;
     baseline)
@@ -304,9 +318,9 @@ run_case() {
 
   if ((${#problems[@]} == 0)); then
     verified="yes: out $(commas "$out_total")"
-    [[ $kind == pipeline ]] && verified+=" + dlq $(commas "$dlq_total")"
+    [[ $kind == pipeline || $kind == variant ]] && verified+=" + dlq $(commas "$dlq_total")"
     [[ $kind == baseline ]] && verified+=" + skipped $(commas "$dead")"
-    results+=("$round $kind $w $rate")
+    results+=("$round $kind$variant_index $w $rate")
   else
     failures=$((failures + 1))
     local p
@@ -331,6 +345,7 @@ for ((round = 1; round <= rounds; round++)); do
   ((rounds == 1)) || log "round $round of $rounds"
   run_case ceiling "$ceiling_workers" "$round"
   for w in "${workers[@]}"; do run_case pipeline "$w" "$round"; done
+  for i in "${!variants[@]}"; do run_case variant "${workers[0]}" "$round" "$i"; done
   ((skip_baseline)) || run_case baseline 1 "$round"
 done
 
@@ -367,6 +382,16 @@ elif [[ -n $best_rate && -n $baseline_rate ]]; then
 else
   ratios+=("- pipeline / baseline: n/a (no verified run of both)")
 fi
+
+base_rate=$(median_rate pipeline "${workers[0]}")
+for i in "${!variants[@]}"; do
+  r=$(median_rate "variant$i" "${workers[0]}")
+  if [[ -n $r && -n $base_rate ]]; then
+    ratios+=("- pipeline (${variants[$i]%%=*}), --workers ${workers[0]}: $(commas "$r") events/s, **$(calc '%.2f' "$r / $base_rate")×** the default settings ($(commas "$base_rate") events/s)$of")
+  else
+    ratios+=("- pipeline (${variants[$i]%%=*}): n/a (no verified run of it and of the default)")
+  fi
+done
 
 cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 mem_gib=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
