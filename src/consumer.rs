@@ -412,11 +412,14 @@ impl<'a> ConsumerStage<'a> {
     fn dispatch_pending(&mut self, work_tx: &Sender<InputRecord>) -> bool {
         while let Some(record) = self.pending.pop_front() {
             let source = record.source;
-            if let Err(e) =
+            // Tracked before the send (one lock for the check and the tracking), taken back if
+            // the send does not happen; its completion can only be applied later, by this same
+            // thread.
+            let tracked =
                 self.context()
                     .tracker()
-                    .check(source.partition, source.epoch, source.offset)
-            {
+                    .track_read(source.partition, source.epoch, source.offset);
+            if let Err(e) = tracked {
                 // Read under an assignment that has since been revoked (or out of order): the
                 // record's partition position never passes it, so it is read again later.
                 log::debug!("not handing out {source:?}: {e:?}");
@@ -436,16 +439,11 @@ impl<'a> ConsumerStage<'a> {
                 other => other,
             };
             match sent {
-                Ok(()) => {
-                    // Tracked right after the send; its completion can only be applied later,
-                    // by this same thread.
-                    let _ = self
-                        .context()
-                        .tracker()
-                        .track(source.partition, source.offset);
-                    self.metrics.note_received();
-                }
+                Ok(()) => self.metrics.note_received(),
                 Err(TrySendError::Full(record)) => {
+                    self.context()
+                        .tracker()
+                        .untrack(source.partition, source.offset);
                     self.pending.push_front(record);
                     return true;
                 }

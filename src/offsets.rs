@@ -135,6 +135,37 @@ impl OffsetTracker {
         Ok(epoch)
     }
 
+    /// [`OffsetTracker::track`] for a record read under `epoch`: refused with
+    /// [`TrackError::StaleEpoch`] when the partition has been reassigned since.
+    pub fn track_read(
+        &mut self,
+        partition: i32,
+        epoch: Epoch,
+        offset: i64,
+    ) -> Result<(), TrackError> {
+        self.check(partition, epoch, offset)?;
+        let state = self
+            .partitions
+            .get_mut(&partition)
+            .ok_or(TrackError::NotAssigned)?;
+        state.pending.push_back((offset, false));
+        Ok(())
+    }
+
+    /// Takes back the most recent [`OffsetTracker::track`] of `partition` if it was `offset`
+    /// (the record could not be handed out after all). Returns whether it did.
+    pub fn untrack(&mut self, partition: i32, offset: i64) -> bool {
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return false;
+        };
+        if state.pending.back() == Some(&(offset, false)) {
+            state.pending.pop_back();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Marks `offset` done. Returns false (and changes nothing) when the partition is not
     /// assigned, the epoch is not the current one, or the offset is not in flight.
     pub fn mark_done(&mut self, partition: i32, epoch: Epoch, offset: i64) -> bool {
@@ -305,6 +336,30 @@ mod tests {
         assert_eq!(t.track(1, 3), Err(TrackError::NotAssigned));
         assert_eq!(t.check(0, e, 8), Ok(()));
         assert_eq!(t.check(0, e + 1, 8), Err(TrackError::StaleEpoch));
+    }
+
+    #[test]
+    fn a_read_is_tracked_under_its_epoch_and_can_be_taken_back() {
+        let mut t = OffsetTracker::new();
+        let old = t.assign(0);
+        t.revoke(0);
+        let e = t.assign(0);
+        assert_eq!(t.track_read(0, old, 5), Err(TrackError::StaleEpoch));
+        assert_eq!(t.track_read(0, e, 5), Ok(()));
+        assert_eq!(t.in_flight(0), 1);
+        // Only the most recent tracking, and only for that offset, is taken back.
+        assert!(!t.untrack(0, 4));
+        assert!(t.untrack(0, 5));
+        assert!(!t.untrack(0, 5));
+        assert_eq!(t.in_flight(0), 0);
+        assert_eq!(
+            t.track_read(0, e, 5),
+            Ok(()),
+            "the same offset can be tracked again"
+        );
+        t.mark_done(0, e, 5);
+        assert!(!t.untrack(0, 5), "a done record is not taken back");
+        assert_eq!(t.committable(0), Some(6));
     }
 
     #[test]
