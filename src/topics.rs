@@ -112,7 +112,7 @@ impl TopicReport {
 
 impl fmt::Display for TopicReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<9}{:<32}", self.role, self.topic)?;
+        write!(f, "{:<8} {:<31} ", self.role, self.topic)?;
         match &self.status {
             Status::Ok => write!(f, "ok"),
             Status::Created => write!(f, "created"),

@@ -239,3 +239,358 @@ fn metrics_match_a_run_and_json_logs_parse() {
         assert!(!log.contains(needle), "{needle:?} in the log:\n{log}");
     }
 }
+
+fn kafka_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")
+}
+
+/// A broker of this test's own (`KAFKA_PORT=port scripts/kafka.sh`, own data directory), so it
+/// can be stopped without touching the shared one. Stopped when dropped.
+struct PrivateBroker {
+    port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl PrivateBroker {
+    fn start(port: u16, env: &[(&str, &str)]) -> PrivateBroker {
+        let broker = PrivateBroker {
+            port,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        broker.kafka_sh("start");
+        broker
+    }
+
+    fn kafka_sh(&self, action: &str) {
+        let status = Command::new(kafka_sh())
+            .arg(action)
+            .env("KAFKA_PORT", self.port.to_string())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+            .status()
+            .expect("scripts/kafka.sh");
+        assert!(status.success(), "kafka.sh {action} on port {}", self.port);
+    }
+
+    fn brokers(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(kafka_sh())
+            .arg("stop")
+            .env("KAFKA_PORT", self.port.to_string())
+            .status();
+    }
+}
+
+/// `/ready` answers 503 with a reason while the broker is down and 200 again once it is back;
+/// `/health` stays 200 throughout. On a private broker (port 39192), never the shared one.
+#[test]
+fn ready_follows_the_broker() {
+    if require_broker().is_none() {
+        return;
+    }
+    let broker = PrivateBroker::start(39192, &[]);
+    let brokers = broker.brokers();
+    let input = unique("ops-ready");
+    create_topic(&brokers, &input, 1, &[]);
+    produce(
+        &brokers,
+        &input,
+        &[Rec::new(Some(b"k"), Some(&event(1, true)))],
+    );
+    let mut run = Running::pipeline(
+        &brokers,
+        &input,
+        &unique("ops-ready-group"),
+        &["--metrics-addr", "127.0.0.1:0", "--workers", "1"],
+    );
+    let addr = metrics_addr(&run);
+    let status = |path: &str| get(&addr, path);
+    assert!(
+        wait_until(Duration::from_secs(60), || status("/ready")
+            .is_some_and(|r| r.0 == 200)),
+        "never ready: {:?}\n{}",
+        status("/ready"),
+        run.log_text()
+    );
+
+    broker.kafka_sh("stop");
+    assert!(
+        wait_until(Duration::from_secs(60), || status("/ready")
+            .is_some_and(|r| r.0 == 503)),
+        "still ready with the broker stopped: {:?}\n{}",
+        status("/ready"),
+        run.log_text()
+    );
+    let (code, reason) = status("/ready").unwrap();
+    assert_eq!(code, 503);
+    assert!(reason.contains("not connected"), "{reason}");
+    assert_eq!(status("/health").map(|r| r.0), Some(200));
+    assert_eq!(
+        scrape(&addr).get("kafka_pipeline_ready"),
+        Some(&0.0),
+        "ready gauge"
+    );
+
+    broker.kafka_sh("start");
+    assert!(
+        wait_until(Duration::from_secs(90), || status("/ready")
+            .is_some_and(|r| r.0 == 200)),
+        "not ready after the broker came back: {:?}\n{}",
+        status("/ready"),
+        run.log_text()
+    );
+    run.stop("pipeline");
+}
+
+/// Runs the binary with `args` and extra environment, returning its output.
+fn pipeline_output(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = pipeline();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KAFKA_PIPELINE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run binary")
+}
+
+fn config_file(text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("ops-config")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// flag > environment > file > default, for single values and for the `-X` lists (file entries
+/// first, then the environment's or the command line's), and secrets redacted in the output.
+#[test]
+fn config_file_precedence_and_redaction() {
+    let file = config_file(
+        r#"
+input-topic = "file-in"
+output-topic = "file-out"
+group-id = "file-group"
+workers = 3
+window = "1m"
+exit-at-end = true
+log-format = "json"
+optional-field = ["device_type=unknown"]
+
+[property]
+client.id = "from-file"
+sasl.password = "hunter2"
+security.protocol = "plaintext"
+
+[consumer-property]
+"fetch.min.bytes" = 10
+"#,
+    );
+    let out = pipeline_output(
+        &[
+            "run",
+            "--config",
+            file.to_str().unwrap(),
+            "--print-config",
+            "--group-id",
+            "flag-group",
+            "-X",
+            "client.id=from-flag",
+        ],
+        &[
+            ("KAFKA_PIPELINE_OUTPUT_TOPIC", "env-out"),
+            ("KAFKA_PIPELINE_GROUP_ID", "env-group"),
+            (
+                "KAFKA_PIPELINE_PRODUCER_PROPERTIES",
+                "ssl.key.password=s3cret;linger.ms=7",
+            ),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: toml::Table = text.parse().expect("--print-config prints TOML");
+    let s = |k: &str| printed[k].as_str().unwrap().to_owned();
+    assert_eq!(s("input-topic"), "file-in", "file over default");
+    assert_eq!(s("output-topic"), "env-out", "environment over file");
+    assert_eq!(
+        s("group-id"),
+        "flag-group",
+        "flag over environment and file"
+    );
+    assert_eq!(s("dlq-topic"), "user-login-dlq", "default");
+    assert_eq!(printed["workers"].as_integer(), Some(3));
+    assert_eq!(s("window"), "60s");
+    assert_eq!(printed["exit-at-end"].as_bool(), Some(true));
+    assert_eq!(s("log-format"), "json");
+    let list = |k: &str| -> Vec<String> {
+        printed[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(list("optional-field"), ["device_type=unknown"]);
+    assert_eq!(
+        list("property"),
+        [
+            "client.id=from-file",
+            "sasl.password=<redacted>",
+            "security.protocol=plaintext",
+            "client.id=from-flag"
+        ]
+    );
+    assert_eq!(list("consumer-property"), ["fetch.min.bytes=10"]);
+    assert_eq!(
+        list("producer-property"),
+        ["ssl.key.password=<redacted>", "linger.ms=7"]
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains("s3cret"),
+        "{text}"
+    );
+
+    // The printed file reads back to the same configuration.
+    let again = config_file(&text);
+    let out = pipeline_output(
+        &["run", "--config", again.to_str().unwrap(), "--print-config"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reprinted = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        reprinted.replace("<redacted>", ""),
+        text.replace("<redacted>", "")
+    );
+
+    // Secrets in the environment do not show in --help.
+    let out = pipeline_output(
+        &["run", "--help"],
+        &[("KAFKA_PIPELINE_PROPERTIES", "sasl.password=hunter2")],
+    );
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--metrics-addr") && help.contains("--config"),
+        "{help}"
+    );
+    assert!(!help.contains("hunter2"), "{help}");
+    std::fs::remove_file(file).ok();
+    std::fs::remove_file(again).ok();
+}
+
+/// A bad config file is a configuration error: exit 2, naming the file and the key.
+#[test]
+fn bad_config_file_exits_2() {
+    for (text, expect) in [
+        ("input-topc = \"x\"\n", "input-topc: unknown key"),
+        ("workers = 0\n", "--workers"),
+        ("exit-at-end = \"yes\"\n", "expected true or false"),
+        ("property = 5\n", "expected a table"),
+        ("not toml at all", "TOML"),
+    ] {
+        let file = config_file(text);
+        let out = pipeline_output(&["run", "--config", file.to_str().unwrap()], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(file.to_str().unwrap()), "{err}");
+        assert!(err.contains(expect), "{text}: expected {expect:?} in {err}");
+        std::fs::remove_file(file).ok();
+    }
+    let out = pipeline_output(&["run", "--config", "/nonexistent/kp.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = pipeline_output(
+        &["run", "--metrics-addr", "nonsense", "--print-config"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `topics` creates the four topics, then finds them as requested; a different partition count
+/// or replication factor, or a missing topic under `--check`, exits 1; no broker exits 3.
+#[test]
+fn topics_subcommand_creates_and_checks() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let base = unique("ops-topics");
+    let names = [
+        format!("{base}-in"),
+        format!("{base}-out"),
+        format!("{base}-dlq"),
+        format!("{base}-insights"),
+    ];
+    let topics = |extra: &[&str]| {
+        let mut args = vec![
+            "topics",
+            "--brokers",
+            &brokers,
+            "--input-topic",
+            &names[0],
+            "--output-topic",
+            &names[1],
+            "--dlq-topic",
+            &names[2],
+            "--insights-topic",
+            &names[3],
+        ];
+        args.extend_from_slice(extra);
+        let out = pipeline_output(&args, &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, text) = topics(&["--partitions", "2", "--check"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(text.matches("MISSING").count(), 4, "{text}");
+
+    let (code, text) = topics(&["--partitions", "2"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("created").count(), 4, "{text}");
+    assert_eq!(end_offsets(&brokers, &names[0], 2).len(), 2);
+
+    let (code, text) = topics(&["--partitions", "2", "--replication-factor", "1"]);
+    assert_eq!((code, text.matches(" ok").count()), (Some(0), 4), "{text}");
+
+    let (code, text) = topics(&["--partitions", "3", "--check"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        text.matches("MISMATCH: 2 partitions, replication factor 1")
+            .count(),
+        4,
+        "{text}"
+    );
+    let (code, text) = topics(&["--partitions", "2", "--replication-factor", "3"]);
+    assert_eq!(code, Some(1), "an existing topic is never changed: {text}");
+
+    let out = pipeline_output(&["topics", "--brokers", "127.0.0.1:1", "--check"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in &names {
+        kafka_pipeline::admin::delete_topic(&brokers, &[], t).ok();
+    }
+}
