@@ -594,3 +594,65 @@ fn topics_subcommand_creates_and_checks() {
         kafka_pipeline::admin::delete_topic(&brokers, &[], t).ok();
     }
 }
+
+/// The pipeline over TLS, and over SASL_SSL with SCRAM-SHA-256, against a private broker with
+/// an SSL and a SASL_SSL listener and a self-signed CA from scripts/tls-certs.sh; without the CA
+/// it cannot connect and exits 3.
+#[test]
+fn pipeline_runs_over_tls_and_sasl_scram() {
+    if require_broker().is_none() {
+        return;
+    }
+    let broker = PrivateBroker::start(
+        39292,
+        &[("KAFKA_SSL_PORT", "39294"), ("KAFKA_SASL_PORT", "39295")],
+    );
+    let plain = broker.brokers();
+    let cache = std::env::var("KAFKA_PIPELINE_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/kafka-pipeline", std::env::var("HOME").unwrap()));
+    let ca = format!("ssl.ca.location={cache}/tls/ca.pem");
+    let tls: &[&str] = &["-X", "security.protocol=ssl", "-X", &ca];
+    let scram: &[&str] = &[
+        "-X",
+        "security.protocol=sasl_ssl",
+        "-X",
+        &ca,
+        "-X",
+        "sasl.mechanism=SCRAM-SHA-256",
+        "-X",
+        "sasl.username=pipeline",
+        "-X",
+        "sasl.password=pipeline-secret",
+    ];
+    for (name, port, security) in [("tls", "39294", tls), ("scram", "39295", scram)] {
+        let input = unique(&format!("ops-{name}"));
+        create_topic(&plain, &input, 1, &[]);
+        let records: Vec<Rec> = (0..20)
+            .map(|i| Rec::new(Some(b"k"), Some(&event(i, i % 4 != 0))))
+            .collect();
+        produce(&plain, &input, &records);
+        let mut args = vec!["--metrics-addr", "", "--exit-at-end", "--window", "1s"];
+        args.extend_from_slice(security);
+        let secure = format!("localhost:{port}");
+        let mut run = Running::pipeline(&secure, &input, &unique("ops-tls-group"), &args);
+        let status = run.wait(Duration::from_secs(90));
+        let log = run.log_text();
+        assert!(status.success(), "{name}: {status:?}\n{log}");
+        assert!(!log.contains("pipeline-secret"), "{log}");
+        let out = read_all(&plain, &format!("{input}-out"), 15, Duration::from_secs(30));
+        let dlq = read_all(&plain, &format!("{input}-dlq"), 5, Duration::from_secs(30));
+        assert_eq!((out.len(), dlq.len()), (15, 5), "{name}:\n{log}");
+    }
+
+    // Without the CA the broker's certificate is not trusted: no connection, exit 3.
+    let input = unique("ops-tls-noca");
+    create_topic(&plain, &input, 1, &[]);
+    let mut run = Running::pipeline(
+        "localhost:39294",
+        &input,
+        &unique("ops-tls-group"),
+        &["--metrics-addr", "", "-X", "security.protocol=ssl"],
+    );
+    let status = run.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "{}", run.log_text());
+}
