@@ -220,13 +220,11 @@ pub struct RunArgs {
     pub exit_at_end: bool,
 
     /// Address of the HTTP endpoints /metrics (Prometheus), /health and /ready; "" turns them
-    /// off. Use 0.0.0.0:9898 in a container.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_METRICS_ADDR",
-        default_value = "127.0.0.1:9898"
-    )]
-    pub metrics_addr: String,
+    /// off. Use 0.0.0.0:9898 in a container. When the default address is taken (a second
+    /// instance on one host) the pipeline warns and runs without them; an address given
+    /// explicitly must be free [default: 127.0.0.1:9898].
+    #[arg(long, value_name = "HOST:PORT", env = "KAFKA_PIPELINE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 
     /// TOML file with values for any of these flags (keys are the long flag names, e.g.
     /// input-topic = "user-login"; librdkafka properties under [property]). Precedence:
@@ -278,7 +276,13 @@ pub struct Config {
     pub instance_id: String,
     /// Where /metrics, /health and /ready listen; `None`: off.
     pub metrics_addr: Option<SocketAddr>,
+    /// Whether the address was given (flag, environment or file): then failing to bind it is
+    /// an error; the default address being taken only costs the endpoints.
+    pub metrics_addr_explicit: bool,
 }
+
+/// Where the endpoints listen unless `--metrics-addr` says otherwise.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9898";
 
 impl Config {
     /// Resolves and cross-checks the flags of `run`.
@@ -341,7 +345,9 @@ impl Config {
         }
         let lateness = args.allowed_lateness.map_or(window, |d| d.as_secs());
         let instance_id = args.instance_id.unwrap_or_else(default_instance_id);
-        let metrics_addr = resolve_addr(&args.metrics_addr)?;
+        let metrics_addr_explicit = args.metrics_addr.is_some();
+        let metrics_addr =
+            resolve_addr(args.metrics_addr.as_deref().unwrap_or(DEFAULT_METRICS_ADDR))?;
         Ok(Config {
             brokers: args.kafka.brokers,
             input_topic: args.input_topic,
@@ -361,6 +367,7 @@ impl Config {
             windows: crate::insights::window::WindowConfig::new(window, lateness),
             instance_id,
             metrics_addr,
+            metrics_addr_explicit,
         })
     }
 }
@@ -829,6 +836,103 @@ mod tests {
         let err = run_config(&["--output-topic", "user-login"]).unwrap_err();
         assert!(err.to_string().contains("--output-topic"), "{err}");
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn metrics_addr_default_explicit_and_off() {
+        let c = run_config(&[]).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9898".parse().unwrap()));
+        assert!(!c.metrics_addr_explicit);
+        let c = run_config(&["--metrics-addr", "0.0.0.0:9100"]).unwrap();
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert!(c.metrics_addr_explicit);
+        assert_eq!(
+            run_config(&["--metrics-addr", ""]).unwrap().metrics_addr,
+            None
+        );
+        let err = run_config(&["--metrics-addr", "9898"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+            " SASL.PASSWORD",
+        ] {
+            assert!(is_secret(key), "{key}");
+            assert_eq!(redact(key, "hunter2"), "<redacted>");
+        }
+        for key in [
+            "sasl.username",
+            "ssl.ca.location",
+            "ssl.key.location",
+            "client.id",
+        ] {
+            assert_eq!(redact(key, "visible"), "visible", "{key}");
+        }
+        let args = match parse(&[
+            "run",
+            "-X",
+            "sasl.password=hunter2",
+            "--producer-property",
+            "ssl.key.password=k",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        };
+        let printed = print_config(
+            &args,
+            &Config::from_args(args.clone()).unwrap(),
+            LogFormat::Text,
+        );
+        assert!(
+            printed.contains("property = [\"sasl.password=<redacted>\"]"),
+            "{printed}"
+        );
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("=k\""),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn config_file_sits_under_flags() {
+        let path = std::env::temp_dir().join(format!("kp-unit-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "input_topic = \"file-in\"\ngroup-id = \"file-group\"\n[property]\nclient.id = \"f\"\n",
+        )
+        .unwrap();
+        let cli = parse_cli([
+            "kafka-pipeline",
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--group-id",
+            "flag",
+            "-X",
+            "client.id=x",
+        ])
+        .unwrap();
+        std::fs::remove_file(&path).ok();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.input_topic, "file-in");
+        assert_eq!(args.group_id, "flag");
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            args.kafka.properties,
+            vec![kv("client.id", "f"), kv("client.id", "x")]
+        );
     }
 
     #[test]

@@ -76,7 +76,13 @@ use crate::worker::{WorkerShared, WorkerWindows};
 /// pipeline has stopped.
 pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
     let metrics = Arc::new(Metrics::new(config.workers, stall_timeout(&config)));
-    let server = config.metrics_addr.map(MetricsServer::bind).transpose()?;
+    let server = match config.metrics_addr.map(MetricsServer::bind) {
+        Some(Err(e)) if !config.metrics_addr_explicit => {
+            log::warn!("{e}; running without the metrics endpoints (pass --metrics-addr to pick another address)");
+            None
+        }
+        other => other.transpose()?,
+    };
     let stop = AtomicBool::new(false);
     let view = View {
         metrics: &metrics,
