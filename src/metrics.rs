@@ -688,6 +688,84 @@ mod tests {
         assert!(line.ends_with("valid 1, dead letters 0"), "{line}");
     }
 
+    /// The names the dashboards and alert rules use (README "Metrics and health").
+    const AGREED: [&str; 19] = [
+        "build_info",
+        "workers",
+        "events_received_total",
+        "events_processed_total",
+        "events_dead_lettered_total",
+        "records_delivered_total",
+        "delivery_failures_total",
+        "commits_total",
+        "commit_failures_total",
+        "rebalances_total",
+        "in_flight_records",
+        "channel_depth",
+        "consumer_paused",
+        "consumer_lag",
+        "consumer_lag_sum",
+        "last_commit_timestamp_seconds",
+        "processing_latency_seconds",
+        "insights_windows_published_total",
+        "ready",
+    ];
+
+    #[test]
+    fn exposition_declares_every_agreed_family_and_each_sample_belongs_to_one() {
+        let m = Metrics::new(4, Duration::from_secs(60));
+        m.set_lag(vec![(1, 7), (0, 3)]);
+        m.latency.observe(Duration::from_millis(3));
+        m.latency.observe(Duration::from_secs(100));
+        m.delivered_by_topic[1].fetch_add(2, Relaxed);
+        let text = render(&m, ["out", "dlq", "ins"], "in", true);
+        let mut declared = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE kafka_pipeline_") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    declared.insert(name.to_owned(), kind.to_owned()).is_none(),
+                    "{name} twice"
+                );
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let name = name.strip_prefix("kafka_pipeline_").expect(line);
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|f| declared.get(*f).is_some_and(|k| k == "histogram"))
+                    })
+                    .unwrap_or(name);
+                assert!(declared.contains_key(family), "sample without TYPE: {line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+        for name in AGREED {
+            assert!(declared.contains_key(name), "{name} missing:\n{text}");
+        }
+        assert_eq!(declared.len(), AGREED.len(), "{declared:?}");
+        for line in [
+            "kafka_pipeline_workers 4",
+            "kafka_pipeline_consumer_lag{topic=\"in\",partition=\"0\"} 3",
+            "kafka_pipeline_consumer_lag{topic=\"in\",partition=\"1\"} 7",
+            "kafka_pipeline_consumer_lag_sum 10",
+            "kafka_pipeline_records_delivered_total{topic=\"dlq\"} 2",
+            "kafka_pipeline_processing_latency_seconds_bucket{le=\"0.001\"} 0",
+            "kafka_pipeline_processing_latency_seconds_bucket{le=\"0.005\"} 1",
+            "kafka_pipeline_processing_latency_seconds_bucket{le=\"60\"} 1",
+            "kafka_pipeline_processing_latency_seconds_bucket{le=\"+Inf\"} 2",
+            "kafka_pipeline_processing_latency_seconds_count 2",
+            "kafka_pipeline_processing_latency_seconds_sum 100.003",
+            "kafka_pipeline_events_dead_lettered_total{code=\"too_deep\"} 0",
+            "kafka_pipeline_rebalances_total{kind=\"revoke\"} 0",
+            "kafka_pipeline_ready 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
     #[test]
     fn progress_line_shows_rates_codes_and_positions() {
         let prev = Snapshot {
