@@ -10,7 +10,6 @@
 //! The metric names are a contract with the dashboards and alert rules: see [`render`] and the
 //! README's "Metrics" section before renaming anything.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
@@ -304,49 +303,75 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 /// One input offset in this many is timed (offset divisible by it), so the hot path pays a
-/// modulo per record and a lock per 64.
+/// modulo per record and two atomic stores or loads per 64.
 pub const LATENCY_SAMPLE_EVERY: i64 = 64;
-/// Timed records whose delivery never came (revoked partitions) are forgotten past this many.
-const MAX_LATENCY_SAMPLES: usize = 100_000;
+/// Slots for timed records between consume and delivery (a power of two). A slot is reused by a
+/// later sample that hashes to it; the earlier one is then simply not observed.
+const LATENCY_SLOTS: usize = 1024;
 
 /// Processing latency, consume → delivery of the record's output (processed record or dead
 /// letter) confirmed by the broker, for the records whose offset is a multiple of
-/// [`LATENCY_SAMPLE_EVERY`].
-#[derive(Debug, Default)]
+/// [`LATENCY_SAMPLE_EVERY`]. Lock-free: the consumer thread writes a sample's key and start
+/// time into a slot, the producer thread takes it when the key still matches.
+#[derive(Debug)]
 pub struct Latency {
-    started: Mutex<HashMap<(i32, i64), Instant>>,
+    keys: Box<[AtomicU64]>,
+    started_ns: Box<[AtomicU64]>,
     /// Observations per bucket (not cumulative); the last slot is +Inf.
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     count: AtomicU64,
     sum_us: AtomicU64,
 }
 
+impl Default for Latency {
+    fn default() -> Self {
+        let slots = || (0..LATENCY_SLOTS).map(|_| AtomicU64::new(0)).collect();
+        Latency {
+            keys: slots(),
+            started_ns: slots(),
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Latency {
-    fn sampled(offset: i64) -> bool {
-        offset % LATENCY_SAMPLE_EVERY == 0
+    /// The slot and key of a timed record, `None` for records not timed.
+    fn slot(partition: i32, offset: i64) -> Option<(usize, u64)> {
+        if offset % LATENCY_SAMPLE_EVERY != 0 || offset < 0 || partition < 0 {
+            return None;
+        }
+        let key = ((partition as u64) << 44 | (offset as u64 & ((1 << 44) - 1))) + 1;
+        let n =
+            (offset / LATENCY_SAMPLE_EVERY) as u64 ^ (partition as u64).wrapping_mul(0x9e37_79b9);
+        Some(((n as usize) & (LATENCY_SLOTS - 1), key))
+    }
+
+    /// Nanoseconds since the first call, never 0.
+    fn now_ns() -> u64 {
+        static ANCHOR: OnceLock<Instant> = OnceLock::new();
+        ANCHOR.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
     }
 
     /// The consumer handed this record to the workers.
     pub fn consumed(&self, partition: i32, offset: i64) {
-        if Self::sampled(offset) {
-            let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-            if started.len() >= MAX_LATENCY_SAMPLES {
-                started.clear();
-            }
-            started.insert((partition, offset), Instant::now());
+        if let Some((i, key)) = Self::slot(partition, offset) {
+            self.started_ns[i].store(Self::now_ns(), Relaxed);
+            self.keys[i].store(key, Relaxed);
         }
     }
 
     /// The record's output was delivered.
     pub fn delivered(&self, partition: i32, offset: i64) {
-        if Self::sampled(offset) {
-            let start = self
-                .started
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&(partition, offset));
-            if let Some(start) = start {
-                self.observe(start.elapsed());
+        if let Some((i, key)) = Self::slot(partition, offset) {
+            if self.keys[i]
+                .compare_exchange(key, 0, Relaxed, Relaxed)
+                .is_ok()
+            {
+                let start = self.started_ns[i].load(Relaxed);
+                let now = Self::now_ns();
+                self.observe(Duration::from_nanos(now.saturating_sub(start)));
             }
         }
     }
@@ -764,6 +789,21 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn latency_times_one_offset_in_64_once() {
+        let l = Latency::default();
+        for offset in 0..200 {
+            l.consumed(3, offset);
+        }
+        for offset in 0..200 {
+            l.delivered(3, offset);
+            l.delivered(3, offset); // a second report for the same record is not counted
+        }
+        l.delivered(4, 64); // never consumed
+        assert_eq!(l.count.load(Relaxed), 4, "offsets 0, 64, 128, 192");
+        assert!(l.sum_us.load(Relaxed) < 10_000_000);
     }
 
     #[test]
