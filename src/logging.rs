@@ -5,7 +5,7 @@
 //! and `fields` (the record's structured key-values, an object, empty for most lines):
 //!
 //! ```text
-//! {"ts":"2026-11-25T18:40:12.123Z","level":"INFO","target":"kafka_pipeline::consumer","message":"subscribed to user-login","thread":"consumer","fields":{}}
+//! {"fields":{},"level":"INFO","message":"subscribed to user-login","target":"kafka_pipeline::consumer","thread":"consumer","ts":"2026-11-25T18:40:12.123Z"}
 //! ```
 //!
 //! No log line carries record contents: payloads and keys can be personal data (IP addresses,
