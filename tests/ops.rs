@@ -656,3 +656,32 @@ fn pipeline_runs_over_tls_and_sasl_scram() {
     let status = run.wait(Duration::from_secs(60));
     assert_eq!(status.code(), Some(3), "{}", run.log_text());
 }
+
+/// A second SIGTERM during the graceful shutdown exits at once with 130.
+#[test]
+fn second_signal_exits_130() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("ops-signal");
+    create_topic(&brokers, &input, 1, &[]);
+    let mut run = Running::pipeline(
+        &brokers,
+        &input,
+        &unique("ops-signal-group"),
+        &["--metrics-addr", ""],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || run
+            .log_text()
+            .contains("subscribed to")),
+        "{}",
+        run.log_text()
+    );
+    run.signal("TERM");
+    run.signal("TERM");
+    let status = run.wait(Duration::from_secs(30));
+    let log = run.log_text();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("second signal: exiting at once"), "{log}");
+}
