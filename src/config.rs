@@ -405,6 +405,10 @@ impl From<clap::Error> for CliError {
     }
 }
 
+/// Subcommands that take `--config`; one file serves them all (a key that only another of them
+/// knows is skipped).
+const CONFIG_SUBCOMMANDS: [&str; 2] = ["run", "topics"];
+
 /// Keys of the config file that hold lists (`key=value` entries); the rest hold one value.
 const LIST_KEYS: [&str; 4] = [
     "property",
@@ -423,22 +427,21 @@ where
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let matches = Cli::command().try_get_matches_from(&args)?;
     let file = match matches.subcommand() {
-        Some(("run", run)) => run.get_one::<PathBuf>("config").cloned(),
+        Some((name, sub)) if CONFIG_SUBCOMMANDS.contains(&name) => sub
+            .get_one::<PathBuf>("config")
+            .map(|path| (name, sub, path.clone())),
         _ => None,
     };
-    let Some(path) = file else {
+    let Some((name, sub, path)) = file else {
         return Ok(Cli::from_arg_matches(&matches)?);
     };
-    let Some(("run", run)) = matches.subcommand() else {
-        unreachable!("checked above")
-    };
     let table = read_config_file(&path)?;
-    let (front, back) = file_arguments(&path, &table, run)?;
-    // `run` is the first argument that is the subcommand's name (global flags may precede it).
+    let (front, back) = file_arguments(&path, &table, name, sub)?;
+    // The first argument that is the subcommand's name (global flags may precede it).
     let at = args
         .iter()
         .skip(1)
-        .position(|a| a == "run")
+        .position(|a| a == name)
         .map_or(args.len(), |i| i + 2);
     let merged: Vec<OsString> = args[..at]
         .iter()
@@ -471,14 +474,25 @@ fn read_config_file(path: &Path) -> Result<toml::Table, CliError> {
 fn file_arguments(
     path: &Path,
     table: &toml::Table,
+    subcommand: &str,
     run: &ArgMatches,
 ) -> Result<(Vec<OsString>, Vec<OsString>), CliError> {
     let bad =
         |key: &str, what: String| CliError::File(format!("{}: {key}: {what}", path.display()));
     let command = Cli::command();
-    let run_command = command
-        .find_subcommand("run")
-        .expect("the run subcommand exists");
+    let sub_command = |name: &str| {
+        command
+            .find_subcommand(name)
+            .expect("a subcommand that takes --config")
+    };
+    let run_command = sub_command(subcommand);
+    let known_elsewhere = |key: &str| {
+        CONFIG_SUBCOMMANDS.iter().any(|&other| {
+            sub_command(other)
+                .get_arguments()
+                .any(|a| a.get_long() == Some(key))
+        })
+    };
     let (mut front, mut back) = (Vec::new(), Vec::new());
     for (raw_key, value) in table {
         let key = raw_key.replace('_', "-");
@@ -487,16 +501,20 @@ fn file_arguments(
         }
         // Global flags (log-format) are defined on the top command; clap propagates their
         // values to the subcommand's matches.
-        let arg = command
+        let found = command
             .get_arguments()
             .chain(run_command.get_arguments())
-            .find(|a| a.get_long() == Some(key.as_str()))
-            .ok_or_else(|| {
-                bad(
+            .find(|a| a.get_long() == Some(key.as_str()));
+        let arg =
+            match found {
+                Some(arg) => arg,
+                None if known_elsewhere(&key) => continue,
+                None => return Err(bad(
                     raw_key,
-                    "unknown key (keys are the long flags of `run`, e.g. input-topic)".into(),
-                )
-            })?;
+                    "unknown key (keys are the long flags of `run` and `topics`, e.g. input-topic)"
+                        .into(),
+                )),
+            };
         let id = arg.get_id().as_str();
         let source = run.value_source(id);
         let matches = run;

@@ -28,6 +28,10 @@ pub fn init(format: LogFormat) {
             let ts = buf.timestamp_millis().to_string();
             writeln!(buf, "{}", json_line(record, &ts))
         });
+        // A panic message would otherwise be the one plain-text line in the stream.
+        std::panic::set_hook(Box::new(|info| {
+            log::error!(target: "panic", "{info}");
+        }));
     }
     builder.init();
 }

@@ -72,6 +72,12 @@ pub struct TopicsArgs {
     /// Only check the topics; create nothing (a missing topic is a mismatch).
     #[arg(long)]
     pub check: bool,
+
+    /// The pipeline's TOML config file (as for `run --config`): brokers, -X properties and
+    /// topic names come from it unless given as flags or environment; keys only `run` knows
+    /// are skipped.
+    #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// What was found or done for one topic.

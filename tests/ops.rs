@@ -583,6 +583,41 @@ fn topics_subcommand_creates_and_checks() {
     let (code, text) = topics(&["--partitions", "2", "--replication-factor", "3"]);
     assert_eq!(code, Some(1), "an existing topic is never changed: {text}");
 
+    // One config file serves `topics` and `run`: each skips the keys only the other knows.
+    let file = config_file(&format!(
+        "brokers = \"{brokers}\"\ninput-topic = \"{}\"\noutput-topic = \"{}\"\n\
+         dlq-topic = \"{}\"\ninsights-topic = \"{}\"\npartitions = 2\nworkers = 2\n\
+         [consumer-property]\nfetch.min.bytes = 1\n",
+        names[0], names[1], names[2], names[3]
+    ));
+    let out = pipeline_output(
+        &["topics", "--config", file.to_str().unwrap(), "--check"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(" ok").count(), 4, "{text}");
+    let out = pipeline_output(
+        &["run", "--config", file.to_str().unwrap(), "--print-config"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("input-topic = \"{}\"", names[0])),
+        "{text}"
+    );
+    std::fs::remove_file(file).ok();
+
     let out = pipeline_output(&["topics", "--brokers", "127.0.0.1:1", "--check"], &[]);
     assert_eq!(
         out.status.code(),
