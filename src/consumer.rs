@@ -689,7 +689,15 @@ impl Progress {
 
     fn log(&mut self, metrics: &Metrics, extras: ProgressExtras) {
         let now = metrics.snapshot();
+        // The counts again as fields, for --log-format json.
         log::info!(
+            received = now.received,
+            valid = now.valid,
+            dead_lettered = now.dead_lettered.iter().sum::<u64>(),
+            delivered = now.delivered,
+            in_flight = extras.in_flight,
+            lag = extras.lag.unwrap_or(-1),
+            paused = extras.paused;
             "{}",
             progress_line(&self.prev, &now, self.last.elapsed(), &extras)
         );

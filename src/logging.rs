@@ -2,7 +2,8 @@
 //! through `log` and filtered by `RUST_LOG` (default `info`).
 //!
 //! A JSON line has `ts` (RFC 3339 UTC, milliseconds), `level`, `target`, `message`, `thread`
-//! and `fields` (the record's structured key-values, an object, empty for most lines):
+//! and `fields` (the record's structured key-values, an object; the progress line carries its
+//! counts there, most other lines have none):
 //!
 //! ```text
 //! {"fields":{},"level":"INFO","message":"subscribed to user-login","target":"kafka_pipeline::consumer","thread":"consumer","ts":"2026-11-25T18:40:12.123Z"}
@@ -32,6 +33,9 @@ pub fn init(format: LogFormat) {
         std::panic::set_hook(Box::new(|info| {
             log::error!(target: "panic", "{info}");
         }));
+    } else {
+        // The text lines already say everything their fields carry.
+        builder.format_key_values(env_logger::fmt::hidden_kv_format);
     }
     builder.init();
 }
