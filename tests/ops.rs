@@ -236,9 +236,9 @@ fn metrics_match_a_run_and_json_logs_parse() {
     // The progress line carries its counts as fields.
     let progress = log
         .lines()
+        .rev()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["fields"]["received"] == total as u64)
-        .last()
+        .find(|v| v["fields"]["received"] == total as u64)
         .unwrap_or_else(|| panic!("no progress line with received={total}:\n{log}"));
     assert_eq!(progress["fields"]["valid"], valid as u64, "{progress}");
     assert_eq!(
