@@ -8,9 +8,9 @@
 //! that otherwise has none. It never touches the hot path: a response is rendered from the
 //! atomics in [`Metrics`].
 //!
-//! - `/health`: 200 `ok` while running; 503 `shutting down` once shutdown has started (so a
-//!   liveness probe does not restart a pod that is draining on purpose, use `/ready` for
-//!   traffic decisions and `/health` with a failure threshold above the shutdown timeout).
+//! - `/health`: 200 `ok` while running; 503 `shutting down` once shutdown has started. A
+//!   liveness probe on it should allow failures for longer than `--shutdown-timeout`
+//!   (failure threshold × period), so a drain in progress is not cut short by a restart.
 //! - `/ready`: 200 `ready` or 503 with the reason from [`Metrics::readiness`].
 
 use std::io::{ErrorKind, Read, Write};
