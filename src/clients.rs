@@ -63,7 +63,7 @@ pub fn producer_config(config: &Config) -> ClientConfig {
 }
 
 /// Every second while the metrics endpoint is on (lag and readiness stay fresh; that is one
-/// JSON document per client per second, parsed off the hot path), else the progress interval
+/// JSON document per client per second, parsed by the thread that polls it), else the progress interval
 /// (0 turns statistics off).
 fn statistics_interval_ms(config: &Config) -> String {
     if config.metrics_addr.is_some() {
