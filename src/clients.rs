@@ -63,8 +63,8 @@ pub fn producer_config(config: &Config) -> ClientConfig {
 }
 
 /// Every second while the metrics endpoint is on (lag and readiness stay fresh; that is one
-/// JSON document per client per second, parsed by the thread that polls it), else the progress interval
-/// (0 turns statistics off).
+/// JSON document per client per second, parsed by the thread that polls it), else the
+/// progress interval (0 turns statistics off).
 fn statistics_interval_ms(config: &Config) -> String {
     if config.metrics_addr.is_some() {
         "1000".into()
