@@ -475,7 +475,7 @@ fn file_arguments(
     path: &Path,
     table: &toml::Table,
     subcommand: &str,
-    run: &ArgMatches,
+    matches: &ArgMatches,
 ) -> Result<(Vec<OsString>, Vec<OsString>), CliError> {
     let bad =
         |key: &str, what: String| CliError::File(format!("{}: {key}: {what}", path.display()));
@@ -485,7 +485,7 @@ fn file_arguments(
             .find_subcommand(name)
             .expect("a subcommand that takes --config")
     };
-    let run_command = sub_command(subcommand);
+    let this = sub_command(subcommand);
     let known_elsewhere = |key: &str| {
         CONFIG_SUBCOMMANDS.iter().any(|&other| {
             sub_command(other)
@@ -503,7 +503,7 @@ fn file_arguments(
         // values to the subcommand's matches.
         let found = command
             .get_arguments()
-            .chain(run_command.get_arguments())
+            .chain(this.get_arguments())
             .find(|a| a.get_long() == Some(key.as_str()));
         let arg =
             match found {
@@ -516,8 +516,7 @@ fn file_arguments(
                 )),
             };
         let id = arg.get_id().as_str();
-        let source = run.value_source(id);
-        let matches = run;
+        let source = matches.value_source(id);
         let set_above = matches!(
             source,
             Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
