@@ -336,6 +336,7 @@ fn ready_follows_the_broker() {
     );
 
     broker.kafka_sh("stop");
+    let stopped = std::time::Instant::now();
     assert!(
         wait_until(Duration::from_secs(60), || status("/ready")
             .is_some_and(|r| r.0 == 503)),
@@ -346,6 +347,10 @@ fn ready_follows_the_broker() {
     let (code, reason) = status("/ready").unwrap();
     assert_eq!(code, 503);
     assert!(reason.contains("not connected"), "{reason}");
+    eprintln!(
+        "/ready 503 {:?} after the broker stopped",
+        stopped.elapsed()
+    );
     assert_eq!(status("/health").map(|r| r.0), Some(200));
     assert_eq!(
         scrape(&addr).get("kafka_pipeline_ready"),
@@ -354,12 +359,17 @@ fn ready_follows_the_broker() {
     );
 
     broker.kafka_sh("start");
+    let started = std::time::Instant::now();
     assert!(
         wait_until(Duration::from_secs(90), || status("/ready")
             .is_some_and(|r| r.0 == 200)),
         "not ready after the broker came back: {:?}\n{}",
         status("/ready"),
         run.log_text()
+    );
+    eprintln!(
+        "/ready 200 {:?} after the broker answered again",
+        started.elapsed()
     );
     run.stop("pipeline");
 }
