@@ -654,11 +654,11 @@ fn topics_subcommand_creates_and_checks() {
     }
 }
 
-/// The pipeline over TLS, and over SASL_SSL with SCRAM-SHA-256, against a private broker with
-/// an SSL and a SASL_SSL listener and a self-signed CA from scripts/tls-certs.sh; without the CA
-/// it cannot connect and exits 3.
+/// The pipeline over TLS, and over SASL_SSL with SCRAM-SHA-256 and with PLAIN, against a
+/// private broker with an SSL and a SASL_SSL listener and a self-signed CA from
+/// scripts/tls-certs.sh; without the CA it cannot connect and exits 3.
 #[test]
-fn pipeline_runs_over_tls_and_sasl_scram() {
+fn pipeline_runs_over_tls_and_sasl() {
     if require_broker().is_none() {
         return;
     }
@@ -683,7 +683,23 @@ fn pipeline_runs_over_tls_and_sasl_scram() {
         "-X",
         "sasl.password=pipeline-secret",
     ];
-    for (name, port, security) in [("tls", "39294", tls), ("scram", "39295", scram)] {
+    let plain_sasl: &[&str] = &[
+        "-X",
+        "security.protocol=sasl_ssl",
+        "-X",
+        &ca,
+        "-X",
+        "sasl.mechanism=PLAIN",
+        "-X",
+        "sasl.username=pipeline",
+        "-X",
+        "sasl.password=pipeline-secret",
+    ];
+    for (name, port, security) in [
+        ("tls", "39294", tls),
+        ("scram", "39295", scram),
+        ("plain", "39295", plain_sasl),
+    ] {
         let input = unique(&format!("ops-{name}"));
         create_topic(&plain, &input, 1, &[]);
         let records: Vec<Rec> = (0..20)
