@@ -18,6 +18,15 @@
 # KAFKA_PORT (listener port, default 29092; a second broker for fault tests runs on another port),
 # KAFKA_CONTROLLER_PORT (default KAFKA_PORT + 1), KAFKA_BROKER_DATA (data dir, default
 # <cache>/broker, or <cache>/broker-<port> for a non-default port), KAFKA_HEAP_OPTS.
+#
+# Optional secure listeners (development only; certificates from scripts/tls-certs.sh):
+#   KAFKA_SSL_PORT=N    an SSL listener on localhost:N (clients: -X security.protocol=ssl
+#                       -X ssl.ca.location=<cache>/tls/ca.pem)
+#   KAFKA_SASL_PORT=N   a SASL_SSL listener on localhost:N with SCRAM-SHA-256, SCRAM-SHA-512 and
+#                       PLAIN for user KAFKA_SASL_USER (default pipeline) with password
+#                       KAFKA_SASL_PASSWORD (default pipeline-secret); SCRAM users are created
+#                       when the storage is formatted, so add it to a fresh data directory
+#   KAFKA_TLS_DIR       where the certificates are (default <cache>/tls)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +43,11 @@ pidfile="$data/broker.pid"
 logfile="$data/broker.log"
 bootstrap=localhost:$port
 heap=${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}
+ssl_port=${KAFKA_SSL_PORT:-}
+sasl_port=${KAFKA_SASL_PORT:-}
+sasl_user=${KAFKA_SASL_USER:-pipeline}
+sasl_password=${KAFKA_SASL_PASSWORD:-pipeline-secret}
+tls_dir=${KAFKA_TLS_DIR:-$cache/tls}
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 
@@ -52,15 +66,18 @@ java_cp() { java -cp "$libs/*" -Dlog4j2.configurationFile="$data/log4j2.properti
 
 write_config() {
   mkdir -p "$data/logs"
+  local listeners="PLAINTEXT://localhost:$port" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  [[ -z $ssl_port ]] || { listeners+=",SSL://localhost:$ssl_port"; map+=",SSL:SSL"; }
+  [[ -z $sasl_port ]] || { listeners+=",SASL_SSL://localhost:$sasl_port"; map+=",SASL_SSL:SASL_SSL"; }
   cat >"$conf" <<CONF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@localhost:$controller_port
-listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port
-advertised.listeners=PLAINTEXT://localhost:$port
+listeners=$listeners,CONTROLLER://localhost:$controller_port
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$map
 log.dirs=$data/logs
 num.partitions=1
 auto.create.topics.enable=true
@@ -73,6 +90,25 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 CONF
+  if [[ -n $ssl_port || -n $sasl_port ]]; then
+    "$here/tls-certs.sh" "$tls_dir" >/dev/null
+    local password
+    password=$(cat "$tls_dir/password")
+    cat >>"$conf" <<CONF
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls_dir/broker.p12
+ssl.keystore.password=$password
+ssl.key.password=$password
+CONF
+  fi
+  if [[ -n $sasl_port ]]; then
+    cat >>"$conf" <<CONF
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
+CONF
+  fi
   cat >"$data/log4j2.properties" <<'CONF'
 rootLogger.level = WARN
 rootLogger.appenderRef.stdout.ref = STDOUT
@@ -92,7 +128,12 @@ format_storage() {
   local id
   id=$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
   log "formatting KRaft storage in $data/logs (cluster id $id)"
-  java_cp kafka.tools.StorageTool format -t "$id" -c "$conf" >/dev/null
+  local scram=()
+  if [[ -n $sasl_port ]]; then
+    scram=(--add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_password]"
+      --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]")
+  fi
+  java_cp kafka.tools.StorageTool format -t "$id" -c "$conf" "${scram[@]}" >/dev/null
 }
 
 running_pid() {
@@ -173,5 +214,5 @@ case "${1:-}" in
   # GetOffsetShell prints topic:partition:offset; topic names cannot contain ':'.
   offsets) fetch_jars; java_cp org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "$2" | awk -F: '{ print $2, $3 }' ;;
   consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
-  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

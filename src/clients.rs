@@ -32,11 +32,8 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
             "enable.partition.eof",
             if config.exit_at_end { "true" } else { "false" },
         )
-        // Statistics feed the lag in the progress line.
-        .set(
-            "statistics.interval.ms",
-            config.progress_interval.as_millis().min(60_000).to_string(),
-        );
+        // Statistics feed the lag in the progress line and in the metrics.
+        .set("statistics.interval.ms", statistics_interval_ms(config));
     apply(&mut c, &config.consumer_properties);
     c
 }
@@ -57,8 +54,23 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         .set("queue.buffering.max.kbytes", "65536")
         // Same key → same partition as Java clients (murmur2), so readers in either language agree.
         .set("partitioner", "murmur2_random");
+    if config.metrics_addr.is_some() {
+        // Broker connection states feed /ready.
+        c.set("statistics.interval.ms", statistics_interval_ms(config));
+    }
     apply(&mut c, &config.producer_properties);
     c
+}
+
+/// Every second while the metrics endpoint is on (lag and readiness stay fresh; that is one
+/// JSON document per client per second, parsed by the thread that polls it), else the
+/// progress interval (0 turns statistics off).
+fn statistics_interval_ms(config: &Config) -> String {
+    if config.metrics_addr.is_some() {
+        "1000".into()
+    } else {
+        config.progress_interval.as_millis().min(60_000).to_string()
+    }
 }
 
 fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {

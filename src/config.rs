@@ -1,14 +1,29 @@
 //! The command line and the validated configuration.
 //!
 //! Two layers: clap derive structs ([`Cli`], [`RunArgs`], [`KafkaArgs`]) mirror the flags, each
-//! with a `KAFKA_PIPELINE_*` environment twin (precedence: flag > environment > default); and
-//! [`Config`] holds the resolved values the pipeline runs with. Values that clap can check on its
-//! own (numbers, durations, `key=value` pairs) are rejected at parse time; cross-field rules
-//! (distinct topics, valid fill values) are checked by [`Config::from_args`].
+//! with a `KAFKA_PIPELINE_*` environment twin; and [`Config`] holds the resolved values the
+//! pipeline runs with. Values that clap can check on its own (numbers, durations, `key=value`
+//! pairs) are rejected at parse time; cross-field rules (distinct topics, valid fill values) are
+//! checked by [`Config::from_args`].
+//!
+//! `run --config FILE` adds a TOML file under the flags: precedence is flag > environment >
+//! file > default. [`parse_cli`] does it by parsing once, then handing the file's values to
+//! clap as extra arguments for exactly the flags that the command line and the environment left
+//! at their defaults, and parsing again, so a file value is validated by the same parser as the
+//! flag. List flags (`-X`, `--consumer-property`, `--producer-property`, `--optional-field`)
+//! combine instead: the file's entries come first and the command line's (or environment's)
+//! follow, so for a repeated key the flag wins. `--print-config` prints the resolved values as
+//! such a file, with secrets redacted ([`redact`]).
 
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{
+    ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum,
+};
 
 use crate::error::PipelineError;
 use crate::transform::{Field, TransformOptions};
@@ -17,12 +32,34 @@ use crate::transform::{Field, TransformOptions};
 #[derive(Debug, Parser)]
 #[command(name = "kafka-pipeline", version, about, long_about = None)]
 pub struct Cli {
+    /// Log line format: `text` (human-readable) or `json` (one object per line: ts, level,
+    /// target, message, fields). Filter with RUST_LOG as usual.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "KAFKA_PIPELINE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Format of the log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// env_logger's human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Subcommands.
+// Parsed once per process; boxing the run flags would only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline: consume login events, write processed records, dead letters and insights.
@@ -31,6 +68,9 @@ pub enum Command {
     Loadgen(crate::loadgen::LoadgenArgs),
     /// Read the insights topic, merge the windows of all instances and print them.
     Insights(crate::insights::ReaderArgs),
+    /// Create the input, output, dead-letter and insights topics, or check their partition
+    /// count and replication factor (exit 1 on a mismatch).
+    Topics(crate::topics::TopicsArgs),
 }
 
 /// Connection flags shared by every subcommand that talks to Kafka.
@@ -52,7 +92,8 @@ pub struct KafkaArgs {
         value_name = "KEY=VALUE",
         env = "KAFKA_PIPELINE_PROPERTIES",
         value_delimiter = ';',
-        value_parser = parse_property
+        value_parser = parse_property,
+        hide_env_values = true
     )]
     pub properties: Vec<(String, String)>,
 }
@@ -70,7 +111,8 @@ pub struct RunArgs {
         value_name = "KEY=VALUE",
         env = "KAFKA_PIPELINE_CONSUMER_PROPERTIES",
         value_delimiter = ';',
-        value_parser = parse_property
+        value_parser = parse_property,
+        hide_env_values = true
     )]
     pub consumer_properties: Vec<(String, String)>,
 
@@ -80,7 +122,8 @@ pub struct RunArgs {
         value_name = "KEY=VALUE",
         env = "KAFKA_PIPELINE_PRODUCER_PROPERTIES",
         value_delimiter = ';',
-        value_parser = parse_property
+        value_parser = parse_property,
+        hide_env_values = true
     )]
     pub producer_properties: Vec<(String, String)>,
 
@@ -175,6 +218,23 @@ pub struct RunArgs {
     /// end offset and all outputs are committed (for batch jobs and tests).
     #[arg(long, env = "KAFKA_PIPELINE_EXIT_AT_END")]
     pub exit_at_end: bool,
+
+    /// Address of the HTTP endpoints /metrics (Prometheus), /health and /ready; "" turns them
+    /// off. Use 0.0.0.0:9898 in a container. When the default address is taken (a second
+    /// instance on one host) the pipeline warns and runs without them; an address given
+    /// explicitly must be free [default: 127.0.0.1:9898].
+    #[arg(long, value_name = "HOST:PORT", env = "KAFKA_PIPELINE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// TOML file with values for any of these flags (keys are the long flag names, e.g.
+    /// input-topic = "user-login"; librdkafka properties under [property]). Precedence:
+    /// flag > environment > file > default.
+    #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the resolved configuration (as a config file, secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// The resolved configuration of `kafka-pipeline run`.
@@ -214,7 +274,15 @@ pub struct Config {
     pub windows: crate::insights::window::WindowConfig,
     /// This instance's name in the insight records.
     pub instance_id: String,
+    /// Where /metrics, /health and /ready listen; `None`: off.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Whether the address was given (flag, environment or file): then failing to bind it is
+    /// an error; the default address being taken only costs the endpoints.
+    pub metrics_addr_explicit: bool,
 }
+
+/// Where the endpoints listen unless `--metrics-addr` says otherwise.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9898";
 
 impl Config {
     /// Resolves and cross-checks the flags of `run`.
@@ -277,6 +345,9 @@ impl Config {
         }
         let lateness = args.allowed_lateness.map_or(window, |d| d.as_secs());
         let instance_id = args.instance_id.unwrap_or_else(default_instance_id);
+        let metrics_addr_explicit = args.metrics_addr.is_some();
+        let metrics_addr =
+            resolve_addr(args.metrics_addr.as_deref().unwrap_or(DEFAULT_METRICS_ADDR))?;
         Ok(Config {
             brokers: args.kafka.brokers,
             input_topic: args.input_topic,
@@ -295,8 +366,332 @@ impl Config {
             passthrough: args.passthrough,
             windows: crate::insights::window::WindowConfig::new(window, lateness),
             instance_id,
+            metrics_addr,
+            metrics_addr_explicit,
         })
     }
+}
+
+/// `--metrics-addr`: empty turns the endpoints off; otherwise HOST:PORT.
+fn resolve_addr(addr: &str) -> Result<Option<SocketAddr>, PipelineError> {
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(Some)
+        .ok_or_else(|| {
+            PipelineError::Config(format!(
+                "--metrics-addr {addr:?}: expected HOST:PORT such as 127.0.0.1:9898, or \"\" to turn the endpoints off"
+            ))
+        })
+}
+
+/// Why the command line could not be turned into a [`Cli`].
+#[derive(Debug)]
+pub enum CliError {
+    /// clap's own error (also `--help` and `--version`, which exit 0): print it with
+    /// [`clap::Error::exit`].
+    Clap(clap::Error),
+    /// The config file is unreadable or has a bad key or value (exit code 2).
+    File(String),
+}
+
+impl From<clap::Error> for CliError {
+    fn from(e: clap::Error) -> Self {
+        CliError::Clap(e)
+    }
+}
+
+/// Subcommands that take `--config`; one file serves them all (a key that only another of them
+/// knows is skipped).
+const CONFIG_SUBCOMMANDS: [&str; 2] = ["run", "topics"];
+
+/// Keys of the config file that hold lists (`key=value` entries); the rest hold one value.
+const LIST_KEYS: [&str; 4] = [
+    "property",
+    "consumer-property",
+    "producer-property",
+    "optional-field",
+];
+
+/// Parses the command line and, for `run --config FILE`, merges the file under the flags and
+/// the environment (see the module doc for the precedence).
+pub fn parse_cli<I, T>(args: I) -> Result<Cli, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let matches = Cli::command().try_get_matches_from(&args)?;
+    let file = match matches.subcommand() {
+        Some((name, sub)) if CONFIG_SUBCOMMANDS.contains(&name) => sub
+            .get_one::<PathBuf>("config")
+            .map(|path| (name, sub, path.clone())),
+        _ => None,
+    };
+    let Some((name, sub, path)) = file else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let table = read_config_file(&path)?;
+    let (front, back) = file_arguments(&path, &table, name, sub)?;
+    // The first argument that is the subcommand's name (global flags may precede it).
+    let at = args
+        .iter()
+        .skip(1)
+        .position(|a| a == name)
+        .map_or(args.len(), |i| i + 2);
+    let merged: Vec<OsString> = args[..at]
+        .iter()
+        .cloned()
+        .chain(front)
+        .chain(args[at..].iter().cloned())
+        .chain(back)
+        .collect();
+    Cli::try_parse_from(merged).map_err(|e| {
+        let first = e.to_string();
+        let first = first
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        CliError::File(format!("{}: {first}", path.display()))
+    })
+}
+
+fn read_config_file(path: &Path) -> Result<toml::Table, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::File(format!("--config {}: {e}", path.display())))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| CliError::File(format!("{}: {e}", path.display())))
+}
+
+/// Turns the file's entries into extra arguments: list entries to go right after `run` (before
+/// the command line's, so those win), single values to go at the end, only for the flags the
+/// command line and environment did not set.
+fn file_arguments(
+    path: &Path,
+    table: &toml::Table,
+    subcommand: &str,
+    matches: &ArgMatches,
+) -> Result<(Vec<OsString>, Vec<OsString>), CliError> {
+    let bad =
+        |key: &str, what: String| CliError::File(format!("{}: {key}: {what}", path.display()));
+    let command = Cli::command();
+    let sub_command = |name: &str| {
+        command
+            .find_subcommand(name)
+            .expect("a subcommand that takes --config")
+    };
+    let this = sub_command(subcommand);
+    let known_elsewhere = |key: &str| {
+        CONFIG_SUBCOMMANDS.iter().any(|&other| {
+            sub_command(other)
+                .get_arguments()
+                .any(|a| a.get_long() == Some(key))
+        })
+    };
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    for (raw_key, value) in table {
+        let key = raw_key.replace('_', "-");
+        if key == "config" || key == "print-config" {
+            return Err(bad(raw_key, "not allowed in a config file".into()));
+        }
+        // Global flags (log-format) are defined on the top command; clap propagates their
+        // values to the subcommand's matches.
+        let found = command
+            .get_arguments()
+            .chain(this.get_arguments())
+            .find(|a| a.get_long() == Some(key.as_str()));
+        let arg =
+            match found {
+                Some(arg) => arg,
+                None if known_elsewhere(&key) => continue,
+                None => return Err(bad(
+                    raw_key,
+                    "unknown key (keys are the long flags of `run` and `topics`, e.g. input-topic)"
+                        .into(),
+                )),
+            };
+        let id = arg.get_id().as_str();
+        let source = matches.value_source(id);
+        let set_above = matches!(
+            source,
+            Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
+        );
+        if LIST_KEYS.contains(&key.as_str()) {
+            for entry in list_entries(value).map_err(|e| bad(raw_key, e))? {
+                front.push(format!("--{key}={entry}").into());
+            }
+            // Values from the environment are only used by clap when the flag is absent from
+            // the command line, which it no longer is: carry them over explicitly.
+            if source == Some(ValueSource::EnvVariable) {
+                for raw in matches.get_raw(id).into_iter().flatten() {
+                    let mut a = OsString::from(format!("--{key}="));
+                    a.push(raw);
+                    front.push(a);
+                }
+            }
+            continue;
+        }
+        if set_above {
+            continue;
+        }
+        match (arg.get_action(), value) {
+            (ArgAction::SetTrue, toml::Value::Boolean(true)) => {
+                back.push(format!("--{key}").into())
+            }
+            (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
+            (ArgAction::SetTrue, _) => return Err(bad(raw_key, "expected true or false".into())),
+            (_, v) => {
+                back.push(format!("--{key}={}", scalar(v).map_err(|e| bad(raw_key, e))?).into())
+            }
+        }
+    }
+    Ok((front, back))
+}
+
+/// A single value as its flag text.
+fn scalar(value: &toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(format!(
+            "expected a string or number, got {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// A list flag's entries: an array of "key=value" strings, or a table (nested tables flatten
+/// with dots, so `[property]` with `security.protocol = "ssl"` means `security.protocol=ssl`).
+fn list_entries(value: &toml::Value) -> Result<Vec<String>, String> {
+    fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<String>) -> Result<(), String> {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => flatten(&key, t, out)?,
+                v => out.push(format!("{key}={}", scalar(v)?)),
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    match value {
+        toml::Value::Array(items) => {
+            for item in items {
+                match item {
+                    toml::Value::String(s) => out.push(s.clone()),
+                    other => {
+                        return Err(format!(
+                            "expected \"key=value\" strings, got {}",
+                            other.type_str()
+                        ))
+                    }
+                }
+            }
+        }
+        toml::Value::Table(t) => flatten("", t, &mut out)?,
+        other => {
+            return Err(format!(
+                "expected a table or an array of \"key=value\" strings, got {}",
+                other.type_str()
+            ))
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a librdkafka property holds a secret: keys ending in `password` or `secret`
+/// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+/// `sasl.oauthbearer.client.secret`), an inline private key (`ssl.key.pem`) and the OAUTHBEARER
+/// config string.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key.ends_with("password")
+        || key.ends_with("secret")
+        || key == "ssl.key.pem"
+        || key == "sasl.oauthbearer.config"
+}
+
+/// `value`, or `<redacted>` when `key` names a secret.
+pub fn redact<'a>(key: &str, value: &'a str) -> &'a str {
+    if is_secret(key) {
+        "<redacted>"
+    } else {
+        value
+    }
+}
+
+/// The resolved configuration as a TOML config file (usable with `--config`), secrets
+/// redacted. `args` supplies the list flags as given; `config` the resolved values.
+pub fn print_config(args: &RunArgs, config: &Config, log_format: LogFormat) -> String {
+    use std::fmt::Write as _;
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let d = |d: Duration| {
+        if d.subsec_nanos() == 0 {
+            q(&format!("{}s", d.as_secs()))
+        } else {
+            q(&format!("{}ms", d.as_millis()))
+        }
+    };
+    let list = |entries: &[(String, String)]| {
+        let items: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| q(&format!("{k}={}", redact(k, v))))
+            .collect();
+        format!("[{}]", items.join(", "))
+    };
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "{k} = {v}");
+    };
+    line("brokers", q(&config.brokers));
+    line("input-topic", q(&config.input_topic));
+    line("output-topic", q(&config.output_topic));
+    line("dlq-topic", q(&config.dlq_topic));
+    line("insights-topic", q(&config.insights_topic));
+    line("group-id", q(&config.group_id));
+    line("workers", config.workers.to_string());
+    line("optional-field", list(&args.optional_fields));
+    line(
+        "max-payload-bytes",
+        config.transform.max_payload_bytes.to_string(),
+    );
+    line("shutdown-timeout", d(config.shutdown_timeout));
+    line("progress-interval", d(config.progress_interval));
+    line("channel-capacity", config.channel_capacity.to_string());
+    line("window", d(Duration::from_secs(config.windows.size_secs)));
+    line(
+        "allowed-lateness",
+        d(Duration::from_secs(config.windows.allowed_lateness_secs)),
+    );
+    line("instance-id", q(&config.instance_id));
+    line("passthrough", config.passthrough.to_string());
+    line("exit-at-end", config.exit_at_end.to_string());
+    line(
+        "metrics-addr",
+        q(&config.metrics_addr.map_or(String::new(), |a| a.to_string())),
+    );
+    line(
+        "log-format",
+        q(match log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }),
+    );
+    line("property", list(&args.kafka.properties));
+    line("consumer-property", list(&args.consumer_properties));
+    line("producer-property", list(&args.producer_properties));
+    out
 }
 
 /// `HOSTNAME-PID`: unique among the instances running at one time.
@@ -458,6 +853,103 @@ mod tests {
         let err = run_config(&["--output-topic", "user-login"]).unwrap_err();
         assert!(err.to_string().contains("--output-topic"), "{err}");
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn metrics_addr_default_explicit_and_off() {
+        let c = run_config(&[]).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9898".parse().unwrap()));
+        assert!(!c.metrics_addr_explicit);
+        let c = run_config(&["--metrics-addr", "0.0.0.0:9100"]).unwrap();
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert!(c.metrics_addr_explicit);
+        assert_eq!(
+            run_config(&["--metrics-addr", ""]).unwrap().metrics_addr,
+            None
+        );
+        let err = run_config(&["--metrics-addr", "9898"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+            " SASL.PASSWORD",
+        ] {
+            assert!(is_secret(key), "{key}");
+            assert_eq!(redact(key, "hunter2"), "<redacted>");
+        }
+        for key in [
+            "sasl.username",
+            "ssl.ca.location",
+            "ssl.key.location",
+            "client.id",
+        ] {
+            assert_eq!(redact(key, "visible"), "visible", "{key}");
+        }
+        let args = match parse(&[
+            "run",
+            "-X",
+            "sasl.password=hunter2",
+            "--producer-property",
+            "ssl.key.password=k",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        };
+        let printed = print_config(
+            &args,
+            &Config::from_args(args.clone()).unwrap(),
+            LogFormat::Text,
+        );
+        assert!(
+            printed.contains("property = [\"sasl.password=<redacted>\"]"),
+            "{printed}"
+        );
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("=k\""),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn config_file_sits_under_flags() {
+        let path = std::env::temp_dir().join(format!("kp-unit-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "input_topic = \"file-in\"\ngroup-id = \"file-group\"\n[property]\nclient.id = \"f\"\n",
+        )
+        .unwrap();
+        let cli = parse_cli([
+            "kafka-pipeline",
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--group-id",
+            "flag",
+            "-X",
+            "client.id=x",
+        ])
+        .unwrap();
+        std::fs::remove_file(&path).ok();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.input_topic, "file-in");
+        assert_eq!(args.group_id, "flag");
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            args.kafka.properties,
+            vec![kv("client.id", "f"), kv("client.id", "x")]
+        );
     }
 
     #[test]

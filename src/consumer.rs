@@ -121,7 +121,7 @@ impl RebalanceContext {
                 partitions.iter().map(|&p| (p, tracker.revoke(p))),
             )
         };
-        self.metrics.rebalances.fetch_add(1, Relaxed);
+        self.metrics.revokes.fetch_add(1, Relaxed);
         if lost {
             log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
         } else if commit.count() > 0 {
@@ -156,7 +156,7 @@ impl RebalanceContext {
                 tracker.assign(p);
             }
         }
-        self.metrics.rebalances.fetch_add(1, Relaxed);
+        self.metrics.assigns.fetch_add(1, Relaxed);
         log::info!("assigned partitions {partitions:?} of {}", self.topic);
         if self.paused.load(Relaxed) {
             if let Err(e) = consumer.pause(tpl) {
@@ -177,14 +177,15 @@ impl ClientContext for RebalanceContext {
 
     fn stats_raw(&self, statistics: &[u8]) {
         if let Some(lag) = stored_lag(statistics, &self.topic) {
-            self.lag.store(lag, Relaxed);
+            self.lag.store(lag.iter().map(|l| l.1).sum(), Relaxed);
+            self.metrics.set_lag(lag);
         }
     }
 }
 
-/// Sums `consumer_lag_stored` over the assigned partitions of `topic` in a librdkafka
-/// statistics document (partitions this client does not consume report -1 and are skipped).
-fn stored_lag(statistics: &[u8], topic: &str) -> Option<i64> {
+/// `consumer_lag_stored` of each assigned partition of `topic` in a librdkafka statistics
+/// document (partitions this client does not consume report -1 and are skipped).
+fn stored_lag(statistics: &[u8], topic: &str) -> Option<Vec<(i32, i64)>> {
     let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
     let partitions = stats
         .get("topics")?
@@ -193,10 +194,9 @@ fn stored_lag(statistics: &[u8], topic: &str) -> Option<i64> {
         .as_object()?;
     let lags = partitions
         .iter()
-        .filter(|(p, _)| p.as_str() != "-1")
-        .filter_map(|(_, v)| v.get("consumer_lag_stored")?.as_i64())
-        .filter(|&lag| lag >= 0);
-    Some(lags.sum())
+        .filter_map(|(p, v)| Some((p.parse().ok()?, v.get("consumer_lag_stored")?.as_i64()?)))
+        .filter(|&(p, lag): &(i32, i64)| p >= 0 && lag >= 0);
+    Some(lags.collect())
 }
 
 impl ConsumerContext for RebalanceContext {
@@ -217,7 +217,7 @@ impl ConsumerContext for RebalanceContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
-                self.metrics.commits.fetch_add(1, Relaxed);
+                self.metrics.note_commit();
                 log::debug!("committed {}", describe(offsets));
             }
             // Nothing new was stored since the last commit.
@@ -321,6 +321,7 @@ impl<'a> ConsumerStage<'a> {
             .subscribe(&[&self.topic])
             .map_err(|e| PipelineError::kafka(format!("subscribing to {}", self.topic), e))?;
         log::info!("subscribed to {}", self.topic);
+        self.metrics.health.subscribed.store(true, Relaxed);
         let mut last_store = Instant::now();
         let mut progress = Progress::new(self.progress_interval);
         while !self.shutdown.is_requested() {
@@ -331,6 +332,8 @@ impl<'a> ConsumerStage<'a> {
                 break;
             }
             self.update_pause(&work_tx);
+            let depth = &self.metrics.gauges.workers_channel;
+            depth.store(work_tx.len() as u64, Relaxed);
             if last_store.elapsed() >= STORE_INTERVAL {
                 self.store_positions();
                 last_store = Instant::now();
@@ -439,7 +442,12 @@ impl<'a> ConsumerStage<'a> {
                 other => other,
             };
             match sent {
-                Ok(()) => self.metrics.note_received(),
+                Ok(()) => {
+                    self.metrics.note_received();
+                    self.metrics
+                        .latency
+                        .consumed(source.partition, source.offset);
+                }
                 Err(TrySendError::Full(record)) => {
                     self.context()
                         .tracker()
@@ -471,6 +479,7 @@ impl<'a> ConsumerStage<'a> {
             match result {
                 Ok(()) => {
                     self.context().paused.store(want_pause, Relaxed);
+                    self.metrics.gauges.paused.store(want_pause, Relaxed);
                     if want_pause {
                         self.metrics.pauses.fetch_add(1, Relaxed);
                         log::debug!("workers behind: paused {} partitions", assignment.count());
@@ -483,7 +492,12 @@ impl<'a> ConsumerStage<'a> {
 
     /// Stores every position that moved.
     fn store_positions(&self) {
-        let moved = self.context().tracker().take_committable();
+        let moved = {
+            let mut tracker = self.context().tracker();
+            let in_flight = tracker.total_in_flight() as u64;
+            self.metrics.gauges.in_flight.store(in_flight, Relaxed);
+            tracker.take_committable()
+        };
         if moved.is_empty() {
             return;
         }
@@ -675,7 +689,15 @@ impl Progress {
 
     fn log(&mut self, metrics: &Metrics, extras: ProgressExtras) {
         let now = metrics.snapshot();
+        // The counts again as fields, for --log-format json.
         log::info!(
+            received = now.received,
+            valid = now.valid,
+            dead_lettered = now.dead_lettered.iter().sum::<u64>(),
+            delivered = now.delivered,
+            in_flight = extras.in_flight,
+            lag = extras.lag.unwrap_or(-1),
+            paused = extras.paused;
             "{}",
             progress_line(&self.prev, &now, self.last.elapsed(), &extras)
         );

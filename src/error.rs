@@ -37,6 +37,8 @@ pub enum PipelineError {
     },
     /// A pipeline thread panicked.
     ThreadPanicked(&'static str),
+    /// An admin request (creating a topic) failed.
+    Admin(String),
 }
 
 impl PipelineError {
@@ -70,6 +72,7 @@ impl fmt::Display for PipelineError {
                  they will be processed again on restart"
             ),
             PipelineError::ThreadPanicked(name) => write!(f, "thread {name} panicked"),
+            PipelineError::Admin(msg) => write!(f, "{msg}"),
         }
     }
 }

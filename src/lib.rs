@@ -24,7 +24,10 @@
 //!   ([`merger`]), serves delivery reports, retries failed deliveries, and reports a record as
 //!   done once its output and its insight window are both delivered.
 //! - [`config`], [`error`], [`metrics`], [`record`], [`shutdown`], [`clients`], [`admin`]: the
-//!   plumbing; [`loadgen`] and [`insights`] also back the `loadgen` and `insights` subcommands.
+//!   plumbing; [`loadgen`] and [`insights`] also back the `loadgen` and `insights` subcommands,
+//!   [`topics`] the `topics` subcommand.
+//! - [`http`] serves `/metrics`, `/health` and `/ready` from a thread of its own (the counters
+//!   are atomics the stages update per batch); [`logging`] writes text or JSON log lines.
 //!
 //! Lifecycle follows channel ownership: the consumer thread owns the only work sender; when it
 //! stops (shutdown or error) it drops it, the workers drain, flush their windows and drop their
@@ -36,25 +39,30 @@ pub mod clients;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod http;
 pub mod insights;
 pub mod loadgen;
+pub mod logging;
 pub mod merger;
 pub mod metrics;
 pub mod offsets;
 pub mod producer;
 pub mod record;
 pub mod shutdown;
+pub mod topics;
 pub mod transform;
 pub mod watermark;
 pub mod worker;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::consumer::ConsumerStage;
 use crate::error::PipelineError;
+use crate::http::{MetricsServer, View};
 use crate::metrics::Metrics;
 use crate::producer::ProducerStage;
 use crate::shutdown::Shutdown;
@@ -63,9 +71,58 @@ use crate::watermark::EventClock;
 use crate::worker::{WorkerShared, WorkerWindows};
 
 /// Runs the pipeline until `shutdown` is requested (or, with `--exit-at-end`, the input is
-/// drained), then drains, flushes and commits within the shutdown timeout.
+/// drained), then drains, flushes and commits within the shutdown timeout. With
+/// `--metrics-addr`, the HTTP endpoints answer from before the broker is contacted until the
+/// pipeline has stopped.
 pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(config.workers, stall_timeout(&config)));
+    let server = match config.metrics_addr.map(MetricsServer::bind) {
+        Some(Err(e)) if !config.metrics_addr_explicit => {
+            log::warn!("{e}; running without the metrics endpoints (pass --metrics-addr to pick another address)");
+            None
+        }
+        other => other.transpose()?,
+    };
+    let stop = AtomicBool::new(false);
+    let view = View {
+        metrics: &metrics,
+        shutdown,
+        topics: [
+            &config.output_topic,
+            &config.dlq_topic,
+            &config.insights_topic,
+        ],
+        input_topic: &config.input_topic,
+    };
+    thread::scope(|scope| {
+        if let Some(server) = &server {
+            thread::Builder::new()
+                .name("metrics".into())
+                .spawn_scoped(scope, || server.serve(&view, &stop))
+                .map_err(|e| PipelineError::Config(format!("metrics thread: {e}")))?;
+            if let Some(addr) = server.local_addr() {
+                log::info!("serving http://{addr}/metrics, /health and /ready");
+            }
+        }
+        let result = run_stages(&config, shutdown, &metrics);
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// How long `/ready` tolerates lag without a commit: records wait for their insight window
+/// (window + allowed lateness of event time) before they can be committed, so three times
+/// that, and at least a minute.
+pub fn stall_timeout(config: &Config) -> Duration {
+    let window = config.windows.size_secs + config.windows.allowed_lateness_secs;
+    Duration::from_secs((3 * window).max(60))
+}
+
+fn run_stages(
+    config: &Config,
+    shutdown: &Shutdown,
+    metrics: &Arc<Metrics>,
+) -> Result<(), PipelineError> {
     let (work_tx, work_rx) = crossbeam_channel::bounded(config.channel_capacity);
     let (out_tx, out_rx) = crossbeam_channel::bounded(config.channel_capacity);
     // Unbounded on purpose: its length is bounded by the records in flight, and the producer
@@ -75,22 +132,22 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
     let flush_request = Arc::new(AtomicU64::new(0));
     let clock = EventClock::new();
     let consumer = ConsumerStage::new(
-        &config,
+        config,
         done_rx,
-        Arc::clone(&metrics),
+        Arc::clone(metrics),
         Arc::clone(&flush_request),
         shutdown,
     )?;
     let producer = ProducerStage::new(
-        &config,
+        config,
         done_tx,
-        Arc::clone(&metrics),
+        Arc::clone(metrics),
         &flush_request,
         shutdown,
     )?;
     let shared = WorkerShared {
         input_topic: &config.input_topic,
-        metrics: &metrics,
+        metrics,
         clock: &clock,
         flush_request: &flush_request,
         windows: config.windows,

@@ -1,28 +1,79 @@
-//! `kafka-pipeline`: parses the command line, sets up logging and signal handling, runs a
-//! subcommand and maps the result to an exit code. Everything else lives in the library.
+//! `kafka-pipeline`: parses the command line (and `--config`), sets up logging and signal
+//! handling, runs a subcommand and maps the result to an exit code. Everything else lives in
+//! the library.
 
 use std::sync::Arc;
 
-use clap::Parser;
-use kafka_pipeline::config::{Cli, Command, Config};
-use kafka_pipeline::error::{PipelineError, EXIT_FORCED, EXIT_RUNTIME};
+use kafka_pipeline::config::{
+    parse_cli, print_config, CliError, Command, Config, LogFormat, RunArgs,
+};
+use kafka_pipeline::error::{PipelineError, EXIT_CONFIG, EXIT_FORCED, EXIT_RUNTIME};
 use kafka_pipeline::shutdown::Shutdown;
+use kafka_pipeline::topics::EXIT_MISMATCH;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let cli = match parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        // Prints the message (or --help/--version) and exits 2 (or 0).
+        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::File(msg)) => {
+            eprintln!("kafka-pipeline: invalid configuration: {msg}");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    kafka_pipeline::logging::init(cli.log_format);
     let code = match cli.command {
-        Command::Run(args) => match Config::from_args(args).and_then(run_pipeline) {
-            Ok(()) => 0,
-            Err(e) => {
-                log::error!("{e}");
-                e.exit_code()
-            }
-        },
+        Command::Run(args) => run(args, cli.log_format),
         Command::Loadgen(args) => report(kafka_pipeline::loadgen::run(args)),
         Command::Insights(args) => report(kafka_pipeline::insights::run_reader(args)),
+        Command::Topics(args) => topics(&args),
     };
     std::process::exit(code);
+}
+
+/// `run`: resolves the configuration, then prints it (`--print-config`) or runs the pipeline.
+fn run(args: RunArgs, log_format: LogFormat) -> i32 {
+    let printed = args.print_config.then(|| args.clone());
+    let result = Config::from_args(args).and_then(|config| match printed {
+        Some(args) => {
+            print!("{}", print_config(&args, &config, log_format));
+            Ok(())
+        }
+        None => run_pipeline(config),
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// `topics`: one line per topic on stdout; exit 1 when one is missing or differs.
+fn topics(args: &kafka_pipeline::topics::TopicsArgs) -> i32 {
+    match kafka_pipeline::topics::run(args) {
+        Ok(reports) => {
+            for r in &reports {
+                println!("{r}");
+            }
+            let bad = reports.iter().filter(|r| !r.is_ok()).count();
+            if bad == 0 {
+                0
+            } else {
+                log::error!(
+                    "{bad} topics missing or not as requested ({} partitions, replication factor {})",
+                    args.partitions,
+                    args.replication_factor
+                );
+                EXIT_MISMATCH
+            }
+        }
+        Err(e) => {
+            log::error!("{e}");
+            e.exit_code()
+        }
+    }
 }
 
 /// Exit code of a helper subcommand.

@@ -33,7 +33,7 @@ use crate::error::PipelineError;
 use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
 use crate::merger::{Publication, WindowMerger};
-use crate::metrics::Metrics;
+use crate::metrics::{destination_index, unix_ms, Metrics};
 use crate::record::{Destination, Origin, OutputRecord, Source, ToProducer};
 use crate::shutdown::Shutdown;
 
@@ -68,6 +68,25 @@ impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.log.error("producer", &error, reason);
     }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(up) = brokers_up(statistics) {
+            self.metrics.health.producer_brokers_up.store(up, Relaxed);
+        }
+    }
+}
+
+/// Brokers in state `UP` in a librdkafka statistics document (readiness: the producer is
+/// connected).
+fn brokers_up(statistics: &[u8]) -> Option<i64> {
+    let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
+    let brokers = stats.get("brokers")?.as_object()?;
+    Some(
+        brokers
+            .values()
+            .filter(|b| b.get("state").and_then(|s| s.as_str()) == Some("UP"))
+            .count() as i64,
+    )
 }
 
 impl ProducerContext for DeliveryContext {
@@ -79,6 +98,8 @@ impl ProducerContext for DeliveryContext {
             Ok(_) => Delivery::Delivered(origin),
             Err((error, message)) => {
                 self.metrics.delivery_failures.fetch_add(1, Relaxed);
+                self.metrics.delivery_failures_by_topic[destination_index(origin.destination)]
+                    .fetch_add(1, Relaxed);
                 let record = OutputRecord {
                     origin,
                     key: message.key().map(<[u8]>::to_vec),
@@ -152,6 +173,7 @@ impl<'a> ProducerStage<'a> {
 
     /// Runs until the workers are gone and everything is delivered, or the shutdown deadline.
     pub fn run(mut self, rx: Receiver<ToProducer>) -> Result<(), PipelineError> {
+        let mut received = 0u64;
         loop {
             self.producer.poll(Duration::ZERO);
             self.apply_delivery_reports();
@@ -169,8 +191,17 @@ impl<'a> ProducerStage<'a> {
             // wait for work happens on the channel (wakes at once) and poll(ZERO) above serves
             // the delivery reports at least every millisecond.
             let next = match rx.try_recv() {
-                Ok(message) => Ok(message),
-                Err(_) => rx.recv_timeout(Duration::from_millis(1)),
+                Ok(message) => {
+                    received += 1;
+                    if received % 1024 == 0 {
+                        self.note_channel_depth(&rx);
+                    }
+                    Ok(message)
+                }
+                Err(_) => {
+                    self.note_channel_depth(&rx);
+                    rx.recv_timeout(Duration::from_millis(1))
+                }
             };
             match next {
                 Ok(ToProducer::Record(record)) => self.send_output(record),
@@ -197,6 +228,11 @@ impl<'a> ProducerStage<'a> {
         self.finish()
     }
 
+    fn note_channel_depth(&self, rx: &Receiver<ToProducer>) {
+        let depth = &self.producer.context().metrics.gauges.producer_channel;
+        depth.store(rx.len() as u64, Relaxed);
+    }
+
     /// Tags an input-derived record with its window part, then sends it.
     fn send_output(&mut self, mut record: OutputRecord) {
         if let (Some(source), Some(window)) = (record.origin.source, record.origin.window) {
@@ -216,12 +252,17 @@ impl<'a> ProducerStage<'a> {
                 publication.stats.partial
             );
             let record = self.insight_record(publication);
+            self.producer
+                .context()
+                .metrics
+                .windows_published
+                .fetch_add(1, Relaxed);
             self.send(record, 0);
         }
     }
 
     fn insight_record(&self, p: Publication) -> OutputRecord {
-        let published_at_ms = crate::worker::now_ms();
+        let published_at_ms = unix_ms();
         let partial = p.stats.partial;
         let record = InsightRecord::from_stats(
             p.stats,
@@ -259,23 +300,30 @@ impl<'a> ProducerStage<'a> {
             .iter()
             .filter(|r| matches!(r, Delivery::Delivered(o) if o.source.is_some()))
             .count() as u64;
+        let metrics = &self.producer.context().metrics;
         if delivered > 0 {
             // One clock read per batch of delivery reports.
-            let metrics = &self.producer.context().metrics;
             metrics.note_delivered(delivered);
-            let now_ms = crate::worker::now_ms();
-            let mut latency = LagHistogram::new();
-            for report in &reports {
-                if let Delivery::Delivered(Origin {
-                    source: Some(_),
-                    input_timestamp_ms: Some(ts),
-                    ..
-                }) = report
-                {
-                    latency.record(now_ms as i64 - ts);
+        }
+        let now_ms = if delivered > 0 { unix_ms() } else { 0 };
+        let mut latency = LagHistogram::new();
+        let mut by_topic = [0u64; 3];
+        for report in &reports {
+            if let Delivery::Delivered(origin) = report {
+                by_topic[destination_index(origin.destination)] += 1;
+                if let Some(source) = origin.source {
+                    metrics.latency.delivered(source.partition, source.offset);
+                    if let Some(ts) = origin.input_timestamp_ms {
+                        latency.record(now_ms as i64 - ts);
+                    }
                 }
             }
-            metrics.note_latencies(&latency);
+        }
+        metrics.note_latencies(&latency);
+        for (total, n) in metrics.delivered_by_topic.iter().zip(by_topic) {
+            if n > 0 {
+                total.fetch_add(n, Relaxed);
+            }
         }
         for report in reports {
             match report {
@@ -362,6 +410,11 @@ impl<'a> ProducerStage<'a> {
                     self.producer.poll(Duration::from_millis(10));
                 }
                 Err((error, back)) => {
+                    let metrics = &self.producer.context().metrics;
+                    metrics.delivery_failures.fetch_add(1, Relaxed);
+                    metrics.delivery_failures_by_topic
+                        [destination_index(record.origin.destination)]
+                    .fetch_add(1, Relaxed);
                     let headers = back.headers;
                     record.headers = headers;
                     self.schedule_retry(record, attempts, &error);

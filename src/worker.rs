@@ -6,7 +6,7 @@
 //! original key, value and headers byte-for-byte plus the `__pipeline.errors.*` headers.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -14,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use crate::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use crate::metrics::{Metrics, WorkerTally};
+use crate::metrics::{unix_ms, Metrics, WorkerTally};
 use crate::record::*;
 use crate::transform::{Rejection, Transformer};
 use crate::watermark::EventClock;
@@ -119,7 +119,7 @@ pub fn run(
 ) {
     let mut tally = WorkerTally::default();
     let mut since_tick = 0u64;
-    let mut now_ms = now_ms();
+    let mut now_ms = unix_ms();
     loop {
         // try_recv first: recv_timeout reads the clock on every call, which showed up in
         // profiles at a few hundred thousand records per second.
@@ -133,7 +133,7 @@ pub fn run(
         };
         // The wall clock (for lag and future-clamping) is read every CLOCK_EVERY records.
         if since_tick % CLOCK_EVERY == 0 || record.is_none() {
-            now_ms = self::now_ms();
+            now_ms = unix_ms();
         }
         if let Some(record) = record {
             let output = process(
@@ -163,13 +163,6 @@ pub fn run(
     }
     shared.metrics.publish(&mut tally);
     let _ = tx.send(ToProducer::Windows(windows.finish()));
-}
-
-/// The wall clock, Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Turns one input record into its output record, and counts it in its insight window.
