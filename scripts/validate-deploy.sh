@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Validates the deployment files without a cluster, a Docker daemon or Prometheus (see
+# deploy/validate/main.go for what is checked and with which upstream library):
+#   deploy/k8s/*.yaml           strict decoding into k8s.io/api types; KEDA and Prometheus
+#                               Operator resources against their CRD schemas (API-server
+#                               validation + pruning); wiring between the objects
+#   deploy/prometheus/*.yml     Prometheus' rule-file parser (as `promtool check rules`)
+#   deploy/grafana/             dashboard JSON; every PromQL query parsed
+#   deploy/metrics.txt          the only metric and label names the queries may use
+#   docker-compose.yml          compose-go, the loader behind `docker compose config`
+#   Dockerfile                  BuildKit's parser and build-check linter
+# then runs the validator's own tests, which break each file on purpose and expect a failure.
+#
+# Needs Go (>= the version in deploy/validate/go.mod; an older go fetches the right toolchain
+# from the Go module proxy). Modules, build cache and the built validator live under
+# ~/.cache/kafka-pipeline, so a warm run takes seconds.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+# Upstream modules whose files the validator reads: CRD schemas and the Kafka scaler's
+# parameter names. Bump together with the versions you deploy.
+KEDA_VERSION=v2.21.0
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+
+cache=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}
+export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build GOFLAGS="-modcacherw -buildvcs=false"
+command -v go >/dev/null || { echo "validate-deploy: go is not installed (see .ci/run)" >&2; exit 1; }
+
+module_dir() {
+  go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+KEDA_MODULE_DIR=$(module_dir github.com/kedacore/keda/v2 "$KEDA_VERSION")
+PROMETHEUS_OPERATOR_MODULE_DIR=$(module_dir github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION")
+export KEDA_MODULE_DIR PROMETHEUS_OPERATOR_MODULE_DIR
+[[ -d $KEDA_MODULE_DIR && -d $PROMETHEUS_OPERATOR_MODULE_DIR ]] || {
+  echo "validate-deploy: could not download the KEDA / Prometheus Operator modules" >&2; exit 1; }
+
+# Build the validator once per source version.
+cd deploy/validate
+hash=$( (go version; cat go.mod go.sum ./*.go) | sha256sum | cut -c1-16)
+bin=$cache/validate-deploy/$hash/validate-deploy
+if [[ ! -x $bin ]]; then
+  echo "building the validator ($bin)"
+  go build -o "$bin.tmp" . && mv "$bin.tmp" "$bin"
+fi
+
+"$bin" -repo "$root" -keda "$KEDA_MODULE_DIR" -prometheus-operator "$PROMETHEUS_OPERATOR_MODULE_DIR" \
+  | grep -v '^ok ' || true
+status=${PIPESTATUS[0]}
+[[ $status == 0 ]] || { echo "validate-deploy: FAILED (run $bin -repo . ... for every check)" >&2; exit "$status"; }
+
+echo "validator self-test (each check must catch a broken file):"
+go test -count=1 ./...
