@@ -9,6 +9,8 @@
 #   deploy/metrics.txt          the only metric and label names the queries may use
 #   docker-compose.yml          compose-go, the loader behind `docker compose config`
 #   Dockerfile                  BuildKit's parser and build-check linter
+#   .github/workflows/ci.yml    actionlint (a separate binary: its YAML library conflicts with
+#                               the validator's), plus what the validator checks
 # then runs the validator's own tests, which break each file on purpose and expect a failure.
 #
 # Needs Go (>= the version in deploy/validate/go.mod; an older go fetches the right toolchain
@@ -22,10 +24,27 @@ root=$PWD
 # parameter names. Bump together with the versions you deploy.
 KEDA_VERSION=v2.21.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+ACTIONLINT_VERSION=v1.7.12
 
 cache=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}
 export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build GOFLAGS="-modcacherw -buildvcs=false"
-command -v go >/dev/null || { echo "validate-deploy: go is not installed (see .ci/run)" >&2; exit 1; }
+command -v go >/dev/null || { echo "validate-deploy: go is not installed (.ci/run installs golang-go)" >&2; exit 1; }
+
+# Go older than 1.21 (Debian bookworm's golang-go is 1.19) cannot switch toolchains itself:
+# fetch the one go.mod asks for, which the Go module proxy serves as the module
+# golang.org/toolchain, and put it first on PATH.
+want=$(sed -n 's/^go \([0-9.]*\)$/\1/p' deploy/validate/go.mod)
+have=$(go env GOVERSION | sed 's/^go//')
+if [[ $(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1) != "$want" ]]; then
+  case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+  echo "go $have is older than $want: fetching the go$want toolchain module"
+  dir=$(cd /tmp && GOTOOLCHAIN=local go mod download -json "golang.org/toolchain@v0.0.1-go$want.linux-$arch" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  # Module zips carry no file modes (cmd/go sets them itself when it switches toolchains).
+  chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/*
+  export PATH=$dir/bin:$PATH GOTOOLCHAIN=local
+  go version
+fi
 
 module_dir() {
   go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
@@ -52,3 +71,17 @@ status=${PIPESTATUS[0]}
 
 echo "validator self-test (each check must catch a broken file):"
 go test -count=1 ./...
+cd "$root"
+
+# The workflow: actionlint, built once per version. The broken workflow proves it still fails.
+actionlint=$cache/validate-deploy/actionlint-$ACTIONLINT_VERSION/actionlint
+if [[ ! -x $actionlint ]]; then
+  GOBIN=$(dirname "$actionlint") go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+fi
+"$actionlint" -shellcheck= -pyflakes= .github/workflows/ci.yml
+if printf 'on: push\njobs:\n  x:\n    runs_on: ubuntu-latest\n    steps: [{run: echo}]\n' \
+  | "$actionlint" -shellcheck= -pyflakes= - >/dev/null; then
+  echo "validate-deploy: actionlint accepted a broken workflow" >&2
+  exit 1
+fi
+echo "actionlint $ACTIONLINT_VERSION: .github/workflows/ci.yml clean; a broken workflow is rejected"

@@ -94,6 +94,7 @@ func run(root, keda, promOp string, out io.Writer) *report {
 	checkDashboard(r, root, contract)
 	checkCompose(r, root)
 	checkDockerfile(r, root)
+	checkWorkflow(r, root)
 	return r
 }
 

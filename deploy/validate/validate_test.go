@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-var repoFiles = []string{"deploy", "docker-compose.yml", "Dockerfile", ".dockerignore", "src"}
+var repoFiles = []string{"deploy", "docker-compose.yml", "Dockerfile", ".dockerignore", "src", ".github"}
 
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
@@ -105,6 +105,7 @@ func TestBrokenFilesFail(t *testing.T) {
 		{"compose key that does not exist", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace: 40s", "stop_grace"},
 		{"compose grace period under the shutdown timeout", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace_period: 10s", "stop_grace_period exceeds"},
 		{"Dockerfile lint: FROM/AS casing", "Dockerfile", "AS builder", "as builder", "FromAsCasing"},
+		{"workflow not running .ci/run", ".github/workflows/ci.yml", "run: bash .ci/run", "run: cargo test", "runs bash .ci/run"},
 		{"Dockerfile running as root", "Dockerfile", "USER 10001:10001", "USER root", "non-root"},
 	}
 	for _, c := range cases {
