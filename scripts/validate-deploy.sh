@@ -11,7 +11,9 @@
 #   Dockerfile                  BuildKit's parser and build-check linter
 #   .github/workflows/ci.yml    actionlint (a separate binary: its YAML library conflicts with
 #                               the validator's), plus what the validator checks
-# then runs the validator's own tests, which break each file on purpose and expect a failure.
+# then runs the validator's own tests, which break each file on purpose and expect a failure,
+# and the alert rules' behaviour tests (synthetic series through Prometheus' PromQL engine:
+# which alerts fire for a healthy pipeline and for each failure).
 #
 # Needs Go (>= the version in deploy/validate/go.mod; an older go fetches the right toolchain
 # from the Go module proxy). Modules, build cache and the built validator live under
@@ -69,7 +71,7 @@ fi
 status=${PIPESTATUS[0]}
 [[ $status == 0 ]] || { echo "validate-deploy: FAILED (run $bin -repo . ... for every check)" >&2; exit "$status"; }
 
-echo "validator self-test (each check must catch a broken file):"
+echo "validator self-test (each check must catch a broken file) and alert behaviour tests:"
 go test -count=1 ./...
 cd "$root"
 
