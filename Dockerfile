@@ -2,7 +2,7 @@
 #
 # kafka-pipeline container image: a Rust builder stage and a small Debian runtime.
 #
-#   docker build -t kafka-pipeline:local .
+#   docker build -t kafka-pipeline:local --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
 #   docker run --rm kafka-pipeline:local --help
 #   docker run --rm -e KAFKA_PIPELINE_BROKERS=broker:9092 -p 9898:9898 kafka-pipeline:local
 #
@@ -21,7 +21,9 @@ WORKDIR /src
 # Dependency layer: build every dependency (librdkafka included, the slow part) against stub
 # sources, so a change in src/ rebuilds only the crate itself. benches/transform.rs must exist
 # because Cargo.toml declares the bench target.
-COPY Cargo.toml Cargo.lock ./
+# build.rs* : the build script (git revision for kafka_pipeline_build_info) where the crate has
+# one; the wildcard keeps the COPY valid without it.
+COPY Cargo.toml Cargo.lock build.rs* ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && echo '' > src/lib.rs \
@@ -32,7 +34,13 @@ RUN mkdir -p src benches \
 
 COPY src ./src
 COPY benches ./benches
-RUN cargo build --release --locked \
+# .git is not in the build context, so the build script cannot ask git: pass the revision with
+# --build-arg REVISION=$(git rev-parse --short=12 HEAD). Declared after the dependency layer so
+# a new revision does not rebuild the dependencies.
+ARG REVISION=unknown
+ENV KAFKA_PIPELINE_REVISION=${REVISION}
+RUN touch src/main.rs src/lib.rs \
+ && cargo build --release --locked \
  && install -D -m 0755 target/release/kafka-pipeline /out/kafka-pipeline
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime

@@ -66,7 +66,7 @@ func checkCompose(r *report, root string) {
 		"pipeline waits for a healthy broker and the created topics")
 	known := knownEnv(root)
 	for k := range pl.Environment {
-		if strings.HasPrefix(k, "KAFKA_PIPELINE_") && !known[k] && !slices.Contains(pendingEnv, k) {
+		if strings.HasPrefix(k, "KAFKA_PIPELINE_") && !known[k] && !isPending(root, k) {
 			r.errorf("pipeline environment %s is not read by kafka-pipeline", k)
 		}
 	}

@@ -136,3 +136,23 @@ func (c *contract) checkExpr(p parser.Parser, expr string) (names []string, prob
 func newPromQLParser() parser.Parser {
 	return parser.NewParser(parser.Options{})
 }
+
+// checkExporter compares deploy/metrics.txt with the exporter in src/: every listed family must
+// be named there, as "kafka_pipeline_NAME" or as the bare "NAME" the exposition code prefixes.
+// Before the exporter exists (no "kafka_pipeline_" in src/) this is only a notice.
+func checkExporter(r *report, root string, c *contract) {
+	r.start("metrics contract")
+	src := sourceText(root)
+	if !strings.Contains(src, "kafka_pipeline_") {
+		fmt.Fprintf(r.out, "note [%s] src/ exports no kafka_pipeline_* metrics yet: deploy/metrics.txt not cross-checked\n", r.section)
+		return
+	}
+	for name := range c.metrics {
+		short, ok := strings.CutPrefix(name, "kafka_pipeline_")
+		if !ok {
+			continue // series Prometheus adds itself (up)
+		}
+		r.check(strings.Contains(src, name) || strings.Contains(src, `"`+short+`"`),
+			"%s (deploy/metrics.txt) is exported by src/", name)
+	}
+}

@@ -88,6 +88,7 @@ func run(root, keda, promOp string, out io.Writer) *report {
 	}
 	kafkaScaler := filepath.Join(keda, "pkg/scalers/kafka_scaler.go")
 
+	checkExporter(r, root, contract)
 	checkKubernetes(r, root, crds, kafkaScaler)
 	checkAlerts(r, root, contract)
 	checkPrometheusConfig(r, root)
