@@ -18,9 +18,16 @@
 # Needs Go (>= the version in deploy/validate/go.mod; an older go fetches the right toolchain
 # from the Go module proxy). Modules, build cache and the built validator live under
 # ~/.cache/kafka-pipeline, so a warm run takes seconds.
+#
+# scripts/validate-deploy.sh --live [URL]   (default http://127.0.0.1:9898/metrics)
+#   instead scrapes a running pipeline 8 times, 5 s apart, and checks the real exposition
+#   against deploy/metrics.txt and evaluates every dashboard query and alert on it with
+#   Prometheus' engine (deploy/validate/live_test.go). Run it while the pipeline has traffic.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
+live=
+if [[ ${1:-} == --live ]]; then live=${2:-http://127.0.0.1:9898/metrics}; fi
 
 # Upstream modules whose files the validator reads: CRD schemas and the Kafka scaler's
 # parameter names. Bump together with the versions you deploy.
@@ -57,8 +64,22 @@ export KEDA_MODULE_DIR PROMETHEUS_OPERATOR_MODULE_DIR
 [[ -d $KEDA_MODULE_DIR && -d $PROMETHEUS_OPERATOR_MODULE_DIR ]] || {
   echo "validate-deploy: could not download the KEDA / Prometheus Operator modules" >&2; exit 1; }
 
-# Build the validator once per source version.
 cd deploy/validate
+if [[ -n $live ]]; then
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+  files=()
+  for i in 1 2 3 4 5 6 7 8; do
+    curl -fsS "$live" -o "$dir/scrape-$i.prom"
+    files+=("$dir/scrape-$i.prom")
+    [[ $i == 8 ]] || sleep 5
+  done
+  KAFKA_PIPELINE_EXPOSITIONS=$(IFS=,; echo "${files[*]}") KAFKA_PIPELINE_SCRAPE_INTERVAL=5s \
+    go test -count=1 -v -run TestLiveExposition .
+  exit
+fi
+
+# Build the validator once per source version.
 hash=$( (go version; cat go.mod go.sum ./*.go) | sha256sum | cut -c1-16)
 bin=$cache/validate-deploy/$hash/validate-deploy
 if [[ ! -x $bin ]]; then
