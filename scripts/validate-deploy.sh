@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a cluster, a Docker daemon or Prometheus (see
 # deploy/validate/main.go for what is checked and with which upstream library):
-#   deploy/k8s/*.yaml           strict decoding into k8s.io/api types; KEDA and Prometheus
+#   deploy/k8s/*.yaml           kustomize build (kustomize's library); strict decoding into
+#                               k8s.io/api types; KEDA and Prometheus
 #                               Operator resources against their CRD schemas (API-server
 #                               validation + pruning); wiring between the objects
 #   deploy/prometheus/*.yml     Prometheus' rule-file parser (as `promtool check rules`)

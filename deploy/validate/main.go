@@ -90,6 +90,7 @@ func run(root, keda, promOp string, out io.Writer) *report {
 
 	checkExporter(r, root, contract)
 	checkKubernetes(r, root, crds, kafkaScaler)
+	checkKustomize(r, root)
 	checkAlerts(r, root, contract)
 	checkPrometheusConfig(r, root)
 	checkDashboard(r, root, contract)

@@ -117,6 +117,7 @@ func TestBrokenFilesFail(t *testing.T) {
 			`const A: &str = "kafka_pipeline_ready"; const B: &str = "events_received_total";`, "kafka_pipeline_workers (deploy/metrics.txt) is exported"},
 		{"metrics address flag exists under another env name", "src/zz_flag.rs", "",
 			`struct X { metrics_addr: String } // env = "KAFKA_PIPELINE_METRICS_LISTEN"`, "KAFKA_PIPELINE_METRICS_ADDR is not read"},
+		{"kustomization with an unknown field", "deploy/k8s/kustomization.yaml", "labels:\n", "lables:\n", "kustomize build deploy/k8s"},
 		{"Dockerfile running as root", "Dockerfile", "USER 10001:10001", "USER root", "non-root"},
 	}
 	for _, c := range cases {
