@@ -6,7 +6,8 @@
 #                               Operator resources against their CRD schemas (API-server
 #                               validation + pruning); wiring between the objects
 #   deploy/prometheus/*.yml     Prometheus' rule-file parser (as `promtool check rules`)
-#   deploy/grafana/             dashboard JSON; every PromQL query parsed
+#   deploy/grafana/             dashboard strictly against Grafana's schema (Foundation SDK);
+#                               every PromQL query parsed
 #   deploy/metrics.txt          the only metric and label names the queries may use
 #   docker-compose.yml          compose-go, the loader behind `docker compose config`
 #   Dockerfile                  BuildKit's parser and build-check linter

@@ -94,6 +94,7 @@ func run(root, keda, promOp string, out io.Writer) *report {
 	checkAlerts(r, root, contract)
 	checkPrometheusConfig(r, root)
 	checkDashboard(r, root, contract)
+	checkDashboardSchema(r, root)
 	checkCompose(r, root)
 	checkDockerfile(r, root)
 	checkWorkflow(r, root)

@@ -109,6 +109,7 @@ func TestBrokenFilesFail(t *testing.T) {
 		{"dashboard label matcher the metric lacks", "deploy/grafana/dashboards/kafka-pipeline.json", `kafka_pipeline_ready{job=~\"$job\"`,
 			`kafka_pipeline_ready{topic=\"x\", job=~\"$job\"`, `kafka_pipeline_ready has no label "topic"`},
 		{"dashboard not JSON", "deploy/grafana/dashboards/kafka-pipeline.json", `"uid": "kafka-pipeline",`, `"uid": "kafka-pipeline"`, "not valid JSON"},
+		{"dashboard field Grafana's schema does not have", "deploy/grafana/dashboards/kafka-pipeline.json", `"colorMode": "value"`, `"colourMode": "value"`, "colourMode"},
 		{"compose key that does not exist", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace: 40s", "stop_grace"},
 		{"compose grace period under the shutdown timeout", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace_period: 10s", "stop_grace_period exceeds"},
 		{"Dockerfile lint: FROM/AS casing", "Dockerfile", "AS builder", "as builder", "FromAsCasing"},
