@@ -36,7 +36,8 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
-// validate copies the repository, applies edit (file -> old -> new), and runs every check.
+// validate copies the repository, applies edit (file -> old -> new; old "" writes a new file,
+// and a new file under src/ replaces all of src/), and runs every check.
 func validate(t *testing.T, file, old, new string) (*report, string) {
 	t.Helper()
 	keda, promOp := os.Getenv("KEDA_MODULE_DIR"), os.Getenv("PROMETHEUS_OPERATOR_MODULE_DIR")
@@ -46,6 +47,15 @@ func validate(t *testing.T, file, old, new string) (*report, string) {
 	dir := t.TempDir()
 	for _, f := range repoFiles {
 		copyTree(t, filepath.Join("../..", f), filepath.Join(dir, f))
+	}
+	if strings.HasPrefix(file, "src/") && old == "" {
+		// A new source file replaces src/ entirely: the test states what the source has.
+		if err := os.RemoveAll(filepath.Join(dir, "src")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if file != "" {
 		path := filepath.Join(dir, file)
@@ -114,9 +124,9 @@ func TestBrokenFilesFail(t *testing.T) {
 		{"compose grace period under the shutdown timeout", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace_period: 10s", "stop_grace_period exceeds"},
 		{"Dockerfile lint: FROM/AS casing", "Dockerfile", "AS builder", "as builder", "FromAsCasing"},
 		{"workflow not running .ci/run", ".github/workflows/ci.yml", "run: bash .ci/run", "run: cargo test", "runs bash .ci/run"},
-		{"exporter in src/ lacks a listed family", "src/zz_exporter.rs", "",
+		{"exporter in src/ lacks a listed family", "src/metrics.rs", "",
 			`const A: &str = "kafka_pipeline_ready"; const B: &str = "events_received_total";`, "kafka_pipeline_workers (deploy/metrics.txt) is exported"},
-		{"metrics address flag exists under another env name", "src/zz_flag.rs", "",
+		{"metrics address flag exists under another env name", "src/config.rs", "",
 			`struct X { metrics_addr: String } // env = "KAFKA_PIPELINE_METRICS_LISTEN"`, "KAFKA_PIPELINE_METRICS_ADDR is not read"},
 		{"kustomization with an unknown field", "deploy/k8s/kustomization.yaml", "labels:\n", "lables:\n", "kustomize build deploy/k8s"},
 		{"Dockerfile running as root", "Dockerfile", "USER 10001:10001", "USER root", "non-root"},
