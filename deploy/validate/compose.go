@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// checkCompose loads docker-compose.yml with compose-go, the library behind `docker compose
+// config`: the compose-spec JSON schema, interpolation, profiles and path resolution.
+func checkCompose(r *report, root string) {
+	r.start("docker compose")
+	load := func(profiles []string) *types.Project {
+		opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+			cli.WithWorkingDirectory(root), cli.WithName("kafka-pipeline"), cli.WithProfiles(profiles))
+		if err != nil {
+			r.errorf("%v", err)
+			return nil
+		}
+		p, err := opts.LoadProject(context.Background())
+		if err != nil {
+			r.errorf("docker-compose.yml (profiles %v): %v", profiles, err)
+			return nil
+		}
+		return p
+	}
+	base := load(nil)
+	mon := load([]string{"monitoring"})
+	if base == nil || mon == nil {
+		return
+	}
+	r.ok("docker-compose.yml loads with the compose-spec schema, without and with profile monitoring")
+	names := func(p *types.Project) []string {
+		n := p.ServiceNames()
+		slices.Sort(n)
+		return n
+	}
+	r.check(slices.Equal(names(base), []string{"data-generator", "kafka", "pipeline", "topics"}),
+		"default services: %v", names(base))
+	r.check(slices.Equal(names(mon), []string{"data-generator", "grafana", "kafka", "pipeline", "prometheus", "topics"}),
+		"profile monitoring adds prometheus and grafana: %v", names(mon))
+
+	pl := mon.Services["pipeline"]
+	r.check(pl.Build != nil && pl.Build.Dockerfile == "Dockerfile" && pl.Build.Context == root, "pipeline is built from ./Dockerfile")
+	env := func(k string) string {
+		if v := pl.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	r.check(env("KAFKA_PIPELINE_BROKERS") == "kafka:9092", "pipeline uses the internal listener kafka:9092")
+	r.check(env("KAFKA_PIPELINE_METRICS_ADDR") == "0.0.0.0:9898", "pipeline metrics on 0.0.0.0:9898")
+	shutdown, err := time.ParseDuration(env("KAFKA_PIPELINE_SHUTDOWN_TIMEOUT"))
+	if err != nil {
+		shutdown = 30 * time.Second
+	}
+	r.check(pl.StopGracePeriod != nil && time.Duration(*pl.StopGracePeriod) > shutdown,
+		"pipeline stop_grace_period exceeds its shutdown timeout %s", shutdown)
+	r.check(pl.DependsOn["kafka"].Condition == "service_healthy" && pl.DependsOn["topics"].Condition == "service_completed_successfully",
+		"pipeline waits for a healthy broker and the created topics")
+	known := knownEnv(root)
+	for k := range pl.Environment {
+		if strings.HasPrefix(k, "KAFKA_PIPELINE_") && !known[k] && !isPending(root, k) {
+			r.errorf("pipeline environment %s is not read by kafka-pipeline", k)
+		}
+	}
+	for _, name := range []string{"prometheus", "grafana"} {
+		s := mon.Services[name]
+		r.check(slices.Equal(s.Profiles, []string{"monitoring"}), "%s only in profile monitoring", name)
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind {
+				_, err := os.Stat(v.Source)
+				r.check(err == nil, "%s bind mount %s exists", name, rel(root, v.Source))
+			}
+		}
+	}
+	// The Prometheus image runs the same rule-file parser version the alerts are checked with
+	// (Go module v0.3XX.Y is Prometheus v3.XX.Y).
+	img := mon.Services["prometheus"].Image
+	r.check(strings.HasPrefix(img, "prom/prometheus:v3."), "prometheus image is Prometheus 3 (%s)", img)
+	gm, _ := os.ReadFile(filepath.Join(root, "deploy/validate/go.mod"))
+	ver := strings.TrimPrefix(img, "prom/prometheus:v3.")
+	r.check(strings.Contains(string(gm), "github.com/prometheus/prometheus v0.3"+ver+"\n"),
+		"prometheus image %s matches the rule parser in deploy/validate/go.mod", img)
+}

@@ -1,0 +1,161 @@
+package main
+
+// Each test copies the repository's deployment files into a temporary directory, breaks one
+// thing, and asserts that the validator reports exactly that failure — so a check that can no
+// longer fail is noticed. Needs KEDA_MODULE_DIR and PROMETHEUS_OPERATOR_MODULE_DIR (set by
+// scripts/validate-deploy.sh).
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var repoFiles = []string{"deploy", "docker-compose.yml", "Dockerfile", ".dockerignore", "src", ".github"}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, strings.TrimPrefix(path, src))
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// validate copies the repository, applies edit (file -> old -> new; old "" writes a new file,
+// and a new file under src/ replaces all of src/), and runs every check.
+func validate(t *testing.T, file, old, new string) (*report, string) {
+	t.Helper()
+	keda, promOp := os.Getenv("KEDA_MODULE_DIR"), os.Getenv("PROMETHEUS_OPERATOR_MODULE_DIR")
+	if keda == "" || promOp == "" {
+		t.Fatal("KEDA_MODULE_DIR and PROMETHEUS_OPERATOR_MODULE_DIR must be set (scripts/validate-deploy.sh does)")
+	}
+	dir := t.TempDir()
+	for _, f := range repoFiles {
+		copyTree(t, filepath.Join("../..", f), filepath.Join(dir, f))
+	}
+	if strings.HasPrefix(file, "src/") && old == "" {
+		// A new source file replaces src/ entirely: the test states what the source has.
+		if err := os.RemoveAll(filepath.Join(dir, "src")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if file != "" {
+		path := filepath.Join(dir, file)
+		b, err := os.ReadFile(path)
+		if err != nil && old != "" {
+			t.Fatal(err)
+		}
+		if old == "" { // a new file
+			b = nil
+		}
+		if old != "" && !bytes.Contains(b, []byte(old)) {
+			t.Fatalf("%s does not contain %q: update the test", file, old)
+		}
+		edited := []byte(new)
+		if old != "" {
+			edited = bytes.Replace(b, []byte(old), []byte(new), 1)
+		}
+		if err := os.WriteFile(path, edited, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	r := run(dir, keda, promOp, &out)
+	return r, out.String()
+}
+
+func TestRepositoryPasses(t *testing.T) {
+	r, out := validate(t, "", "", "")
+	if r.errors != 0 || r.checks < 100 {
+		t.Fatalf("%d failed, %d passed:\n%s", r.errors, r.checks, out)
+	}
+}
+
+func TestBrokenFilesFail(t *testing.T) {
+	cases := []struct {
+		name, file, old, new, want string
+	}{
+		{"unknown Deployment field", "deploy/k8s/deployment.yaml", "periodSeconds: 10\n            timeoutSeconds: 3",
+			"periodSecond: 10\n            timeoutSeconds: 3", `unknown field "periodSecond"`},
+		{"wrong type in Deployment", "deploy/k8s/deployment.yaml", "terminationGracePeriodSeconds: 45",
+			"terminationGracePeriodSeconds: soon", "terminationGracePeriodSeconds"},
+		{"grace period shorter than preStop + shutdown timeout", "deploy/k8s/deployment.yaml",
+			"terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds 30s >="},
+		{"readiness probe on the wrong path", "deploy/k8s/deployment.yaml", "path: /ready", "path: /readyz", "readiness probe"},
+		{"misspelt environment twin", "deploy/k8s/configmap.yaml", "KAFKA_PIPELINE_GROUP_ID:", "KAFKA_PIPELINE_GROUPID:", "KAFKA_PIPELINE_GROUPID is not read"},
+		{"secret key that does not exist", "deploy/k8s/deployment.yaml", "key: password", "key: passwd", "has key passwd"},
+		{"ScaledObject field of the wrong type", "deploy/k8s/keda-scaledobject.yaml", "maxReplicaCount: 6", "maxReplicaCount: six", "maxReplicaCount"},
+		{"unknown ScaledObject field", "deploy/k8s/keda-scaledobject.yaml", "cooldownPeriod: 300", "cooldownPeriod: 300\n  cooldown: 300", "unknown field spec.cooldown"},
+		{"Kafka scaler parameter typo", "deploy/k8s/keda-scaledobject.yaml", `lagThreshold: "400000"`, `lagTreshold: "400000"`, "parameter lagTreshold"},
+		{"scaler watching another group", "deploy/k8s/keda-scaledobject.yaml", `consumerGroup: "kafka-pipeline"`, `consumerGroup: "other"`, "consumerGroup ="},
+		{"PodMonitor unknown field", "deploy/k8s/podmonitor.yaml", "interval: 15s", "intervall: 15s", "unknown field"},
+		{"namespace in a manifest", "deploy/k8s/configmap.yaml", "name: kafka-pipeline\n", "name: kafka-pipeline\n  namespace: prod\n", "namespace-free"},
+		{"alert on an unknown metric", "deploy/prometheus/alerts.yml", "kafka_pipeline_ready == 0", "kafka_pipeline_is_ready == 0", "kafka_pipeline_is_ready is not in deploy/metrics.txt"},
+		{"alert that does not parse", "deploy/prometheus/alerts.yml", "kafka_pipeline_ready == 0", "kafka_pipeline_ready == ", "parse"},
+		{"alert with an unknown field", "deploy/prometheus/alerts.yml", "for: 5m\n        labels:", "for: 5m\n        lables:", "lables"},
+		{"alert grouping by a label nothing has", "deploy/prometheus/alerts.yml", "sum by (job, topic)", "sum by (job, topik)", `no selected metric has label "topik"`},
+		{"rate over a gauge", "deploy/prometheus/alerts.yml", "sum by (job) (kafka_pipeline_consumer_lag_sum) > 100000",
+			"sum by (job) (rate(kafka_pipeline_consumer_lag_sum[5m])) > 100000", "rate() over gauge"},
+		{"dashboard query with a typo", "deploy/grafana/dashboards/kafka-pipeline.json", "sum by (code) (rate(kafka_pipeline_events_dead_lettered_total",
+			"sum by (cde) (rate(kafka_pipeline_events_dead_lettered_total", `no selected metric has label "cde"`},
+		{"dashboard label matcher the metric lacks", "deploy/grafana/dashboards/kafka-pipeline.json", `kafka_pipeline_ready{job=~\"$job\"`,
+			`kafka_pipeline_ready{topic=\"x\", job=~\"$job\"`, `kafka_pipeline_ready has no label "topic"`},
+		{"dashboard not JSON", "deploy/grafana/dashboards/kafka-pipeline.json", `"uid": "kafka-pipeline",`, `"uid": "kafka-pipeline"`, "not valid JSON"},
+		{"dashboard field Grafana's schema does not have", "deploy/grafana/dashboards/kafka-pipeline.json", `"colorMode": "value"`, `"colourMode": "value"`, "colourMode"},
+		{"compose key that does not exist", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace: 40s", "stop_grace"},
+		{"compose grace period under the shutdown timeout", "docker-compose.yml", "stop_grace_period: 40s", "stop_grace_period: 10s", "stop_grace_period exceeds"},
+		{"Dockerfile lint: FROM/AS casing", "Dockerfile", "AS builder", "as builder", "FromAsCasing"},
+		{"workflow not running .ci/run", ".github/workflows/ci.yml", "run: bash .ci/run", "run: cargo test", "runs bash .ci/run"},
+		{"exporter in src/ lacks a listed family", "src/metrics.rs", "",
+			`const A: &str = "kafka_pipeline_ready"; const B: &str = "events_received_total";`, "kafka_pipeline_workers (deploy/metrics.txt) is exported"},
+		{"metrics address flag exists under another env name", "src/config.rs", "",
+			`struct X { metrics_addr: String } // env = "KAFKA_PIPELINE_METRICS_LISTEN"`, "KAFKA_PIPELINE_METRICS_ADDR is not read"},
+		{"kustomization with an unknown field", "deploy/k8s/kustomization.yaml", "labels:\n", "lables:\n", "kustomize build deploy/k8s"},
+		{"Dockerfile running as root", "Dockerfile", "USER 10001:10001", "USER root", "non-root"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, out := validate(t, c.file, c.old, c.new)
+			if r.errors == 0 {
+				t.Fatalf("no failure reported:\n%s", out)
+			}
+			found := false
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "FAIL") && strings.Contains(l, c.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no FAIL line contains %q:\n%s", c.want, grepFail(out))
+			}
+		})
+	}
+}
+
+func grepFail(out string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "FAIL") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
