@@ -19,15 +19,16 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 WORKDIR /src
 
 # Dependency layer: build every dependency (librdkafka included, the slow part) against stub
-# sources, so a change in src/ rebuilds only the crate itself. benches/transform.rs must exist
-# because Cargo.toml declares the bench target.
+# sources, so a change in src/ rebuilds only the crate itself. Every benches/<name>.rs that
+# Cargo.toml declares as a [[bench]] must exist, so each gets a stub.
 # build.rs* : the build script (git revision for kafka_pipeline_build_info) where the crate has
 # one; the wildcard keeps the COPY valid without it.
 COPY Cargo.toml Cargo.lock build.rs* ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && echo '' > src/lib.rs \
- && echo 'fn main() {}' > benches/transform.rs \
+ && for bench in $(sed -n '/^\[\[bench\]\]/,/^name/s/^name = "\(.*\)"/\1/p' Cargo.toml); do \
+      echo 'fn main() {}' > "benches/$bench.rs"; done \
  && cargo build --release --locked \
  && rm -rf src benches target/release/kafka-pipeline* target/release/deps/kafka_pipeline-* \
       target/release/deps/libkafka_pipeline-* target/release/.fingerprint/kafka-pipeline-*
