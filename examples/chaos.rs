@@ -6,7 +6,9 @@
 //!               [--max-duplicates N] [--require-committed] [--committed-only] [--show N]
 //! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B]
 //! chaos alter-topic TOPIC key=value …                 [--brokers B]
-//! chaos lag --group G --topic T                       [--brokers B]  (prints `LAG total p0=…`)
+//! chaos delete-topic TOPIC …                          [--brokers B]
+//! chaos lag --group G --topic T                       [--brokers B]
+//!     (prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`)
 //! chaos wait-lag --group G --topic T --timeout SECS   [--brokers B]  (exit 1 on timeout)
 //! chaos produce-corpus --topic T --dir tests/data [--big] [--brokers B]
 //! ```
@@ -73,6 +75,9 @@ type Fates = BTreeMap<i32, (i64, Vec<Fate>)>;
 #[derive(Clone, Copy, Default)]
 struct Fate {
     present: bool,
+    /// Outside the accounted range (`--committed-only`: at or after the committed offset);
+    /// derived records pointing here are neither counted nor phantoms.
+    out_of_scope: bool,
     expect: u8,
     outputs: u32,
     dead_letters: u32,
@@ -294,9 +299,6 @@ fn account(args: Args) -> anyhow::Result<()> {
         _ => i64::MAX,
     };
     let input_marks = read_topic(&args.brokers, &args.input, |m| {
-        if m.offset() >= limit(m.partition()) {
-            return;
-        }
         let (low, list) = fates
             .entry(m.partition())
             .or_insert_with(|| (m.offset(), vec![]));
@@ -311,11 +313,18 @@ fn account(args: Args) -> anyhow::Result<()> {
             );
         }
         list[index].present = true;
+        list[index].out_of_scope = m.offset() >= limit(m.partition());
         list[index].expect = expect_byte(header(m, "loadgen.expect"));
     })?;
     let input_read = started.elapsed();
 
     let mut tally = Tally::default();
+    // With --committed-only, records derived from input past the committed offsets (which may
+    // be past the input's end as read above) are not accounted for.
+    let beyond = |p: Option<i64>, o: Option<i64>| match (p.and_then(|p| i32::try_from(p).ok()), o) {
+        (Some(p), Some(o)) => o >= limit(p),
+        _ => false,
+    };
     let mut phantom_out = 0u64;
     let mut outputs = 0u64;
     read_topic(&args.brokers, &args.output, |m| {
@@ -323,6 +332,9 @@ fn account(args: Args) -> anyhow::Result<()> {
         let topic_ok = header(m, "__pipeline.source.topic") == Some(args.input.as_bytes());
         let p = header_num(m, "__pipeline.source.partition");
         let o = header_num(m, "__pipeline.source.offset");
+        if beyond(p, o) {
+            return;
+        }
         match locate(&mut fates, p, o).filter(|_| topic_ok) {
             Some(fate) => fate.outputs += 1,
             None => phantom_out += 1,
@@ -335,6 +347,9 @@ fn account(args: Args) -> anyhow::Result<()> {
         let topic_ok = header(m, "__pipeline.errors.topic") == Some(args.input.as_bytes());
         let p = header_num(m, "__pipeline.errors.partition");
         let o = header_num(m, "__pipeline.errors.offset");
+        if beyond(p, o) {
+            return;
+        }
         let code = header(m, "__pipeline.errors.code");
         match locate(&mut fates, p, o).filter(|_| topic_ok) {
             Some(fate) => {
@@ -356,8 +371,8 @@ fn account(args: Args) -> anyhow::Result<()> {
     let mut by_expect: BTreeMap<&'static str, u64> = BTreeMap::new();
     for (&partition, (low, list)) in &fates {
         for (i, fate) in list.iter().enumerate() {
-            if !fate.present {
-                // An offset with no record (a transaction marker): nothing to account for.
+            if !fate.present || fate.out_of_scope {
+                // An offset with no record (a transaction marker), or not accounted for.
                 continue;
             }
             let id = format!("{}/{}", partition, low + i as i64);
@@ -517,8 +532,8 @@ fn committed(brokers: &str, group: &str, topic: &str) -> anyhow::Result<BTreeMap
 }
 
 /// End offset minus committed offset, per partition of `topic` (nothing committed: the whole
-/// partition from its low watermark).
-fn lag(brokers: &str, group: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+/// partition from its low watermark), and the sum of the committed offsets.
+fn lag(brokers: &str, group: &str, topic: &str) -> anyhow::Result<(BTreeMap<i32, i64>, i64)> {
     let committed = committed(brokers, group, topic)?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -530,12 +545,17 @@ fn lag(brokers: &str, group: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, 
         let at = committed.get(&p.id()).copied().unwrap_or(low);
         lag.insert(p.id(), (high - at).max(0));
     }
-    Ok(lag)
+    Ok((lag, committed.values().sum()))
 }
 
-fn lag_line(lag: &BTreeMap<i32, i64>) -> String {
+/// `LAG <total> committed=<sum> p0=<lag> …`
+fn lag_line((lag, committed): &(BTreeMap<i32, i64>, i64)) -> String {
     let parts: Vec<String> = lag.iter().map(|(p, l)| format!("p{p}={l}")).collect();
-    format!("LAG {} {}", lag.values().sum::<i64>(), parts.join(" "))
+    format!(
+        "LAG {} committed={committed} {}",
+        lag.values().sum::<i64>(),
+        parts.join(" ")
+    )
 }
 
 /// `--flag value` pairs and positional arguments of a chore subcommand.
@@ -683,7 +703,7 @@ fn produce_corpus(chore: &Chore) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
-        bail!("usage: chaos account|create-topic|alter-topic|lag|wait-lag|produce-corpus …");
+        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus …");
     }
     let command = argv.remove(0);
     match command.as_str() {
@@ -714,6 +734,13 @@ fn main() -> anyhow::Result<()> {
             let configs = chore.configs(1)?;
             admin::alter_topic_config(&chore.brokers, &[], topic, &pairs(&configs))
         }
+        "delete-topic" => {
+            let chore = Chore::parse(argv, &[])?;
+            for topic in &chore.positional {
+                admin::delete_topic(&chore.brokers, &[], topic)?;
+            }
+            Ok(())
+        }
         "lag" => {
             let chore = Chore::parse(argv, &[])?;
             let lag = lag(
@@ -731,7 +758,7 @@ fn main() -> anyhow::Result<()> {
             let deadline = Instant::now() + timeout;
             loop {
                 let lag = lag(&chore.brokers, group, topic)?;
-                if lag.values().all(|&l| l == 0) {
+                if lag.0.values().all(|&l| l == 0) {
                     println!("{}", lag_line(&lag));
                     return Ok(());
                 }
