@@ -19,6 +19,11 @@
 //! seed taken from `CHAOS_FUZZ_SEED` or the clock, and is what `scripts/chaos.sh fuzz` and CI
 //! run. A failing input is written to `target/fuzz-findings/` and reported with its seed; add it
 //! to `tests/data/invalid/` (or `valid.jsonl`) as a regression case.
+//!
+//! One broker test guards a bug the fault suite found: failed deliveries must back off
+//! exponentially, not retry every 100 ms for ever.
+
+mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -695,4 +700,64 @@ fn oracle_helpers() {
         event_time: None,
     };
     assert!(justify_parse_rejection(&bogus, &valid_corpus()[0]).is_err());
+}
+
+/// Found by `scripts/chaos.sh unwritable`: a record whose delivery failed was always rescheduled
+/// as its first attempt (100 ms), so an unwritable topic was hammered with ~10 retries per second
+/// per record instead of backing off (100 ms, 200 ms, … 10 s). With the output topic refusing
+/// every record for 8 s, each record may fail at most ~7 times (100 ms + … + 6.4 s); the
+/// progress line's `delivery failures` counter tells.
+#[test]
+fn failed_deliveries_back_off_exponentially() {
+    use common::*;
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("chaos-backoff");
+    let output = format!("{input}-out");
+    let group = unique("chaos-backoff-group");
+    create_topic(&brokers, &input, 1, &[]);
+    create_topic(&brokers, &output, 1, &[("max.message.bytes", "64")]);
+    let records = 20;
+    let recs: Vec<Rec> = (0..records)
+        .map(|i| {
+            let value = format!(
+                r#"{{"user_id": "u{i}", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d{i}", "timestamp": 1720589697, "device_type": "iOS"}}"#
+            );
+            Rec::new(Some(b"k"), Some(value.as_bytes()))
+        })
+        .collect();
+    produce(&brokers, &input, &recs);
+    let mut run = Running::pipeline(&brokers, &input, &group, &["--workers", "1"]);
+    std::thread::sleep(Duration::from_secs(8));
+    kafka_pipeline::admin::alter_topic_config(
+        &brokers,
+        &[],
+        &output,
+        &[("max.message.bytes", "1048588")],
+    )
+    .unwrap();
+    assert!(
+        wait_committed_to_end(&brokers, &group, &input, 1, Duration::from_secs(60)),
+        "did not resume after the output became writable; log:\n{}",
+        run.log_text()
+    );
+    run.stop("pipeline");
+    let log = run.log_text();
+    let failures: u64 = log
+        .lines()
+        .filter_map(|l| l.split("delivery failures ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        failures >= records,
+        "the output never refused a record? log:\n{log}"
+    );
+    assert!(
+        failures <= records * 10,
+        "{failures} failed deliveries for {records} records in ~8 s: no backoff; log:\n{log}"
+    );
+    let out = read_all(&brokers, &output, records as usize, Duration::from_secs(30));
+    assert_eq!(out.len(), records as usize, "every record written once");
 }
