@@ -3,7 +3,7 @@
 # accounts for every input record (target/release/examples/chaos account: lost, misrouted,
 # wrong code, duplicates, committed vs end) and prints a table.
 #
-#   scripts/chaos.sh                  every scenario, full size (about 15 minutes)
+#   scripts/chaos.sh                  every scenario, full size (about 17 minutes)
 #   scripts/chaos.sh --quick          short graceful, scaleout and hostile runs and 60 s of
 #                                     fuzzing (what CI runs, ~3 minutes)
 #   scripts/chaos.sh [--quick] NAME…  only these scenarios:
@@ -13,7 +13,7 @@
 # stopped), CHAOS_PRIVATE_PORT (default 39092: the broker-restart scenario starts, stops and
 # restarts its own broker there), CHAOS_KEEP_TOPICS=1 (keep the scenario topics),
 # CHAOS_PROFILE=debug (use target/debug binaries, e.g. in CI right after `cargo test`),
-# CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 300 full).
+# CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 180 full).
 # Logs, RSS samples and the table go to target/chaos/<run>/. Exit status 1 if a scenario fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -409,7 +409,7 @@ scenario_backpressure() {
 # 8. Fuzzing: the in-repo differential harness (tests/chaos.rs) for a bounded time.
 scenario_fuzz() {
   begin fuzz "differential fuzzing of the transform (simd-json vs serde_json)"
-  local seconds=${CHAOS_FUZZ_SECONDS:-300} rc=0
+  local seconds=${CHAOS_FUZZ_SECONDS:-180} rc=0
   if ((quick)); then seconds=${CHAOS_FUZZ_SECONDS:-60}; fi
   local cargo_profile=()
   [[ $profile == release ]] && cargo_profile=(--release)
