@@ -43,13 +43,14 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RETRY_PASS_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Delivery opaque: what the message was.
-type Opaque = Box<Origin>;
+/// Delivery opaque: what the message was, and how many times it was sent before (so a failed
+/// delivery backs off longer each time).
+type Opaque = Box<(Origin, u32)>;
 
 /// What a delivery report said.
 enum Delivery {
     Delivered(Origin),
-    Failed(OutputRecord, KafkaError),
+    Failed(OutputRecord, KafkaError, u32),
 }
 
 /// Receives delivery reports (on the producer thread, inside `poll`) and queues them for the
@@ -93,7 +94,7 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Opaque;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
-        let origin = *opaque;
+        let (origin, attempts) = *opaque;
         let report = match result {
             Ok(_) => Delivery::Delivered(origin),
             Err((error, message)) => {
@@ -106,7 +107,7 @@ impl ProducerContext for DeliveryContext {
                     value: message.payload().map(<[u8]>::to_vec),
                     headers: message.headers().map(|h| h.detach()),
                 };
-                Delivery::Failed(record, error.clone())
+                Delivery::Failed(record, error.clone(), attempts)
             }
         };
         self.reports
@@ -348,7 +349,9 @@ impl<'a> ProducerStage<'a> {
                     }
                     (None, None) => {}
                 },
-                Delivery::Failed(record, error) => self.schedule_retry(record, 0, &error),
+                Delivery::Failed(record, error, attempts) => {
+                    self.schedule_retry(record, attempts, &error)
+                }
             }
         }
     }
@@ -387,7 +390,7 @@ impl<'a> ProducerStage<'a> {
     fn send(&mut self, mut record: OutputRecord, attempts: u32) {
         let topic = self.topic(record.origin.destination).to_owned();
         let mut base: BaseRecord<'_, [u8], [u8], Opaque> =
-            BaseRecord::with_opaque_to(&topic, Box::new(record.origin));
+            BaseRecord::with_opaque_to(&topic, Box::new((record.origin, attempts)));
         if let Some(key) = &record.key {
             base = base.key(key.as_slice());
         }

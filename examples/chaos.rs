@@ -1,0 +1,776 @@
+//! The fault-injection suite's helper (`scripts/chaos.sh`): accounts for every input record of
+//! a pipeline run, and the small broker chores the suite needs.
+//!
+//! ```text
+//! chaos account --input IN --output OUT --dlq DLQ [--brokers B] [--group G]
+//!               [--max-duplicates N] [--require-committed] [--committed-only] [--show N]
+//! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B]
+//! chaos alter-topic TOPIC key=value …                 [--brokers B]
+//! chaos delete-topic TOPIC …                          [--brokers B]
+//! chaos lag --group G --topic T                       [--brokers B]
+//!     (prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`)
+//! chaos wait-lag --group G --topic T --timeout SECS   [--brokers B]  (exit 1 on timeout)
+//! chaos produce-corpus --topic T --dir tests/data [--big] [--brokers B]
+//! ```
+//!
+//! ## `account`
+//!
+//! Every input record has a unique id, its (partition, offset). The pipeline writes that id into
+//! each record it derives: `__pipeline.source.partition`/`offset` on `processed_data`,
+//! `__pipeline.errors.partition`/`offset` on dead letters. What each input record *should*
+//! become is taken from the input itself, not from the pipeline's code: the `loadgen.expect`
+//! header that `kafka-pipeline loadgen --label` (and the suite's corpus producer) writes, built
+//! from how the record was made (`valid` or the expected error code). Records without that
+//! header are only checked for being routed exactly once.
+//!
+//! Counts, per run:
+//! - **lost**: an input record with no output and no dead letter;
+//! - **misrouted**: a record expected valid that reached the DLQ, or expected invalid that
+//!   reached the output;
+//! - **wrong code**: a dead letter whose `__pipeline.errors.code` differs from the expected code;
+//! - **duplicates**: derived records beyond the first, summed over input records;
+//! - **phantoms**: derived records that point at no input record (wrong topic or offset);
+//! - **committed vs end**: with `--group`, the group's committed offset of every input partition
+//!   against the partition's end offset (lag).
+//!
+//! The last line is machine-readable (`ACCOUNT key=value …`). Exit code 1 when anything was
+//! lost, misrouted, wrongly coded or phantom, when duplicates exceed `--max-duplicates`, or when
+//! `--require-committed` is given and a partition's committed offset is not its end offset.
+//! Reading is one `BaseConsumer` assigned to every partition (no group, nothing committed); a
+//! million records take a few seconds. `--committed-only` accounts only for the input records
+//! below the group's committed offsets (read first), so it can run while pipelines are still
+//! running: a committed record with no output is lost for good.
+//!
+//! ## `produce-corpus`
+//!
+//! Sends the bad-input corpus (`DIR/invalid/<code>--<what>`, `DIR/valid.jsonl`) with a
+//! `loadgen.expect` header from the file name, plus cases generated here rather than committed:
+//! a tombstone, and with `--big` a 1 MB payload (`too_large`) and 100,000-deep nesting under the
+//! size limit (`too_deep`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use kafka_pipeline::admin;
+use kafka_pipeline::transform::ErrorCode;
+
+/// Expectation byte for a record without a label.
+const UNKNOWN: u8 = u8::MAX;
+/// Expectation byte for a valid record; error codes are `1 + ErrorCode::index()`.
+const VALID: u8 = 0;
+
+/// Per input partition: the first offset read and one [`Fate`] per offset from there.
+type Fates = BTreeMap<i32, (i64, Vec<Fate>)>;
+
+/// What became of one input record.
+#[derive(Clone, Copy, Default)]
+struct Fate {
+    present: bool,
+    /// Outside the accounted range (`--committed-only`: at or after the committed offset);
+    /// derived records pointing here are neither counted nor phantoms.
+    out_of_scope: bool,
+    expect: u8,
+    outputs: u32,
+    dead_letters: u32,
+    wrong_code: bool,
+}
+
+struct Args {
+    brokers: String,
+    input: String,
+    output: String,
+    dlq: String,
+    group: Option<String>,
+    max_duplicates: Option<u64>,
+    require_committed: bool,
+    show: usize,
+    committed_only: bool,
+}
+
+fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
+    let mut args = Args {
+        brokers: "localhost:29092".into(),
+        input: String::new(),
+        output: String::new(),
+        dlq: String::new(),
+        group: None,
+        max_duplicates: None,
+        require_committed: false,
+        show: 5,
+        committed_only: false,
+    };
+    let mut it = argv.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--brokers" => args.brokers = value()?,
+            "--input" => args.input = value()?,
+            "--output" => args.output = value()?,
+            "--dlq" => args.dlq = value()?,
+            "--group" => args.group = Some(value()?),
+            "--max-duplicates" => args.max_duplicates = Some(value()?.parse()?),
+            "--require-committed" => args.require_committed = true,
+            "--committed-only" => args.committed_only = true,
+            "--show" => args.show = value()?.parse()?,
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    if args.input.is_empty() || args.output.is_empty() || args.dlq.is_empty() {
+        bail!("--input, --output and --dlq are required");
+    }
+    if args.committed_only && args.group.is_none() {
+        bail!("--committed-only needs --group");
+    }
+    Ok(args)
+}
+
+/// Reads every record of `topic` up to the end offsets seen at the start, calling `f` on each.
+/// Returns the end offsets (partition → high watermark).
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "kafka-pipeline-account")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.message.max.bytes", "10485760")
+        .set("fetch.max.bytes", "104857600")
+        .set("queued.max.messages.kbytes", "262144")
+        .create()
+        .context("consumer")?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("metadata of {topic}"))?;
+    let partitions = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().len() as i32)
+        .unwrap_or(0);
+    if partitions == 0 {
+        bail!("topic {topic} does not exist or has no partitions");
+    }
+    let mut marks = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .with_context(|| format!("watermarks of {topic}/{p}"))?;
+        marks.insert(p, (low, high));
+        if high > low {
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+        }
+    }
+    if tpl.count() == 0 {
+        return Ok(marks);
+    }
+    consumer.assign(&tpl)?;
+    // Next offset to read, per partition still being read.
+    let mut pending: BTreeMap<i32, i64> = marks
+        .iter()
+        .filter(|(_, (low, high))| high > low)
+        .map(|(&p, &(low, _))| (p, low))
+        .collect();
+    let mut idle_since = Instant::now();
+    while !pending.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                idle_since = Instant::now();
+                let (p, o) = (m.partition(), m.offset());
+                let high = marks[&p].1;
+                if o < high {
+                    f(&m);
+                }
+                if o + 1 >= high {
+                    pending.remove(&p);
+                } else if let Some(next) = pending.get_mut(&p) {
+                    *next = o + 1;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => bail!("reading {topic}: {e}"),
+            None => {
+                // Transaction markers or compaction can leave the last offsets without a
+                // record: the consumer's position tells when a partition is really done.
+                if let Ok(pos) = consumer.position() {
+                    for e in pos.elements_for_topic(topic) {
+                        if let Offset::Offset(o) = e.offset() {
+                            if o >= marks[&e.partition()].1 {
+                                pending.remove(&e.partition());
+                            }
+                        }
+                    }
+                }
+                if idle_since.elapsed() > Duration::from_secs(30) {
+                    bail!("reading {topic}: no progress for 30 s; still pending {pending:?}");
+                }
+            }
+        }
+    }
+    Ok(marks)
+}
+
+fn header<'a>(m: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+}
+
+fn header_num(m: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
+    std::str::from_utf8(header(m, name)?).ok()?.parse().ok()
+}
+
+/// The input record a derived record points at, if it exists.
+fn locate(fates: &mut Fates, p: Option<i64>, o: Option<i64>) -> Option<&mut Fate> {
+    let (low, list) = fates.get_mut(&i32::try_from(p?).ok()?)?;
+    let index = usize::try_from(o? - *low).ok()?;
+    list.get_mut(index).filter(|f| f.present)
+}
+
+fn expect_byte(label: Option<&[u8]>) -> u8 {
+    match label.and_then(|l| std::str::from_utf8(l).ok()) {
+        Some("valid") => VALID,
+        Some(code) => ErrorCode::parse(code).map_or(UNKNOWN, |c| 1 + c.index() as u8),
+        None => UNKNOWN,
+    }
+}
+
+fn expect_name(e: u8) -> &'static str {
+    match e {
+        VALID => "valid",
+        UNKNOWN => "unlabelled",
+        code => ErrorCode::ALL[code as usize - 1].as_str(),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    events: u64,
+    expected_valid: u64,
+    expected_invalid: u64,
+    unlabelled: u64,
+    outputs: u64,
+    dead_letters: u64,
+    lost: u64,
+    misrouted: u64,
+    wrong_code: u64,
+    duplicates: u64,
+    duplicated_records: u64,
+    phantoms: u64,
+    examples: Vec<String>,
+}
+
+impl Tally {
+    fn example(&mut self, show: usize, text: String) {
+        if self.examples.len() < show {
+            self.examples.push(text);
+        }
+    }
+}
+
+fn account(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // Committed offsets first: with --committed-only, everything below them must be done, and
+    // its outputs were delivered before the commit, so they are below the output end offsets
+    // read afterwards.
+    let committed_before = match &args.group {
+        Some(group) => Some(committed(&args.brokers, group, &args.input)?),
+        None => None,
+    };
+
+    // Input: one Fate per offset, per partition, starting at the low watermark.
+    let mut fates: Fates = BTreeMap::new();
+    let limit = |p: i32| match (&committed_before, args.committed_only) {
+        (Some(c), true) => c.get(&p).copied().unwrap_or(0),
+        _ => i64::MAX,
+    };
+    let input_marks = read_topic(&args.brokers, &args.input, |m| {
+        let (low, list) = fates
+            .entry(m.partition())
+            .or_insert_with(|| (m.offset(), vec![]));
+        let index = (m.offset() - *low) as usize;
+        if list.len() <= index {
+            list.resize(
+                index + 1,
+                Fate {
+                    expect: UNKNOWN,
+                    ..Fate::default()
+                },
+            );
+        }
+        list[index].present = true;
+        list[index].out_of_scope = m.offset() >= limit(m.partition());
+        list[index].expect = expect_byte(header(m, "loadgen.expect"));
+    })?;
+    let input_read = started.elapsed();
+
+    let mut tally = Tally::default();
+    // With --committed-only, records derived from input past the committed offsets (which may
+    // be past the input's end as read above) are not accounted for.
+    let beyond = |p: Option<i64>, o: Option<i64>| match (p.and_then(|p| i32::try_from(p).ok()), o) {
+        (Some(p), Some(o)) => o >= limit(p),
+        _ => false,
+    };
+    let mut phantom_out = 0u64;
+    let mut outputs = 0u64;
+    read_topic(&args.brokers, &args.output, |m| {
+        outputs += 1;
+        let topic_ok = header(m, "__pipeline.source.topic") == Some(args.input.as_bytes());
+        let p = header_num(m, "__pipeline.source.partition");
+        let o = header_num(m, "__pipeline.source.offset");
+        if beyond(p, o) {
+            return;
+        }
+        match locate(&mut fates, p, o).filter(|_| topic_ok) {
+            Some(fate) => fate.outputs += 1,
+            None => phantom_out += 1,
+        }
+    })?;
+    let mut phantom_dlq = 0u64;
+    let mut dead_letters = 0u64;
+    read_topic(&args.brokers, &args.dlq, |m| {
+        dead_letters += 1;
+        let topic_ok = header(m, "__pipeline.errors.topic") == Some(args.input.as_bytes());
+        let p = header_num(m, "__pipeline.errors.partition");
+        let o = header_num(m, "__pipeline.errors.offset");
+        if beyond(p, o) {
+            return;
+        }
+        let code = header(m, "__pipeline.errors.code");
+        match locate(&mut fates, p, o).filter(|_| topic_ok) {
+            Some(fate) => {
+                fate.dead_letters += 1;
+                if fate.expect != VALID
+                    && fate.expect != UNKNOWN
+                    && code != Some(expect_name(fate.expect).as_bytes())
+                {
+                    fate.wrong_code = true;
+                }
+            }
+            None => phantom_dlq += 1,
+        }
+    })?;
+    tally.outputs = outputs;
+    tally.dead_letters = dead_letters;
+    tally.phantoms = phantom_out + phantom_dlq;
+
+    let mut by_expect: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (&partition, (low, list)) in &fates {
+        for (i, fate) in list.iter().enumerate() {
+            if !fate.present || fate.out_of_scope {
+                // An offset with no record (a transaction marker), or not accounted for.
+                continue;
+            }
+            let id = format!("{}/{}", partition, low + i as i64);
+            tally.events += 1;
+            *by_expect.entry(expect_name(fate.expect)).or_default() += 1;
+            match fate.expect {
+                VALID => tally.expected_valid += 1,
+                UNKNOWN => tally.unlabelled += 1,
+                _ => tally.expected_invalid += 1,
+            }
+            let routed = fate.outputs + fate.dead_letters;
+            if routed == 0 {
+                tally.lost += 1;
+                tally.example(
+                    args.show,
+                    format!("lost {id} ({})", expect_name(fate.expect)),
+                );
+                continue;
+            }
+            if routed > 1 {
+                tally.duplicates += u64::from(routed - 1);
+                tally.duplicated_records += 1;
+            }
+            let misrouted = match fate.expect {
+                VALID => fate.dead_letters > 0,
+                UNKNOWN => fate.outputs > 0 && fate.dead_letters > 0,
+                _ => fate.outputs > 0,
+            };
+            if misrouted {
+                tally.misrouted += 1;
+                tally.example(
+                    args.show,
+                    format!(
+                        "misrouted {id} ({}): {} outputs, {} dead letters",
+                        expect_name(fate.expect),
+                        fate.outputs,
+                        fate.dead_letters
+                    ),
+                );
+            }
+            if fate.wrong_code {
+                tally.wrong_code += 1;
+                tally.example(
+                    args.show,
+                    format!("wrong code {id} (expected {})", expect_name(fate.expect)),
+                );
+            }
+        }
+    }
+    let mut committed_ok = true;
+    let mut lag_total = 0i64;
+    let mut committed_text = String::from("-");
+    if let Some(group) = &args.group {
+        let committed = committed(&args.brokers, group, &args.input)?;
+        let mut parts = Vec::new();
+        for (&p, &(low, high)) in &input_marks {
+            // Nothing committed: fine only for an empty partition.
+            let at = committed.get(&p).copied().unwrap_or(low);
+            let lag = high - at;
+            lag_total += lag.max(0);
+            if lag != 0 {
+                committed_ok = false;
+            }
+            parts.push(format!("p{p}={at}/{high}"));
+        }
+        committed_text = parts.join(",");
+        println!("committed/end: {} (lag {lag_total})", parts.join(" "));
+    }
+
+    let scope = if args.committed_only {
+        " (committed only)"
+    } else {
+        ""
+    };
+    println!(
+        "input{scope} {} events ({} valid, {} invalid, {} unlabelled; {:?}) read in {:.1}s; \
+         output {}, dlq {}; total {:.1}s",
+        tally.events,
+        tally.expected_valid,
+        tally.expected_invalid,
+        tally.unlabelled,
+        by_expect,
+        input_read.as_secs_f64(),
+        tally.outputs,
+        tally.dead_letters,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "lost {} | misrouted {} | wrong code {} | duplicates {} (on {} records) | phantoms {}",
+        tally.lost,
+        tally.misrouted,
+        tally.wrong_code,
+        tally.duplicates,
+        tally.duplicated_records,
+        tally.phantoms
+    );
+    for e in &tally.examples {
+        println!("  {e}");
+    }
+    let dup_ok = args
+        .max_duplicates
+        .is_none_or(|max| tally.duplicates <= max);
+    let ok = tally.lost == 0
+        && tally.misrouted == 0
+        && tally.wrong_code == 0
+        && tally.phantoms == 0
+        && dup_ok
+        && (committed_ok || !args.require_committed);
+    println!(
+        "ACCOUNT events={} valid={} invalid={} unlabelled={} outputs={} dlq={} lost={} \
+         misrouted={} wrong_code={} duplicates={} phantoms={} lag={} committed={} ok={}",
+        tally.events,
+        tally.expected_valid,
+        tally.expected_invalid,
+        tally.unlabelled,
+        tally.outputs,
+        tally.dead_letters,
+        tally.lost,
+        tally.misrouted,
+        tally.wrong_code,
+        tally.duplicates,
+        tally.phantoms,
+        if args.group.is_some() {
+            lag_total.to_string()
+        } else {
+            "-".into()
+        },
+        committed_text,
+        ok
+    );
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The committed offsets of `group` on every partition of `topic` (absent: nothing committed).
+fn committed(brokers: &str, group: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        tpl.add_partition(topic, p.id());
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// End offset minus committed offset, per partition of `topic` (nothing committed: the whole
+/// partition from its low watermark), and the sum of the committed offsets.
+fn lag(brokers: &str, group: &str, topic: &str) -> anyhow::Result<(BTreeMap<i32, i64>, i64)> {
+    let committed = committed(brokers, group, topic)?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut lag = BTreeMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        let at = committed.get(&p.id()).copied().unwrap_or(low);
+        lag.insert(p.id(), (high - at).max(0));
+    }
+    Ok((lag, committed.values().sum()))
+}
+
+/// `LAG <total> committed=<sum> p0=<lag> …`
+fn lag_line((lag, committed): &(BTreeMap<i32, i64>, i64)) -> String {
+    let parts: Vec<String> = lag.iter().map(|(p, l)| format!("p{p}={l}")).collect();
+    format!(
+        "LAG {} committed={committed} {}",
+        lag.values().sum::<i64>(),
+        parts.join(" ")
+    )
+}
+
+/// `--flag value` pairs and positional arguments of a chore subcommand.
+struct Chore {
+    brokers: String,
+    flags: BTreeMap<String, String>,
+    positional: Vec<String>,
+}
+
+impl Chore {
+    fn parse(argv: Vec<String>, switches: &[&str]) -> anyhow::Result<Chore> {
+        let mut chore = Chore {
+            brokers: "localhost:29092".into(),
+            flags: BTreeMap::new(),
+            positional: Vec::new(),
+        };
+        let mut it = argv.into_iter();
+        while let Some(arg) = it.next() {
+            if switches.contains(&arg.as_str()) {
+                chore.flags.insert(arg, String::new());
+            } else if let Some(name) = arg.strip_prefix("--") {
+                let value = it.next().with_context(|| format!("{arg} needs a value"))?;
+                if name == "brokers" {
+                    chore.brokers = value;
+                } else {
+                    chore.flags.insert(arg, value);
+                }
+            } else {
+                chore.positional.push(arg);
+            }
+        }
+        Ok(chore)
+    }
+
+    fn flag(&self, name: &str) -> anyhow::Result<&str> {
+        self.flags
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("{name} is required"))
+    }
+
+    fn configs(&self, from: usize) -> anyhow::Result<Vec<(String, String)>> {
+        self.positional
+            .iter()
+            .skip(from)
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .with_context(|| format!("expected key=value, got {kv:?}"))
+            })
+            .collect()
+    }
+}
+
+fn pairs(configs: &[(String, String)]) -> Vec<(&str, &str)> {
+    configs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// One corpus record: key, value, expected outcome (`valid` or an error code).
+type CorpusRecord = (Vec<u8>, Option<Vec<u8>>, String);
+
+fn corpus(dir: &Path, big: bool) -> anyhow::Result<Vec<CorpusRecord>> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("invalid"))
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    for path in files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        let code = name.split("--").next().unwrap_or("").to_owned();
+        if ErrorCode::parse(&code).is_none() {
+            bail!(
+                "{}: the name does not start with an error code",
+                path.display()
+            );
+        }
+        out.push((name.into_bytes(), Some(std::fs::read(&path)?), code));
+    }
+    let valid = std::fs::read_to_string(dir.join("valid.jsonl"))?;
+    for (i, line) in valid.lines().enumerate() {
+        out.push((
+            format!("valid.jsonl:{i}").into_bytes(),
+            Some(line.into()),
+            "valid".into(),
+        ));
+    }
+    out.push((b"generated:tombstone".to_vec(), None, "tombstone".into()));
+    if big {
+        // A 1 MB object: over the pipeline's default --max-payload-bytes (256 KiB).
+        let mut mega = br#"{"padding": ""#.to_vec();
+        mega.resize(1_000_000, b'x');
+        mega.extend_from_slice(br#"", "user_id": "u"}"#);
+        out.push((b"generated:1MB".to_vec(), Some(mega), "too_large".into()));
+        // 100,000-deep nesting in an unknown field of an otherwise valid event (200 KB).
+        let mut deep = br#"{"user_id": "u1", "nested": "#.to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 100_000));
+        deep.extend(std::iter::repeat_n(b']', 100_000));
+        deep.push(b'}');
+        out.push((
+            b"generated:100000-deep".to_vec(),
+            Some(deep),
+            "too_deep".into(),
+        ));
+    }
+    Ok(out)
+}
+
+fn produce_corpus(chore: &Chore) -> anyhow::Result<()> {
+    let topic = chore.flag("--topic")?;
+    let dir = Path::new(chore.flag("--dir")?);
+    let records = corpus(dir, chore.flags.contains_key("--big"))?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &chore.brokers)
+        .set("message.max.bytes", "2000000")
+        .set("enable.idempotence", "true")
+        .create()?;
+    for (key, value, expect) in &records {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "loadgen.expect",
+            value: Some(expect.as_bytes()),
+        });
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).key(key.as_slice()).headers(headers);
+        if let Some(v) = value {
+            record = record.payload(v.as_slice());
+        }
+        producer
+            .send(record)
+            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    println!("produced {} corpus records to {topic}", records.len());
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.is_empty() {
+        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus …");
+    }
+    let command = argv.remove(0);
+    match command.as_str() {
+        "account" => account(parse_args(argv)?),
+        "create-topic" => {
+            let chore = Chore::parse(argv, &[])?;
+            let (topic, partitions) = match &chore.positional[..] {
+                [topic, partitions, ..] => (topic, partitions.parse()?),
+                _ => bail!("usage: chaos create-topic TOPIC PARTITIONS [key=value …]"),
+            };
+            let configs = chore.configs(2)?;
+            admin::create_topic_if_missing(
+                &chore.brokers,
+                &[],
+                topic,
+                partitions,
+                1,
+                &pairs(&configs),
+            )?;
+            Ok(())
+        }
+        "alter-topic" => {
+            let chore = Chore::parse(argv, &[])?;
+            let topic = chore
+                .positional
+                .first()
+                .context("usage: chaos alter-topic TOPIC key=value …")?;
+            let configs = chore.configs(1)?;
+            admin::alter_topic_config(&chore.brokers, &[], topic, &pairs(&configs))
+        }
+        "delete-topic" => {
+            let chore = Chore::parse(argv, &[])?;
+            for topic in &chore.positional {
+                admin::delete_topic(&chore.brokers, &[], topic)?;
+            }
+            Ok(())
+        }
+        "lag" => {
+            let chore = Chore::parse(argv, &[])?;
+            let lag = lag(
+                &chore.brokers,
+                chore.flag("--group")?,
+                chore.flag("--topic")?,
+            )?;
+            println!("{}", lag_line(&lag));
+            Ok(())
+        }
+        "wait-lag" => {
+            let chore = Chore::parse(argv, &[])?;
+            let (group, topic) = (chore.flag("--group")?, chore.flag("--topic")?);
+            let timeout = Duration::from_secs(chore.flag("--timeout")?.parse()?);
+            let deadline = Instant::now() + timeout;
+            loop {
+                let lag = lag(&chore.brokers, group, topic)?;
+                if lag.0.values().all(|&l| l == 0) {
+                    println!("{}", lag_line(&lag));
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    println!("{}", lag_line(&lag));
+                    eprintln!("lag did not reach 0 within {timeout:?}");
+                    std::process::exit(1);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        "produce-corpus" => produce_corpus(&Chore::parse(argv, &["--big"])?),
+        other => bail!("unknown subcommand {other:?}"),
+    }
+}

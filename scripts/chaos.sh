@@ -1,0 +1,445 @@
+#!/usr/bin/env bash
+# Fault-injection suite: runs the pipeline against a real broker while injecting faults, then
+# accounts for every input record (target/release/examples/chaos account: lost, misrouted,
+# wrong code, duplicates, committed vs end) and prints a table.
+#
+#   scripts/chaos.sh                  every scenario, full size (about 17 minutes)
+#   scripts/chaos.sh --quick          short graceful, scaleout and hostile runs and 60 s of
+#                                     fuzzing (what CI runs, ~3 minutes)
+#   scripts/chaos.sh [--quick] NAME…  only these scenarios:
+#       kill9 graceful broker scaleout unwritable hostile backpressure fuzz
+#
+# Environment: CHAOS_BROKERS (default localhost:29092, the shared broker, which is never
+# stopped), CHAOS_PRIVATE_PORT (default 39092: the broker-restart scenario starts, stops and
+# restarts its own broker there), CHAOS_KEEP_TOPICS=1 (keep the scenario topics),
+# CHAOS_PROFILE=debug (use target/debug binaries, e.g. in CI right after `cargo test`),
+# CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 180 full).
+# Logs, RSS samples and the table go to target/chaos/<run>/. Exit status 1 if a scenario fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+quick=0
+scenarios=()
+for arg in "$@"; do
+  case $arg in
+    --quick) quick=1 ;;
+    kill9 | graceful | broker | scaleout | unwritable | hostile | backpressure | fuzz) scenarios+=("$arg") ;;
+    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  esac
+done
+if ((${#scenarios[@]} == 0)); then
+  if ((quick)); then
+    scenarios=(graceful scaleout hostile fuzz)
+  else
+    scenarios=(kill9 graceful broker scaleout unwritable hostile backpressure fuzz)
+  fi
+fi
+
+brokers=${CHAOS_BROKERS:-localhost:29092}
+private_port=${CHAOS_PRIVATE_PORT:-39092}
+profile=${CHAOS_PROFILE:-release}
+run_id=$(date -u +%Y%m%dT%H%M%S)-$$
+out=target/chaos/$run_id
+mkdir -p "$out"
+table=$out/table.tsv
+bin=target/$profile/kafka-pipeline
+tool=target/$profile/examples/chaos
+suite_started=$SECONDS
+
+log() { printf '[chaos %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [[ $profile == release ]]; then
+  cargo build --release --locked --bin kafka-pipeline --example chaos
+else
+  cargo build --locked --bin kafka-pipeline --example chaos
+fi
+scripts/kafka.sh start
+
+# --- process bookkeeping: everything started here is stopped by its pid on exit -------------
+
+declare -A pids=()    # pipeline name -> pid
+background=()         # other pids (load generators, RSS samplers)
+private_broker=0
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}" "${background[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if ((private_broker)); then KAFKA_PORT=$private_port scripts/kafka.sh stop || true; fi
+}
+trap cleanup EXIT
+
+# Samples the resident set size of a process once a second into $rss_file.
+watch_rss() {
+  local pid=$1 kb
+  while kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null) && [[ -n $kb ]]; do
+    echo "$((SECONDS - scenario_started)) $pid $kb" >>"$rss_file"
+    sleep 1
+  done
+}
+
+# start_pipeline NAME BROKERS INPUT GROUP [run flags…]: a pipeline on INPUT's -out/-dlq topics.
+start_pipeline() {
+  local name=$1 b=$2 input=$3 group=$4
+  shift 4
+  "$bin" run --brokers "$b" --input-topic "$input" --output-topic "$input-out" \
+    --dlq-topic "$input-dlq" --insights-topic "$input-insights" --group-id "$group" \
+    --instance-id "$name" --workers 2 --progress-interval 5s "$@" >>"$logs/$name.log" 2>&1 &
+  pids[$name]=$!
+  watch_rss "${pids[$name]}" &
+  background+=($!)
+  log "started $name (pid ${pids[$name]})"
+}
+
+# stop_pipeline NAME SIGNAL EXPECTED: signals the pipeline, waits, checks its exit status.
+stop_pipeline() {
+  local name=$1 signal=$2 expected=$3 pid=${pids[$1]} rc=0
+  kill "-$signal" "$pid"
+  wait "$pid" || rc=$?
+  unset "pids[$name]"
+  log "$name (pid $pid) exited with $rc after SIG$signal"
+  ((rc == expected)) || fail "$name: exit $rc after SIG$signal, expected $expected"
+}
+
+# wait_pipeline NAME: waits for a pipeline that exits by itself (--exit-at-end), expects 0.
+wait_pipeline() {
+  local name=$1 pid=${pids[$1]} rc=0
+  wait "$pid" || rc=$?
+  unset "pids[$name]"
+  log "$name (pid $pid) exited with $rc"
+  ((rc == 0)) || fail "$name: exit $rc, expected 0"
+}
+
+# loadgen BROKERS TOPIC [loadgen flags…]: labelled traffic in the background; pid in $loadgen_pid.
+loadgen() {
+  local b=$1 topic=$2
+  shift 2
+  "$bin" loadgen --brokers "$b" --topic "$topic" --label "$@" >>"$logs/loadgen.log" 2>&1 &
+  loadgen_pid=$!
+  background+=("$loadgen_pid")
+}
+
+wait_loadgen() {
+  local rc=0
+  wait "$loadgen_pid" || rc=$?
+  if ((rc != 0)); then fail "load generator exited with $rc"; fi
+  tail -n 1 "$logs/loadgen.log" >&2
+}
+
+# topics BROKERS INPUT PARTITIONS [input configs…]: input, -out (same partitions), -dlq.
+topics() {
+  local b=$1 input=$2 partitions=$3
+  shift 3
+  "$tool" create-topic --brokers "$b" "$input" "$partitions" "$@"
+  "$tool" create-topic --brokers "$b" "$input-out" "$partitions"
+  "$tool" create-topic --brokers "$b" "$input-dlq" 1 max.message.bytes=2000000
+}
+
+drop_topics() {
+  local b=$1 input=$2
+  if [[ ${CHAOS_KEEP_TOPICS:-0} == 1 ]]; then return; fi
+  "$tool" delete-topic --brokers "$b" "$input" "$input-out" "$input-dlq" "$input-insights" \
+    >/dev/null 2>&1 || true
+}
+
+lag_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | awk '{ print $2 }'; }
+committed_total() {
+  "$tool" lag --brokers "$1" --group "$2" --topic "$3" | sed -n 's/.* committed=\([0-9]*\).*/\1/p'
+}
+
+# --- scenario bookkeeping ---------------------------------------------------------------------
+
+begin() {
+  scenario=$1
+  scenario_started=$SECONDS
+  logs=$out/$scenario
+  mkdir -p "$logs"
+  rss_file=$logs/rss.txt
+  : >"$rss_file"
+  failures=()
+  account_line=""
+  log "=== $scenario: $2"
+}
+
+fail() {
+  failures+=("$*")
+  log "FAIL ($scenario): $*"
+}
+
+# account BROKERS INPUT GROUP [account flags…]: runs the accounting, keeps its ACCOUNT line.
+account() {
+  local b=$1 input=$2 group=$3 rc=0
+  shift 3
+  "$tool" account --brokers "$b" --input "$input" --output "$input-out" --dlq "$input-dlq" \
+    --group "$group" "$@" >"$logs/account.txt" 2>&1 || rc=$?
+  sed 's/^/    /' "$logs/account.txt" >&2
+  account_line=$(grep '^ACCOUNT' "$logs/account.txt" || true)
+  if [[ -z $account_line ]]; then fail "accounting did not finish"; fi
+  if ((rc != 0)); then fail "accounting: $(grep -E '^lost' "$logs/account.txt" || echo "exit $rc")"; fi
+}
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$account_line"; }
+
+max_rss_mb() { awk 'm < $3 { m = $3 } END { printf "%d", m / 1024 }' "$rss_file"; }
+
+# finish [EVENTS]: appends the scenario's row to the table.
+finish() {
+  local events=${1:-$(field events)} verdict=PASS note=""
+  if ((${#failures[@]})); then
+    verdict=FAIL
+    note=$(IFS=';'; echo "${failures[*]}")
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%ss\t%s\n' "$scenario" "${events:--}" \
+    "$(field lost)" "$(field misrouted)" "$(field duplicates)" "$(max_rss_mb)" "$verdict" \
+    "$((SECONDS - scenario_started))" "${extra_note:-}${note:+ $note}" >>"$table"
+  extra_note=""
+  log "=== $scenario: $verdict in $((SECONDS - scenario_started)) s"
+}
+
+sleep_random() { sleep "$(awk -v lo="$1" -v hi="$2" -v s="$RANDOM" 'BEGIN { srand(s); printf "%.1f", lo + rand() * (hi - lo) }')"; }
+
+# --- scenarios --------------------------------------------------------------------------------
+
+# 1. kill -9 at random moments under ~50k events/s, restarting each time.
+scenario_kill9() {
+  begin kill9 "kill -9 under load, restart each time"
+  # A killed member stays in the group until its session times out (45 s by default), and a
+  # restarted instance gets no partitions before that: 6 s (the broker's minimum) lets each
+  # restart consume within seconds. Commits wait for insight windows (window + lateness; with
+  # the defaults 20 s of event time = 1M events at 50k/s, more than a restart re-reads between
+  # kills 10-20 s apart, so nothing would ever be committed): 2 s windows and 1 s of lateness
+  # let commits follow within ~150,000 events, so kills land between commits.
+  local input=chaos-kill9-$run_id group=chaos-kill9-$run_id-g kills=6 rate=50000 count=5500000
+  local flags=(--consumer-property session.timeout.ms=6000 --window 2s --allowed-lateness 1s)
+  local bound=0 i lag lags=()
+  topics "$brokers" "$input" 6
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count "$count" --seed 11
+  for ((i = 1; i <= kills; i++)); do
+    start_pipeline "kill9-$i" "$brokers" "$input" "$group" "${flags[@]}"
+    sleep_random 10 20
+    stop_pipeline "kill9-$i" KILL 137
+    # Nothing more is committed by a dead process: end - committed now bounds what it could
+    # have written without committing, i.e. what the restart may write again.
+    lag=$(lag_total "$brokers" "$group" "$input")
+    bound=$((bound + lag))
+    lags+=("$lag")
+    log "kill $i: uncommitted (end - committed) $lag"
+  done
+  wait_loadgen
+  start_pipeline kill9-final "$brokers" "$input" "$group" "${flags[@]}" --exit-at-end
+  wait_pipeline kill9-final
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates "$bound"
+  extra_note="$kills kills at ${rate}/s, 2 s windows; uncommitted at each kill: ${lags[*]} (sum $bound: the duplicates bound)"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 2. SIGTERM mid-stream and restart: nothing lost, nothing duplicated.
+scenario_graceful() {
+  begin graceful "SIGTERM mid-stream, restart"
+  local input=chaos-graceful-$run_id group=chaos-graceful-$run_id-g stops=4 rate=50000 count=1000000
+  local partitions=6 i rc
+  if ((quick)); then stops=2 rate=20000 count=200000 partitions=3; fi
+  topics "$brokers" "$input" "$partitions"
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count "$count" --seed 12
+  for ((i = 1; i <= stops; i++)); do
+    start_pipeline "graceful-$i" "$brokers" "$input" "$group"
+    sleep_random 2 4
+    stop_pipeline "graceful-$i" TERM 0
+  done
+  wait_loadgen
+  start_pipeline graceful-final "$brokers" "$input" "$group" --exit-at-end
+  wait_pipeline graceful-final
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
+  extra_note="$stops SIGTERM stops at ${rate}/s"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 3. Broker stop/start mid-stream (a private broker): the pipeline rides it out.
+scenario_broker() {
+  begin broker "private broker on :$private_port stopped and restarted mid-stream"
+  local b=localhost:$private_port input=chaos-broker-$run_id group=chaos-broker-$run_id-g rc
+  KAFKA_PORT=$private_port scripts/kafka.sh start
+  private_broker=1
+  topics "$b" "$input" 3
+  start_pipeline broker-1 "$b" "$input" "$group"
+  loadgen "$b" "$input" --profile realistic --rate 10000 --count 400000 --seed 13
+  sleep 10
+  log "stopping the private broker"
+  KAFKA_PORT=$private_port scripts/kafka.sh stop
+  sleep 10
+  log "starting the private broker again"
+  KAFKA_PORT=$private_port scripts/kafka.sh start
+  wait_loadgen
+  "$tool" wait-lag --brokers "$b" --group "$group" --topic "$input" --timeout 180 >&2 ||
+    fail "lag did not reach 0 after the broker came back"
+  kill -0 "${pids[broker-1]}" 2>/dev/null || fail "the pipeline did not survive the broker restart"
+  stop_pipeline broker-1 TERM 0
+  account "$b" "$input" "$group" --require-committed
+  extra_note="broker down ~10 s + restart; one pipeline process throughout"
+  finish
+  drop_topics "$b" "$input"
+  KAFKA_PORT=$private_port scripts/kafka.sh stop
+  private_broker=0
+}
+
+# 4. Scale-out to three instances, then a graceful leave and a kill -9.
+scenario_scaleout() {
+  begin scaleout "6 partitions: 1 → 2 → 3 instances, SIGTERM one, kill -9 another"
+  local input=chaos-scaleout-$run_id group=chaos-scaleout-$run_id-g rate=20000 count=1200000
+  local step=8 rc bound
+  if ((quick)); then rate=10000 count=200000 step=4; fi
+  # A short session timeout so the killed member's partitions move within seconds.
+  local flags=(--consumer-property session.timeout.ms=10000)
+  topics "$brokers" "$input" 6
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count "$count" --seed 14
+  start_pipeline scale-a "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  start_pipeline scale-b "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  start_pipeline scale-c "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  stop_pipeline scale-b TERM 0
+  sleep "$step"
+  # Checkpoint: everything committed so far (joins and the graceful leave) exactly once.
+  account "$brokers" "$input" "$group" --committed-only --max-duplicates 0
+  [[ $(field events) -gt 0 ]] || fail "nothing committed before the kill"
+  local checkpoint_dups
+  checkpoint_dups=$(field duplicates)
+  stop_pipeline scale-c KILL 137
+  bound=$(lag_total "$brokers" "$group" "$input")
+  wait_loadgen
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 120 >&2 ||
+    fail "a partition stalled: lag did not reach 0"
+  stop_pipeline scale-a TERM 0
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates "$bound"
+  extra_note="graceful hand-offs: $checkpoint_dups duplicates; kill -9 bound $bound"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 5. The output topic refuses every record for a while (max.message.bytes below any record).
+scenario_unwritable() {
+  begin unwritable "output topic unwritable for 20 s, then writable again"
+  local input=chaos-unwritable-$run_id group=chaos-unwritable-$run_id-g c1 c2 rc
+  topics "$brokers" "$input" 3
+  start_pipeline unwritable-1 "$brokers" "$input" "$group"
+  loadgen "$brokers" "$input" --profile realistic --rate 5000 --count 300000 --seed 15
+  # Commits start once the first insight windows close (~20 s of event time).
+  sleep 30
+  log "output topic: max.message.bytes=64"
+  "$tool" alter-topic --brokers "$brokers" "$input-out" max.message.bytes=64
+  sleep 8
+  c1=$(committed_total "$brokers" "$group" "$input")
+  sleep 12
+  c2=$(committed_total "$brokers" "$group" "$input")
+  ((c1 > 0)) || fail "nothing was committed before the outage"
+  ((c2 == c1)) || fail "offsets advanced while the output was unwritable ($c1 → $c2)"
+  grep -q 'delivery to .* failed' "$logs/unwritable-1.log" ||
+    fail "no delivery failure reported in the log"
+  log "output topic writable again (committed offsets $c1 → $c2 over 12 s while unwritable)"
+  "$tool" alter-topic --brokers "$brokers" "$input-out" max.message.bytes=1048588
+  wait_loadgen
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 120 >&2 ||
+    fail "did not resume: lag did not reach 0"
+  stop_pipeline unwritable-1 TERM 0
+  account "$brokers" "$input" "$group" --require-committed
+  local attempts
+  attempts=$(sed -n 's/.*(attempt \([0-9]*\)).*/\1/p' "$logs/unwritable-1.log" | sort -n | tail -n 1)
+  extra_note="committed offsets (sum) $c1 → $c2 during 12 s unwritable; retries backed off to attempt ${attempts:-?}"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 6. Hostile input: the hostile profile plus the tests/data corpus and generated big cases.
+scenario_hostile() {
+  begin hostile "hostile profile + tests/data corpus + 1 MB and 100,000-deep payloads"
+  local input=chaos-hostile-$run_id group=chaos-hostile-$run_id-g count=200000 rc
+  if ((quick)); then count=20000; fi
+  topics "$brokers" "$input" 3 max.message.bytes=2000000
+  start_pipeline hostile-1 "$brokers" "$input" "$group" \
+    --producer-property message.max.bytes=2000000
+  loadgen "$brokers" "$input" --profile hostile --count "$count" --seed 16
+  "$tool" produce-corpus --brokers "$brokers" --topic "$input" --dir tests/data --big >&2
+  wait_loadgen
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 120 >&2 ||
+    fail "stalled: lag did not reach 0"
+  kill -0 "${pids[hostile-1]}" 2>/dev/null || fail "the pipeline died"
+  stop_pipeline hostile-1 TERM 0
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 7. Backpressure: a broker quota makes the output ~10x slower than the input for minutes.
+scenario_backpressure() {
+  begin backpressure "producer quota 1 MB/s for 150 s while the input arrives at 8,000/s"
+  local input=chaos-bp-$run_id group=chaos-bp-$run_id-g client=chaos-bp-$run_id rc
+  local version libs
+  version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
+  libs=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}/kafka-$version/libs
+  quota() {
+    java -cp "$libs/*" kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter \
+      "$@" --entity-type clients --entity-name "$client" >&2
+  }
+  topics "$brokers" "$input" 3
+  quota --add-config producer_byte_rate=1000000
+  start_pipeline bp-1 "$brokers" "$input" "$group" --producer-property "client.id=$client"
+  loadgen "$brokers" "$input" --profile realistic --rate 8000 --count 1200000 --seed 17
+  local t lag
+  for t in 30 60 90 120 150; do
+    sleep 30
+    lag=$(lag_total "$brokers" "$group" "$input")
+    log "t=${t}s lag $lag, RSS $(tail -n 1 "$rss_file" | awk '{ printf "%d MB", $3 / 1024 }')"
+  done
+  wait_loadgen
+  quota --delete-config producer_byte_rate
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 180 >&2 ||
+    fail "lag did not reach 0 after the quota was lifted"
+  stop_pipeline bp-1 TERM 0
+  if grep -qE 'were lost|max.poll.interval|leaving group' "$logs/bp-1.log"; then
+    fail "consumer evicted: $(grep -m1 -E 'were lost|max.poll.interval|leaving group' "$logs/bp-1.log")"
+  fi
+  local assigned
+  assigned=$(grep -c 'assigned partitions' "$logs/bp-1.log" || true)
+  ((assigned == 1)) || fail "assigned $assigned times (expected once: no eviction)"
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
+  # RSS over time, one sample per 15 s.
+  extra_note="RSS MB every 15 s: $(awk 'NR % 15 == 1 { printf "%d ", $3 / 1024 }' "$rss_file")"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 8. Fuzzing: the in-repo differential harness (tests/chaos.rs) for a bounded time.
+scenario_fuzz() {
+  begin fuzz "differential fuzzing of the transform (simd-json vs serde_json)"
+  local seconds=${CHAOS_FUZZ_SECONDS:-180} rc=0
+  if ((quick)); then seconds=${CHAOS_FUZZ_SECONDS:-60}; fi
+  local cargo_profile=()
+  [[ $profile == release ]] && cargo_profile=(--release)
+  CHAOS_FUZZ_SECONDS=$seconds cargo test "${cargo_profile[@]}" --locked --test chaos \
+    fuzz_transform -- --ignored --nocapture >"$logs/fuzz.log" 2>&1 || rc=$?
+  grep -E '^fuzz:' "$logs/fuzz.log" >&2 || true
+  ((rc == 0)) || fail "fuzzing found a problem (see $logs/fuzz.log)"
+  local execs
+  execs=$(sed -n 's/^fuzz: \([0-9]*\) inputs.*/\1/p' "$logs/fuzz.log" | tail -n 1)
+  account_line="ACCOUNT lost=- misrouted=- duplicates=-"
+  extra_note="$seconds s, $execs inputs"
+  finish "$execs"
+}
+
+for s in "${scenarios[@]}"; do
+  "scenario_$s"
+done
+
+{
+  echo
+  echo "| scenario | events | lost | misrouted | duplicates | max RSS MB | verdict | time | notes |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
+  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$table"
+  echo
+  echo "scripts/chaos.sh $*: $((SECONDS - suite_started)) s, git $(git rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), logs in $out"
+} | tee "$out/table.md"
+! grep -q $'\tFAIL\t' "$table"
