@@ -20,15 +20,14 @@ use std::time::Instant;
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
 use kafka_pipeline::metrics::{Metrics, WorkerTally};
-use kafka_pipeline::record::{InputRecord, Source};
-use kafka_pipeline::transform::{IpClass, TransformOptions, Transformer};
+use kafka_pipeline::record::InputRecord;
+use kafka_pipeline::transform::{TransformOptions, Transformer};
 use kafka_pipeline::watermark::EventClock;
 use kafka_pipeline::worker::{self, WorkerShared};
 
-const EVENTS: usize = 10_000;
-const NOW_MS: u64 = 1_720_589_697_000 + 5_000;
+mod common;
+use common::{input_records, realistic_payloads, Owned, NOW_MS};
 
 #[inline(never)]
 fn transform_only(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
@@ -63,34 +62,11 @@ fn transform_and_aggregate(
     black_box(aggregator.advance(u64::MAX / 2)).len()
 }
 
-/// A transformed event's fields, owned, so aggregation can be measured without the transform.
-struct Owned {
-    user: String,
-    device: String,
-    device_type: String,
-    version: String,
-    locale: String,
-    ip_class: IpClass,
-    timestamp: u64,
-}
-
 #[inline(never)]
 fn aggregate_only(events: &[Owned]) -> usize {
     let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
     for e in events {
-        aggregator.observe(&Observation {
-            event_time: e.timestamp,
-            lag_ms: lag_ms(NOW_MS, e.timestamp),
-            kind: ObservationKind::Valid {
-                user_id: &e.user,
-                device_id: &e.device,
-                device_type: &e.device_type,
-                app_version: &e.version,
-                locale: &e.locale,
-                ip_class: e.ip_class,
-                device_type_filled: false,
-            },
-        });
+        aggregator.observe(&e.observation());
     }
     black_box(aggregator.advance(u64::MAX / 2)).len()
 }
@@ -115,46 +91,12 @@ fn worker_steps(
     }
 }
 
-fn inputs(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
-    payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| InputRecord {
-            source: Source {
-                partition: 0,
-                offset: i as i64,
-                epoch: 1,
-            },
-            timestamp_ms: Some(1_720_589_697_000),
-            key: Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c".to_vec()),
-            payload: Some(p.clone()),
-            headers: None,
-        })
-        .collect()
-}
-
 fn main() {
-    let payloads: Vec<Vec<u8>> = Generator::new(Profile::Realistic, 1, GenOptions::default())
-        .take(EVENTS)
-        .filter_map(|r| r.value)
-        .collect();
+    let payloads = realistic_payloads();
     let n = payloads.len();
     let mut transformer = Transformer::new(TransformOptions::default());
     let mut out = Vec::with_capacity(512);
-    let events_owned: Vec<Owned> = payloads
-        .iter()
-        .filter_map(|p| {
-            transformer.process(Some(p)).ok().map(|e| Owned {
-                user: e.user_id.to_string(),
-                device: e.device_id.to_string(),
-                device_type: e.device_type.to_string(),
-                version: e.app_version.to_string(),
-                locale: e.locale.as_str().to_owned(),
-                ip_class: e.ip_class,
-                timestamp: e.timestamp,
-            })
-        })
-        .collect();
+    let events_owned = Owned::all(&mut transformer, &payloads);
     let (metrics, clock, flush) = (Metrics::default(), EventClock::new(), AtomicU64::new(0));
     let shared = WorkerShared {
         input_topic: "user-login",
@@ -186,7 +128,7 @@ fn main() {
         };
         // Input records are built outside: the consumer thread makes them.
         let records = if variant == "worker_steps" {
-            inputs(&payloads)
+            input_records(&payloads)
         } else {
             Vec::new()
         };

@@ -15,22 +15,14 @@ use std::sync::atomic::AtomicU64;
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
 use kafka_pipeline::metrics::{Metrics, WorkerTally};
 use kafka_pipeline::offsets::OffsetTracker;
-use kafka_pipeline::record::{InputRecord, Source};
 use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
 use kafka_pipeline::watermark::EventClock;
 use kafka_pipeline::worker::{self, WorkerShared};
 
-const EVENTS: usize = 10_000;
-
-fn realistic_payloads() -> Vec<Vec<u8>> {
-    Generator::new(Profile::Realistic, 1, GenOptions::default())
-        .take(EVENTS)
-        .filter_map(|r| r.value)
-        .collect()
-}
+mod common;
+use common::{input_records, realistic_payloads, Owned, NOW_MS};
 
 /// One pass of the transform alone over `payloads`, as a worker does it.
 fn transform_pass(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
@@ -58,7 +50,6 @@ fn parsers(c: &mut Criterion) {
     // The same, plus counting each event in its insight window (what a worker adds for the
     // insights): the difference is the cost of aggregation. A fresh aggregator per pass, so
     // every pass fills and closes real windows (10,000 events span 10 s of event time).
-    let now_ms = 1_720_589_697_000 + 5_000;
     group.bench_function("simd-json, buffers reused, + insight aggregation", |b| {
         b.iter(|| {
             let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
@@ -68,7 +59,7 @@ fn parsers(c: &mut Criterion) {
                     event.write_json(&mut out);
                     aggregator.observe(&Observation {
                         event_time: event.timestamp,
-                        lag_ms: lag_ms(now_ms, event.timestamp),
+                        lag_ms: lag_ms(NOW_MS, event.timestamp),
                         kind: ObservationKind::valid(&event),
                     });
                 }
@@ -105,49 +96,14 @@ fn parsers(c: &mut Criterion) {
 fn aggregation(c: &mut Criterion) {
     let payloads = realistic_payloads();
     let mut transformer = Transformer::new(TransformOptions::default());
-    struct Owned {
-        user: String,
-        device: String,
-        device_type: String,
-        version: String,
-        locale: String,
-        ip_class: kafka_pipeline::transform::IpClass,
-        timestamp: u64,
-    }
-    let events: Vec<Owned> = payloads
-        .iter()
-        .filter_map(|p| {
-            transformer.process(Some(p)).ok().map(|e| Owned {
-                user: e.user_id.to_string(),
-                device: e.device_id.to_string(),
-                device_type: e.device_type.to_string(),
-                version: e.app_version.to_string(),
-                locale: e.locale.as_str().to_owned(),
-                ip_class: e.ip_class,
-                timestamp: e.timestamp,
-            })
-        })
-        .collect();
-    let now_ms = 1_720_589_697_000 + 5_000;
+    let events = Owned::all(&mut transformer, &payloads);
     let mut group = c.benchmark_group("insights");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("observe (fresh windows every 10,000 events)", |b| {
         b.iter(|| {
             let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
             for e in &events {
-                aggregator.observe(&Observation {
-                    event_time: e.timestamp,
-                    lag_ms: lag_ms(now_ms, e.timestamp),
-                    kind: ObservationKind::Valid {
-                        user_id: &e.user,
-                        device_id: &e.device,
-                        device_type: &e.device_type,
-                        app_version: &e.version,
-                        locale: &e.locale,
-                        ip_class: e.ip_class,
-                        device_type_filled: false,
-                    },
-                });
+                aggregator.observe(&e.observation());
             }
             black_box(aggregator.advance(u64::MAX / 2))
         })
@@ -171,26 +127,9 @@ fn worker_step(c: &mut Criterion) {
         passthrough: false,
     };
     let mut aggregator = WindowAggregator::new(shared.windows);
-    let now_ms = 1_720_589_697_000 + 5_000;
     group.bench_function("input record to output record (with insights)", |b| {
         b.iter_batched(
-            || {
-                payloads
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| InputRecord {
-                        source: Source {
-                            partition: 0,
-                            offset: i as i64,
-                            epoch: 1,
-                        },
-                        timestamp_ms: Some(1_720_589_697_000),
-                        key: Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c".to_vec()),
-                        payload: Some(p.clone()),
-                        headers: None,
-                    })
-                    .collect::<Vec<_>>()
-            },
+            || input_records(&payloads),
             |inputs| {
                 for input in inputs {
                     black_box(worker::process(
@@ -198,7 +137,7 @@ fn worker_step(c: &mut Criterion) {
                         &mut aggregator,
                         input,
                         &shared,
-                        now_ms,
+                        NOW_MS,
                         &mut tally,
                     ));
                 }

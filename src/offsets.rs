@@ -126,12 +126,7 @@ impl OffsetTracker {
     /// must be handed out in increasing order.
     pub fn track(&mut self, partition: i32, offset: i64) -> Result<Epoch, TrackError> {
         let epoch = self.epoch(partition).ok_or(TrackError::NotAssigned)?;
-        self.check(partition, epoch, offset)?;
-        let state = self
-            .partitions
-            .get_mut(&partition)
-            .ok_or(TrackError::NotAssigned)?;
-        state.pending.push_back((offset, false));
+        self.track_read(partition, epoch, offset)?;
         Ok(epoch)
     }
 

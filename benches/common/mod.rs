@@ -1,0 +1,87 @@
+//! Inputs shared by the benchmarks: the same realistic events, as payloads, as transformed
+//! fields, and as input records.
+
+use kafka_pipeline::insights::window::{lag_ms, Observation, ObservationKind};
+use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
+use kafka_pipeline::record::{InputRecord, Source};
+use kafka_pipeline::transform::{IpClass, Transformer};
+
+/// Events per pass.
+pub const EVENTS: usize = 10_000;
+/// Processing time for lags: 5 s after the generator's first event time.
+pub const NOW_MS: u64 = 1_720_589_697_000 + 5_000;
+
+/// `EVENTS` records of `loadgen --profile realistic --seed 1`, their values.
+pub fn realistic_payloads() -> Vec<Vec<u8>> {
+    Generator::new(Profile::Realistic, 1, GenOptions::default())
+        .take(EVENTS)
+        .filter_map(|r| r.value)
+        .collect()
+}
+
+/// A transformed event's fields, owned, so aggregation can be measured without the transform.
+pub struct Owned {
+    user: String,
+    device: String,
+    device_type: String,
+    version: String,
+    locale: String,
+    ip_class: IpClass,
+    timestamp: u64,
+}
+
+impl Owned {
+    /// The valid events among `payloads`, transformed.
+    pub fn all(transformer: &mut Transformer, payloads: &[Vec<u8>]) -> Vec<Owned> {
+        payloads
+            .iter()
+            .filter_map(|p| {
+                transformer.process(Some(p)).ok().map(|e| Owned {
+                    user: e.user_id.to_string(),
+                    device: e.device_id.to_string(),
+                    device_type: e.device_type.to_string(),
+                    version: e.app_version.to_string(),
+                    locale: e.locale.as_str().to_owned(),
+                    ip_class: e.ip_class,
+                    timestamp: e.timestamp,
+                })
+            })
+            .collect()
+    }
+
+    /// What a worker passes to the aggregator for this event.
+    pub fn observation(&self) -> Observation<'_> {
+        Observation {
+            event_time: self.timestamp,
+            lag_ms: lag_ms(NOW_MS, self.timestamp),
+            kind: ObservationKind::Valid {
+                user_id: &self.user,
+                device_id: &self.device,
+                device_type: &self.device_type,
+                app_version: &self.version,
+                locale: &self.locale,
+                ip_class: self.ip_class,
+                device_type_filled: false,
+            },
+        }
+    }
+}
+
+/// The payloads as input records of partition 0, as the consumer thread makes them.
+pub fn input_records(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| InputRecord {
+            source: Source {
+                partition: 0,
+                offset: i as i64,
+                epoch: 1,
+            },
+            timestamp_ms: Some(1_720_589_697_000),
+            key: Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c".to_vec()),
+            payload: Some(p.clone()),
+            headers: None,
+        })
+        .collect()
+}
