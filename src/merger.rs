@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::insights::window::WindowStats;
+use crate::offsets::Epoch;
 use crate::record::Source;
 
 /// One publication of a window: what to send to the insights topic.
@@ -52,8 +53,12 @@ struct WindowState {
     pending: Option<WindowStats>,
     /// Partitions of the records of part `started`.
     partitions: BTreeSet<i32>,
-    /// Records whose output is delivered, waiting for their part: (part, source).
-    held: Vec<(u32, Source)>,
+    /// Records whose output is delivered, waiting for their part: their offsets by part, input
+    /// partition and assignment epoch. Eight bytes per held record (a list of `Source`s took
+    /// 32): a busy stream holds every record of `--window` + `--allowed-lateness` here.
+    held: BTreeMap<(u32, i32, Epoch), Vec<i64>>,
+    /// Records in `held`.
+    held_count: u64,
     /// Records tagged and not yet released.
     outstanding: u64,
 }
@@ -154,7 +159,12 @@ impl WindowMerger {
             self.forget_if_finished(window);
             Some(source)
         } else {
-            state.held.push((part, source));
+            state
+                .held
+                .entry((part, source.partition, source.epoch))
+                .or_default()
+                .push(source.offset);
+            state.held_count += 1;
             None
         }
     }
@@ -165,14 +175,27 @@ impl WindowMerger {
             return Vec::new();
         };
         state.delivered.insert(part);
-        let (done, held): (Vec<_>, Vec<_>) = state
+        let mut done = Vec::new();
+        let keys: Vec<_> = state
             .held
-            .drain(..)
-            .partition(|(p, _)| state.delivered.contains(p));
-        state.held = held;
+            .range((part, i32::MIN, 0)..)
+            .map(|(&k, _)| k)
+            .collect();
+        for key @ (p, partition, epoch) in keys {
+            if !state.delivered.contains(&p) {
+                continue;
+            }
+            let offsets = state.held.remove(&key).unwrap_or_default();
+            done.extend(offsets.into_iter().map(|offset| Source {
+                partition,
+                offset,
+                epoch,
+            }));
+        }
+        state.held_count -= done.len() as u64;
         state.outstanding -= done.len() as u64;
         self.forget_if_finished(window);
-        done.into_iter().map(|(_, s)| s).collect()
+        done
     }
 
     fn forget_if_finished(&mut self, window: u64) {
@@ -183,7 +206,7 @@ impl WindowMerger {
 
     /// Records whose output is delivered but whose window is not yet.
     pub fn held(&self) -> usize {
-        self.windows.values().map(|w| w.held.len()).sum()
+        self.windows.values().map(|w| w.held_count as usize).sum()
     }
 
     /// Windows with stats waiting to be published.
@@ -248,6 +271,44 @@ mod tests {
         let p = m.ready(0).pop().unwrap();
         assert_eq!(m.held(), 1);
         assert_eq!(m.insight_delivered(p.window, p.part), vec![src(7)]);
+        assert_eq!(m.held(), 0);
+        assert!(m.windows.is_empty(), "finished window forgotten");
+    }
+
+    #[test]
+    fn held_records_are_released_by_their_own_part_across_partitions_and_epochs() {
+        let mut m = WindowMerger::new(1);
+        let at = |partition, offset, epoch| Source {
+            partition,
+            offset,
+            epoch,
+        };
+        // Part 0: three records from two partitions and two epochs; flushed and published.
+        for p in [0, 1, 1] {
+            assert_eq!(m.record_received(100, p), 0);
+        }
+        m.report(0, vec![stats(100, 3)], 0, 1);
+        let p0 = m.ready(1).pop().unwrap();
+        // Part 1: one record, published after a second flush.
+        assert_eq!(m.record_received(100, 0), 1);
+        m.report(0, vec![stats(100, 1)], 0, 2);
+        let p1 = m.ready(2).pop().unwrap();
+        assert_eq!((p0.part, p1.part), (0, 1));
+        for (part, s) in [
+            (0, at(1, 9, 2)),
+            (0, at(0, 4, 1)),
+            (1, at(0, 5, 1)),
+            (0, at(1, 3, 1)),
+        ] {
+            assert_eq!(m.output_delivered(100, part, s), None);
+        }
+        assert_eq!(m.held(), 4);
+        // Part 1's insight record is delivered first: only its record is done.
+        assert_eq!(m.insight_delivered(100, 1), vec![at(0, 5, 1)]);
+        assert_eq!(m.held(), 3);
+        let mut done = m.insight_delivered(100, 0);
+        done.sort_by_key(|s| (s.partition, s.offset));
+        assert_eq!(done, vec![at(0, 4, 1), at(1, 3, 1), at(1, 9, 2)]);
         assert_eq!(m.held(), 0);
         assert!(m.windows.is_empty(), "finished window forgotten");
     }
