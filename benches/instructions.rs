@@ -14,20 +14,18 @@
 //! - `worker_steps`: `worker::process`, input record to output record, insights included.
 
 use std::hint::black_box;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::metrics::{Metrics, WorkerTally};
+use kafka_pipeline::metrics::WorkerTally;
 use kafka_pipeline::record::InputRecord;
 use kafka_pipeline::transform::{TransformOptions, Transformer};
-use kafka_pipeline::watermark::EventClock;
 use kafka_pipeline::worker::{self, WorkerShared};
 
 mod common;
-use common::{input_records, realistic_payloads, Owned, NOW_MS};
+use common::{input_records, realistic_payloads, Owned, WorkerFixture, NOW_MS};
 
 #[inline(never)]
 fn transform_only(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
@@ -97,15 +95,8 @@ fn main() {
     let mut transformer = Transformer::new(TransformOptions::default());
     let mut out = Vec::with_capacity(512);
     let events_owned = Owned::all(&mut transformer, &payloads);
-    let (metrics, clock, flush) = (Metrics::default(), EventClock::new(), AtomicU64::new(0));
-    let shared = WorkerShared {
-        input_topic: "user-login",
-        metrics: &metrics,
-        clock: &clock,
-        flush_request: &flush,
-        windows: WindowConfig::new(10, 10),
-        passthrough: false,
-    };
+    let fixture = WorkerFixture::default();
+    let shared = fixture.shared();
     let mut aggregator = WindowAggregator::new(shared.windows);
     let mut tally = WorkerTally::default();
 

@@ -10,19 +10,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use std::sync::atomic::AtomicU64;
 
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::metrics::{Metrics, WorkerTally};
+use kafka_pipeline::metrics::WorkerTally;
 use kafka_pipeline::offsets::OffsetTracker;
 use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
-use kafka_pipeline::watermark::EventClock;
-use kafka_pipeline::worker::{self, WorkerShared};
+use kafka_pipeline::worker;
 
 mod common;
-use common::{input_records, realistic_payloads, Owned, NOW_MS};
+use common::{input_records, realistic_payloads, Owned, WorkerFixture, NOW_MS};
 
 /// One pass of the transform alone over `payloads`, as a worker does it.
 fn transform_pass(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
@@ -117,15 +115,8 @@ fn worker_step(c: &mut Criterion) {
     group.throughput(Throughput::Elements(payloads.len() as u64));
     let mut transformer = Transformer::new(TransformOptions::default());
     let mut tally = WorkerTally::default();
-    let (metrics, clock, flush) = (Metrics::default(), EventClock::new(), AtomicU64::new(0));
-    let shared = WorkerShared {
-        input_topic: "user-login",
-        metrics: &metrics,
-        clock: &clock,
-        flush_request: &flush,
-        windows: WindowConfig::new(10, 10),
-        passthrough: false,
-    };
+    let fixture = WorkerFixture::default();
+    let shared = fixture.shared();
     let mut aggregator = WindowAggregator::new(shared.windows);
     group.bench_function("input record to output record (with insights)", |b| {
         b.iter_batched(

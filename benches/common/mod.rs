@@ -1,10 +1,15 @@
 //! Inputs shared by the benchmarks: the same realistic events, as payloads, as transformed
 //! fields, and as input records.
 
-use kafka_pipeline::insights::window::{lag_ms, Observation, ObservationKind};
+use std::sync::atomic::AtomicU64;
+
+use kafka_pipeline::insights::window::{lag_ms, Observation, ObservationKind, WindowConfig};
 use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
+use kafka_pipeline::metrics::Metrics;
 use kafka_pipeline::record::{InputRecord, Source};
 use kafka_pipeline::transform::{IpClass, Transformer};
+use kafka_pipeline::watermark::EventClock;
+use kafka_pipeline::worker::WorkerShared;
 
 /// Events per pass.
 pub const EVENTS: usize = 10_000;
@@ -84,4 +89,26 @@ pub fn input_records(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
             headers: None,
         })
         .collect()
+}
+
+/// What a worker shares with the pipeline, for one benchmark's worker.
+#[derive(Default)]
+pub struct WorkerFixture {
+    metrics: Metrics,
+    clock: EventClock,
+    flush: AtomicU64,
+}
+
+impl WorkerFixture {
+    /// The worker's view: input topic `user-login`, 10 s windows with 10 s of lateness.
+    pub fn shared(&self) -> WorkerShared<'_> {
+        WorkerShared {
+            input_topic: "user-login",
+            metrics: &self.metrics,
+            clock: &self.clock,
+            flush_request: &self.flush,
+            windows: WindowConfig::new(10, 10),
+            passthrough: false,
+        }
+    }
 }
