@@ -155,7 +155,7 @@ impl Metrics {
         }
     }
 
-    /// Adds a batch of end-to-end latencies (see [`Metrics::latency`]).
+    /// Adds a batch of end-to-end latencies (see [`Metrics::e2e_latency`]).
     pub fn note_latencies(&self, batch: &LagHistogram) {
         if batch.count() > 0 {
             self.e2e_latency

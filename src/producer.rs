@@ -297,28 +297,29 @@ impl<'a> ProducerStage<'a> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        let delivered = reports
-            .iter()
-            .filter(|r| matches!(r, Delivery::Delivered(o) if o.source.is_some()))
-            .count() as u64;
-        let metrics = &self.producer.context().metrics;
-        if delivered > 0 {
-            // One clock read per batch of delivery reports.
-            metrics.note_delivered(delivered);
+        if reports.is_empty() {
+            return;
         }
-        let now_ms = if delivered > 0 { unix_ms() } else { 0 };
+        let metrics = &self.producer.context().metrics;
+        // One clock read per batch of delivery reports.
+        let now_ms = unix_ms();
+        let mut delivered = 0;
         let mut latency = LagHistogram::new();
         let mut by_topic = [0u64; 3];
         for report in &reports {
             if let Delivery::Delivered(origin) = report {
                 by_topic[destination_index(origin.destination)] += 1;
                 if let Some(source) = origin.source {
+                    delivered += 1;
                     metrics.latency.delivered(source.partition, source.offset);
                     if let Some(ts) = origin.input_timestamp_ms {
                         latency.record(now_ms as i64 - ts);
                     }
                 }
             }
+        }
+        if delivered > 0 {
+            metrics.note_delivered(delivered);
         }
         metrics.note_latencies(&latency);
         for (total, n) in metrics.delivered_by_topic.iter().zip(by_topic) {
