@@ -1267,6 +1267,14 @@ mod tests {
     }
 
     #[test]
+    fn field_names_read_back_as_their_fields() {
+        for field in Field::ALL {
+            assert_eq!(Field::from_name(field.name()), Some(field));
+        }
+        assert_eq!(Field::from_name("user"), None);
+    }
+
+    #[test]
     fn escape_check_agrees_with_the_bytewise_rule_at_every_position() {
         let bytewise = |b: &[u8]| b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
         for c in 0..=255u8 {
