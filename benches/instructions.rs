@@ -11,7 +11,7 @@
 //! - `transform_only`: parse + validate + normalize + serialize (the transform benchmark);
 //! - `transform_and_aggregate`: the same plus counting each event in its insight window;
 //! - `aggregate_only`: counting already-transformed events (the aggregation's own cost);
-//! - `worker_steps`: `worker::process`, input record to output record, insights included.
+//! - `worker_steps`: `worker::process_batch`, input batch to output batch, insights included.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -20,12 +20,12 @@ use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
 use kafka_pipeline::metrics::WorkerTally;
-use kafka_pipeline::record::InputRecord;
+use kafka_pipeline::record::InputBatch;
 use kafka_pipeline::transform::{TransformOptions, Transformer};
-use kafka_pipeline::worker::{self, WorkerShared};
+use kafka_pipeline::worker::{self, WorkerShared, WorkerWindows};
 
 mod common;
-use common::{input_records, realistic_payloads, Owned, WorkerFixture, NOW_MS};
+use common::{input_batches, realistic_payloads, Owned, WorkerFixture, NOW_MS};
 
 #[inline(never)]
 fn transform_only(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
@@ -72,15 +72,15 @@ fn aggregate_only(events: &[Owned]) -> usize {
 #[inline(never)]
 fn worker_steps(
     transformer: &mut Transformer,
-    aggregator: &mut WindowAggregator,
-    inputs: Vec<InputRecord>,
+    windows: &mut WorkerWindows,
+    inputs: Vec<InputBatch>,
     shared: &WorkerShared<'_>,
     tally: &mut WorkerTally,
 ) {
     for input in inputs {
-        black_box(worker::process(
+        black_box(worker::process_batch(
             transformer,
-            aggregator,
+            windows,
             input,
             shared,
             NOW_MS,
@@ -97,7 +97,7 @@ fn main() {
     let events_owned = Owned::all(&mut transformer, &payloads);
     let fixture = WorkerFixture::default();
     let shared = fixture.shared();
-    let mut aggregator = WindowAggregator::new(shared.windows);
+    let mut windows = WorkerWindows::new(0, shared.windows);
     let mut tally = WorkerTally::default();
 
     // One pass warms the transformer's buffers, the allocator and the caches, as in a
@@ -119,7 +119,7 @@ fn main() {
         };
         // Input records are built outside: the consumer thread makes them.
         let records = if variant == "worker_steps" {
-            input_records(&payloads)
+            input_batches(&payloads)
         } else {
             Vec::new()
         };
@@ -131,7 +131,7 @@ fn main() {
             &mut out,
             &events_owned,
             records,
-            &mut aggregator,
+            &mut windows,
             &shared,
             &mut tally,
         );
@@ -157,8 +157,8 @@ fn measured(
     payloads: &[Vec<u8>],
     out: &mut Vec<u8>,
     events: &[Owned],
-    records: Vec<InputRecord>,
-    aggregator: &mut WindowAggregator,
+    records: Vec<InputBatch>,
+    windows: &mut WorkerWindows,
     shared: &WorkerShared<'_>,
     tally: &mut WorkerTally,
 ) {
@@ -170,7 +170,7 @@ fn measured(
         "aggregate_only" => {
             aggregate_only(events);
         }
-        "worker_steps" => worker_steps(transformer, aggregator, records, shared, tally),
+        "worker_steps" => worker_steps(transformer, windows, records, shared, tally),
         _ => unreachable!("a variant from VARIANTS"),
     }
 }

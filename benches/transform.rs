@@ -17,10 +17,10 @@ use kafka_pipeline::insights::window::{
 use kafka_pipeline::metrics::WorkerTally;
 use kafka_pipeline::offsets::OffsetTracker;
 use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
-use kafka_pipeline::worker;
+use kafka_pipeline::worker::{self, WorkerWindows};
 
 mod common;
-use common::{input_records, realistic_payloads, Owned, WorkerFixture, NOW_MS};
+use common::{input_batches, realistic_payloads, Owned, WorkerFixture, NOW_MS};
 
 /// One pass of the transform alone over `payloads`, as a worker does it.
 fn transform_pass(transformer: &mut Transformer, payloads: &[Vec<u8>], out: &mut Vec<u8>) {
@@ -117,15 +117,15 @@ fn worker_step(c: &mut Criterion) {
     let mut tally = WorkerTally::default();
     let fixture = WorkerFixture::default();
     let shared = fixture.shared();
-    let mut aggregator = WindowAggregator::new(shared.windows);
-    group.bench_function("input record to output record (with insights)", |b| {
+    let mut windows = WorkerWindows::new(0, shared.windows);
+    group.bench_function("input batch to output batch (with insights)", |b| {
         b.iter_batched(
-            || input_records(&payloads),
+            || input_batches(&payloads),
             |inputs| {
                 for input in inputs {
-                    black_box(worker::process(
+                    black_box(worker::process_batch(
                         &mut transformer,
-                        &mut aggregator,
+                        &mut windows,
                         input,
                         &shared,
                         NOW_MS,
@@ -141,22 +141,29 @@ fn worker_step(c: &mut Criterion) {
 
 fn offset_tracker(c: &mut Criterion) {
     let n = 100_000i64;
-    // Completion order: blocks of 64 finishing in reverse, like workers racing.
-    let order: Vec<i64> = (0..n)
-        .map(|i| (i / 64) * 64 + (63 - i % 64))
-        .filter(|&o| o < n)
-        .collect();
     let mut group = c.benchmark_group("offsets");
     group.throughput(Throughput::Elements(n as u64));
-    group.bench_function("track + out-of-order mark_done", |b| {
+    // Batches of 256 records over 6 partitions, an epoch closed every 4,096 records and the
+    // epochs completing two at a time in reverse, like a producer thread racing.
+    group.bench_function("hand out batches + complete epochs", |b| {
         b.iter(|| {
             let mut t = OffsetTracker::new();
-            let epoch = t.assign(0);
-            for o in 0..n {
-                t.track(0, o).unwrap();
-            }
-            for &o in &order {
-                t.mark_done(0, epoch, o);
+            let generations: Vec<_> = (0..6).map(|p| t.assign(p)).collect();
+            let mut next = [0i64; 6];
+            let mut closed = Vec::new();
+            for batch in 0..(n / 256) {
+                let p = (batch % 6) as usize;
+                next[p] += 256;
+                t.hand_out(p as i32, generations[p], next[p] - 1, 256)
+                    .unwrap();
+                if batch % 16 == 15 {
+                    closed.push(t.close_epoch().epoch);
+                    if closed.len() == 2 {
+                        t.complete(closed[1]);
+                        t.complete(closed[0]);
+                        closed.clear();
+                    }
+                }
             }
             black_box(t.committable(0))
         })

@@ -16,7 +16,7 @@
 //! ## `account`
 //!
 //! Every input record has a unique id, its (partition, offset). The pipeline writes that id into
-//! each record it derives: `__pipeline.source.partition`/`offset` on `processed_data`,
+//! each record it derives: `__pipeline.source` (`topic/partition/offset`) on `processed_data`,
 //! `__pipeline.errors.partition`/`offset` on dead letters. What each input record *should*
 //! become is taken from the input itself, not from the pipeline's code: the `loadgen.expect`
 //! header that `kafka-pipeline loadgen --label` (and the suite's corpus producer) writes, built
@@ -329,9 +329,11 @@ fn account(args: Args) -> anyhow::Result<()> {
     let mut outputs = 0u64;
     read_topic(&args.brokers, &args.output, |m| {
         outputs += 1;
-        let topic_ok = header(m, "__pipeline.source.topic") == Some(args.input.as_bytes());
-        let p = header_num(m, "__pipeline.source.partition");
-        let o = header_num(m, "__pipeline.source.offset");
+        let source = header(m, kafka_pipeline::record::HEADER_SOURCE)
+            .and_then(kafka_pipeline::record::parse_source);
+        let topic_ok = source.is_some_and(|(t, _, _)| t == args.input);
+        let p = source.map(|(_, p, _)| i64::from(p));
+        let o = source.map(|(_, _, o)| o);
         if beyond(p, o) {
             return;
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 
-use crate::config::Config;
+use crate::config::{Config, Guarantee};
 
 /// Consumer settings: manual offset store (only delivered records are stored), auto-commit of
 /// what is stored, cooperative-sticky assignment, and a bounded prefetch.
@@ -19,11 +19,14 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
     c.set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("client.id", "kafka-pipeline")
-        // The at-least-once contract: the consumer thread stores the tracker's positions and
-        // librdkafka's auto-commit sends whatever was stored.
+        // The delivery contract: the consumer thread commits the positions of complete commit
+        // epochs itself (at-least-once), or the producer's transactions carry them
+        // (exactly-once); librdkafka never stores or commits on its own.
         .set("enable.auto.offset.store", "false")
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.commit", "false")
+        // Transactional outputs of upstream producers: only committed ones (librdkafka's
+        // default, stated because exactly-once depends on it).
+        .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
         // Prefetch at most ~32 MB per client instead of librdkafka's 64 MB default.
@@ -40,6 +43,12 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         )
         // Statistics feed the lag in the progress line and in the metrics.
         .set("statistics.interval.ms", statistics_interval_ms(config));
+    if config.instance_id_explicit {
+        // Static membership (KIP-345): a restarted instance with the same id gets its
+        // partitions back at once instead of after the session timeout. Only an explicit id:
+        // the default changes with every process and would leave stale members behind.
+        c.set("group.instance.id", &config.instance_id);
+    }
     apply(&mut c, &config.consumer_properties);
     c
 }
@@ -60,12 +69,22 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         .set("queue.buffering.max.kbytes", "65536")
         // Same key → same partition as Java clients (murmur2), so readers in either language agree.
         .set("partitioner", "murmur2_random");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        c.set("transactional.id", transactional_id(config));
+    }
     if config.metrics_addr.is_some() {
         // Broker connection states feed /ready.
         c.set("statistics.interval.ms", statistics_interval_ms(config));
     }
     apply(&mut c, &config.producer_properties);
     c
+}
+
+/// The producer's `transactional.id`: stable for an explicit `--instance-id` (a restarted
+/// instance fences its predecessor's open transaction at once), per process otherwise (the
+/// group generation in each transaction's offset commit still fences a zombie, KIP-447).
+pub fn transactional_id(config: &Config) -> String {
+    format!("kafka-pipeline-{}-{}", config.group_id, config.instance_id)
 }
 
 /// Every second while the metrics endpoint is on (lag and readiness stay fresh; that is one

@@ -205,9 +205,28 @@ pub struct RunArgs {
     #[arg(long, env = "KAFKA_PIPELINE_ALLOWED_LATENESS", value_parser = parse_duration)]
     pub allowed_lateness: Option<Duration>,
 
-    /// Name of this instance in the insight records [default: HOSTNAME-PID].
+    /// Name of this instance in the insight records [default: HOSTNAME-PID]. When given, it is
+    /// also the consumer's group.instance.id (static membership: a restarted instance takes its
+    /// partitions back at once) and names the transactional id; give each instance its own
+    /// stable id (a StatefulSet pod name, say).
     #[arg(long, env = "KAFKA_PIPELINE_INSTANCE_ID")]
     pub instance_id: Option<String>,
+
+    /// Delivery guarantee: at-least-once (commit offsets after outputs are delivered) or
+    /// exactly-once (one Kafka transaction per commit epoch carries the outputs, dead letters,
+    /// insights and input offsets; readers use isolation.level=read_committed).
+    #[arg(long, env = "KAFKA_PIPELINE_GUARANTEE", value_enum, default_value_t = Guarantee::AtLeastOnce)]
+    pub guarantee: Guarantee,
+
+    /// How often the consumer closes a commit epoch, e.g. 1s, 500ms: committed offsets trail
+    /// the input by about this much, and a crash reprocesses about this much.
+    #[arg(long, env = "KAFKA_PIPELINE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub commit_interval: Duration,
+
+    /// Which input headers processed records carry: all, none, or a comma-separated list of
+    /// names (dead letters always keep all of them). The lineage header comes after them.
+    #[arg(long, env = "KAFKA_PIPELINE_INPUT_HEADERS", default_value = "all", value_parser = crate::worker::InputHeaders::parse)]
+    pub input_headers: crate::worker::InputHeaders,
 
     /// Benchmark ceiling: copy each input record (key, value, headers) to the output topic
     /// untouched, with the same clients and settings: no parsing, no dead letters, no insights.
@@ -274,11 +293,39 @@ pub struct Config {
     pub windows: crate::insights::window::WindowConfig,
     /// This instance's name in the insight records.
     pub instance_id: String,
+    /// Whether `instance_id` was given (then it is also the static group member id).
+    pub instance_id_explicit: bool,
+    /// At-least-once or exactly-once.
+    pub guarantee: Guarantee,
+    /// How often a commit epoch closes.
+    pub commit_interval: Duration,
+    /// Which input headers processed records carry.
+    pub input_headers: crate::worker::InputHeaders,
     /// Where /metrics, /health and /ready listen; `None`: off.
     pub metrics_addr: Option<SocketAddr>,
     /// Whether the address was given (flag, environment or file): then failing to bind it is
     /// an error; the default address being taken only costs the endpoints.
     pub metrics_addr_explicit: bool,
+}
+
+/// The delivery guarantee of `run` (`--guarantee`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Guarantee {
+    /// Offsets are committed after every output of their epoch is delivered; a crash
+    /// reprocesses the uncommitted epochs.
+    AtLeastOnce,
+    /// One transaction per epoch carries its outputs and input offsets.
+    ExactlyOnce,
+}
+
+impl Guarantee {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guarantee::AtLeastOnce => "at-least-once",
+            Guarantee::ExactlyOnce => "exactly-once",
+        }
+    }
 }
 
 /// Where the endpoints listen unless `--metrics-addr` says otherwise.
@@ -344,7 +391,19 @@ impl Config {
             ));
         }
         let lateness = args.allowed_lateness.map_or(window, |d| d.as_secs());
+        let instance_id_explicit = args.instance_id.is_some();
         let instance_id = args.instance_id.unwrap_or_else(default_instance_id);
+        if instance_id.trim().is_empty() {
+            return config_err("--instance-id must not be empty".into());
+        }
+        if args.commit_interval < Duration::from_millis(10)
+            || args.commit_interval > Duration::from_secs(60)
+        {
+            return config_err(format!(
+                "--commit-interval must be between 10ms and 60s (got {:?})",
+                args.commit_interval
+            ));
+        }
         let metrics_addr_explicit = args.metrics_addr.is_some();
         let metrics_addr =
             resolve_addr(args.metrics_addr.as_deref().unwrap_or(DEFAULT_METRICS_ADDR))?;
@@ -366,6 +425,10 @@ impl Config {
             passthrough: args.passthrough,
             windows: crate::insights::window::WindowConfig::new(window, lateness),
             instance_id,
+            instance_id_explicit,
+            guarantee: args.guarantee,
+            commit_interval: args.commit_interval,
+            input_headers: args.input_headers,
             metrics_addr,
             metrics_addr_explicit,
         })
@@ -675,6 +738,9 @@ pub fn print_config(args: &RunArgs, config: &Config, log_format: LogFormat) -> S
         d(Duration::from_secs(config.windows.allowed_lateness_secs)),
     );
     line("instance-id", q(&config.instance_id));
+    line("guarantee", q(config.guarantee.as_str()));
+    line("commit-interval", d(config.commit_interval));
+    line("input-headers", q(&config.input_headers.to_flag()));
     line("passthrough", config.passthrough.to_string());
     line("exit-at-end", config.exit_at_end.to_string());
     line(

@@ -1,23 +1,28 @@
 //! The consumer stage: one thread owns the `BaseConsumer`, polls it, hands records to the
-//! workers, and alone touches consumer offsets.
+//! workers in batches, closes commit epochs, and alone touches consumer offsets.
 //!
-//! - It never blocks for long on a full channel. A record waits at most
-//!   [`BACKPRESSURE_WAIT`] for space; if the workers are still behind, it stays in a small local
-//!   queue and the assigned partitions are paused; polling goes on (so heartbeats and
-//!   rebalances are served and `max.poll.interval.ms` is never exceeded), and the partitions
-//!   resume when the workers have caught up (the channel is half empty).
-//! - Delivered records come back on the "done" channel; the [`OffsetTracker`] turns them into
-//!   committable positions, which are stored (`store_offsets`) every 100 ms and committed by
-//!   librdkafka's auto-commit. See [`crate::offsets`] for the guarantee.
-//! - On revoke it waits (bounded) for the revoked partitions' in-flight records, commits their
-//!   final positions synchronously, and forgets them; records of theirs that complete later, or
-//!   that were read but not yet handed out, store nothing.
-//! - On shutdown it stops fetching, closes the work channel (so the workers and then the
-//!   producer drain and stop), keeps storing positions as deliveries confirm, and commits
-//!   synchronously at the end.
+//! - Records are copied once into an [`InputBatch`] (up to [`BATCH_RECORDS`] records, or what
+//!   one poll round brings) and handed out with one channel operation and one tracker lock.
+//! - It never blocks for long on a full channel. A batch waits at most [`BACKPRESSURE_WAIT`] for
+//!   space; if the workers are still behind, it stays in a small local queue and the assigned
+//!   partitions are paused; polling goes on (so heartbeats and rebalances are served and
+//!   `max.poll.interval.ms` is never exceeded), and the partitions resume when the workers have
+//!   caught up (the channel is half empty).
+//! - Every `--commit-interval` it closes the open epoch: it tells the producer how many records
+//!   the epoch holds (and, exactly-once, the positions and the group metadata for the
+//!   transaction) and publishes the next epoch number to the workers. Complete epochs come back
+//!   on the "done" channel; the [`OffsetTracker`] turns them into positions, which are stored
+//!   and committed at once (at-least-once; exactly-once commits them in the producer's
+//!   transaction). See [`crate::offsets`] for the guarantee.
+//! - On revoke it closes the epoch, waits (bounded) until every epoch up to it is complete,
+//!   commits the revoked partitions' final positions synchronously, and forgets them; records
+//!   of theirs that complete later, or that were read but not yet handed out, commit nothing.
+//! - On shutdown it stops fetching, closes the last epoch and the work channel (so the workers
+//!   and then the producer drain and stop), applies the completions as they arrive, and
+//!   commits synchronously at the end.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,20 +34,22 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::clients::{consumer_config, ClientLog};
-use crate::config::Config;
+use crate::config::{Config, Guarantee};
 use crate::error::PipelineError;
 use crate::metrics::{progress_line, Metrics, ProgressExtras, Snapshot};
 use crate::offsets::OffsetTracker;
-use crate::record::{InputRecord, Source};
+use crate::record::{Epoch, EpochClosed, Generation, InputBatch, Source};
 use crate::shutdown::Shutdown;
 
-/// How long a record may wait for channel space before the consumer pauses its partitions.
+/// How long a batch may wait for channel space before the consumer pauses its partitions.
 const BACKPRESSURE_WAIT: Duration = Duration::from_millis(100);
-/// How often positions are stored while running.
-const STORE_INTERVAL: Duration = Duration::from_millis(100);
+/// Most records in one batch.
+pub const BATCH_RECORDS: usize = 256;
+/// A batch is handed out once its buffer holds this many bytes, whatever its record count.
+const BATCH_BYTES: usize = 1 << 20;
 /// Records polled in one go before the loop does its bookkeeping again.
-const POLL_BATCH: usize = 512;
-/// Longest wait for a revoked partition's in-flight records.
+const POLL_ROUND: usize = 2048;
+/// Longest wait for a revoked partition's epochs to complete.
 const MAX_REVOKE_DRAIN: Duration = Duration::from_secs(10);
 /// How long start-up waits for the broker's metadata.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,14 +60,18 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RebalanceContext {
     topic: String,
     tracker: Mutex<OffsetTracker>,
-    done_rx: Receiver<Source>,
+    done_rx: Receiver<Epoch>,
+    control_tx: Sender<EpochClosed>,
+    /// The open epoch, read by the workers.
+    epoch: Arc<AtomicU64>,
+    exactly_once: bool,
     drain_timeout: Duration,
     paused: AtomicBool,
-    /// Bumped on every revoke; the workers flush their open insight windows when it moves.
-    flush_request: Arc<AtomicU64>,
-    /// Sum of `consumer_lag_stored` over the input partitions from the latest librdkafka
-    /// statistics (high watermark − stored position); -1 until known.
-    lag: AtomicI64,
+    /// Bumped on every assign and revoke, so the poll loop knows its cached generations are
+    /// stale.
+    rebalances: AtomicU64,
+    /// Set once the shutdown has committed, before the consumer closes.
+    closing: AtomicBool,
     metrics: Arc<Metrics>,
     log: ClientLog,
 }
@@ -70,48 +81,115 @@ impl RebalanceContext {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies the delivery confirmations that have arrived.
+    /// Applies the epoch completions that have arrived.
     fn absorb_done(&self) {
         let mut tracker = self.tracker();
-        while let Ok(source) = self.done_rx.try_recv() {
-            tracker.mark_done(source.partition, source.epoch, source.offset);
+        while let Ok(epoch) = self.done_rx.try_recv() {
+            tracker.complete(epoch);
         }
     }
 
+    /// Closes the open epoch, tells the producer and the workers; returns the closed epoch.
+    fn close_epoch(&self, consumer: &BaseConsumer<Self>) -> Epoch {
+        let closed = self.tracker().close_epoch();
+        // Fetched fresh for every transaction: it carries the group generation, which fences
+        // a transaction of a member that has lost its partitions.
+        let group = self
+            .exactly_once
+            .then(|| consumer.group_metadata())
+            .flatten();
+        // The producer is gone only at the very end of a shutdown.
+        let _ = self.control_tx.send(EpochClosed {
+            epoch: closed.epoch,
+            records: closed.records,
+            positions: closed.positions,
+            group,
+        });
+        self.epoch.store(closed.epoch + 1, Ordering::Release);
+        closed.epoch
+    }
+
+    /// Waits until every epoch up to `epoch` is complete, or `deadline`. Returns whether they are.
+    fn wait_complete_through(&self, epoch: Epoch, deadline: Instant) -> bool {
+        loop {
+            self.absorb_done();
+            if self.tracker().complete_through(epoch) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self
+                .done_rx
+                .recv_timeout(left.min(Duration::from_millis(20)))
+            {
+                Ok(e) => {
+                    self.tracker().complete(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// At-least-once: stores and commits every position that moved. Synchronously: one round
+    /// trip per epoch (once per `--commit-interval`), and its result is known here (librdkafka
+    /// reports the results of asynchronous manual commits to no callback of a BaseConsumer).
+    fn commit_moved(&self, consumer: &BaseConsumer<Self>) {
+        if self.exactly_once {
+            return;
+        }
+        let moved = self.tracker().take_committable();
+        if moved.is_empty() {
+            return;
+        }
+        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
+        // Stored too, so a commit librdkafka makes on its own (close, unassign) never goes
+        // backwards.
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            log::debug!("storing offsets {}: {e}", describe(&tpl));
+        }
+        let _ = self.commit_sync(consumer, &tpl);
+    }
+
+    /// Commits `tpl` synchronously and counts the result.
+    fn commit_sync(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> KafkaResult<()> {
+        let result = consumer.commit(tpl, CommitMode::Sync);
+        match &result {
+            Ok(()) => {
+                self.metrics.note_commit();
+                log::debug!("committed {}", describe(tpl));
+            }
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!("offset commit of {} failed: {e}", describe(tpl));
+            }
+        }
+        result
+    }
+
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        // Records are done only once their insight window is published: ask the workers to
-        // flush their open windows now, so the revoked partitions' records can be committed.
-        self.flush_request.fetch_add(1, Relaxed);
         let partitions: Vec<i32> = tpl
             .elements_for_topic(&self.topic)
             .iter()
             .map(|e| e.partition())
             .collect();
         let lost = consumer.assignment_lost();
-        let deadline = Instant::now() + self.drain_timeout;
-        loop {
-            self.absorb_done();
-            let in_flight: usize = partitions
-                .iter()
-                .map(|&p| self.tracker().in_flight(p))
-                .sum();
-            if in_flight == 0 || lost {
-                break;
-            }
-            if Instant::now() >= deadline {
+        // At close, after the shutdown drained and committed, there is nothing to wait for.
+        if !lost && !self.closing.load(Ordering::Relaxed) {
+            let epoch = self.close_epoch(consumer);
+            let deadline = Instant::now() + self.drain_timeout;
+            if !self.wait_complete_through(epoch, deadline) {
                 log::warn!(
-                    "revoke of partitions {partitions:?}: {in_flight} records still in flight after \
-                     {:?}; committing the delivered prefix, the rest will be read again",
+                    "revoke of partitions {partitions:?}: epoch {epoch} not complete after \
+                     {:?}; committing the complete prefix, the rest will be read again",
                     self.drain_timeout
                 );
-                break;
-            }
-            match self.done_rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(s) => {
-                    self.tracker().mark_done(s.partition, s.epoch, s.offset);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         let commit = {
@@ -121,23 +199,21 @@ impl RebalanceContext {
                 partitions.iter().map(|&p| (p, tracker.revoke(p))),
             )
         };
-        self.metrics.revokes.fetch_add(1, Relaxed);
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.metrics.revokes.fetch_add(1, Ordering::Relaxed);
         if lost {
             log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
-        } else if commit.count() > 0 {
-            // Store as well as commit: with auto-commit on, librdkafka commits the *stored*
-            // offsets of revoked partitions during the unassign that follows this callback; a
-            // stored offset older than this commit would move the group's position back and
-            // the next owner would process the difference again.
+        } else if commit.count() > 0 && !self.exactly_once {
+            // Stored as well as committed, so no commit librdkafka makes during the unassign
+            // that follows can move the group's position back.
             if let Err(e) = consumer.store_offsets(&commit) {
                 log::warn!("storing final offsets of revoked partitions {partitions:?}: {e}");
             }
-            match consumer.commit(&commit, CommitMode::Sync) {
-                Ok(()) => log::info!(
+            if self.commit_sync(consumer, &commit).is_ok() {
+                log::info!(
                     "revoked partitions {partitions:?}; committed {}",
                     describe(&commit)
-                ),
-                Err(e) => log::warn!("revoked partitions {partitions:?}; commit failed: {e}"),
+                );
             }
         } else {
             log::info!("revoked partitions {partitions:?}");
@@ -156,9 +232,10 @@ impl RebalanceContext {
                 tracker.assign(p);
             }
         }
-        self.metrics.assigns.fetch_add(1, Relaxed);
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.metrics.assigns.fetch_add(1, Ordering::Relaxed);
         log::info!("assigned partitions {partitions:?} of {}", self.topic);
-        if self.paused.load(Relaxed) {
+        if self.paused.load(Ordering::Relaxed) {
             if let Err(e) = consumer.pause(tpl) {
                 log::warn!("pausing newly assigned partitions: {e}");
             }
@@ -177,7 +254,6 @@ impl ClientContext for RebalanceContext {
 
     fn stats_raw(&self, statistics: &[u8]) {
         if let Some(lag) = stored_lag(statistics, &self.topic) {
-            self.lag.store(lag.iter().map(|l| l.1).sum(), Relaxed);
             self.metrics.set_lag(lag);
         }
     }
@@ -223,7 +299,7 @@ impl ConsumerContext for RebalanceContext {
             // Nothing new was stored since the last commit.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
-                self.metrics.commit_failures.fetch_add(1, Relaxed);
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 log::warn!("offset commit failed: {e}");
             }
         }
@@ -257,6 +333,66 @@ fn describe(tpl: &TopicPartitionList) -> String {
     parts.join(" ")
 }
 
+/// What a batch holds of one partition: the generation it was read under, its last offset
+/// and how many records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    partition: i32,
+    generation: Generation,
+    last_offset: i64,
+    count: u64,
+}
+
+/// A batch being built or waiting for channel space, with its per-partition summary.
+#[derive(Debug, Default)]
+struct Pending {
+    batch: InputBatch,
+    parts: Vec<Part>,
+}
+
+impl Pending {
+    fn add(&mut self, message: &BorrowedMessage<'_>, generation: Generation) {
+        let partition = message.partition();
+        let offset = message.offset();
+        match self
+            .parts
+            .iter_mut()
+            .rev()
+            .find(|p| p.partition == partition)
+        {
+            Some(part) => {
+                part.last_offset = offset;
+                part.count += 1;
+            }
+            None => self.parts.push(Part {
+                partition,
+                generation,
+                last_offset: offset,
+                count: 1,
+            }),
+        }
+        self.batch.push(
+            Source { partition, offset },
+            message.timestamp().to_millis(),
+            message.key(),
+            message.payload(),
+            message.headers().map(|h| h.detach()),
+        );
+    }
+
+    fn full(&self) -> bool {
+        self.batch.len() >= BATCH_RECORDS || self.batch.data.len() >= BATCH_BYTES
+    }
+
+    /// Drops the records of the partitions in `stale` (revoked since they were read).
+    fn drop_partitions(&mut self, stale: &[i32]) {
+        self.parts.retain(|p| !stale.contains(&p.partition));
+        self.batch
+            .records
+            .retain(|r| !stale.contains(&r.source.partition));
+    }
+}
+
 /// The consumer thread's state.
 pub struct ConsumerStage<'a> {
     consumer: BaseConsumer<RebalanceContext>,
@@ -265,30 +401,74 @@ pub struct ConsumerStage<'a> {
     metrics: Arc<Metrics>,
     shutdown_grace: Duration,
     progress_interval: Duration,
+    commit_interval: Duration,
     exit_at_end: bool,
     capacity: usize,
-    pending: VecDeque<InputRecord>,
+    batches: Batcher,
+    pending: VecDeque<Pending>,
     at_end: BTreeSet<i32>,
+}
+
+/// Builds batches from polled records.
+#[derive(Debug, Default)]
+struct Batcher {
+    building: Pending,
+    /// Generation of each assigned partition, as of `seen_rebalances`.
+    generations: Vec<(i32, Generation)>,
+    seen_rebalances: u64,
+}
+
+impl Batcher {
+    /// The generation of `partition` under the current assignment.
+    fn generation(&mut self, context: &RebalanceContext, partition: i32) -> Option<Generation> {
+        let seen = context.rebalances.load(Ordering::Relaxed);
+        if seen != self.seen_rebalances {
+            self.seen_rebalances = seen;
+            let tracker = context.tracker();
+            self.generations = tracker
+                .partitions()
+                .filter_map(|p| Some((p, tracker.generation(p)?)))
+                .collect();
+        }
+        self.generations
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map(|&(_, g)| g)
+    }
+
+    /// Moves the batch being built to `pending`.
+    fn seal(&mut self, pending: &mut VecDeque<Pending>) {
+        if !self.building.batch.is_empty() {
+            pending.push_back(std::mem::take(&mut self.building));
+        }
+    }
 }
 
 impl<'a> ConsumerStage<'a> {
     /// Creates the consumer and checks, within [`STARTUP_TIMEOUT`], that the broker answers and
-    /// the input topic exists.
+    /// the input topic exists. `epoch` is the open epoch the workers read; `control_tx` goes to
+    /// the producer, `done_rx` comes from it.
     pub fn new(
         config: &Config,
-        done_rx: Receiver<Source>,
+        done_rx: Receiver<Epoch>,
+        control_tx: Sender<EpochClosed>,
+        epoch: Arc<AtomicU64>,
         metrics: Arc<Metrics>,
-        flush_request: Arc<AtomicU64>,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
+        let tracker = OffsetTracker::new();
+        epoch.store(tracker.open_epoch(), Ordering::Release);
         let context = RebalanceContext {
             topic: config.input_topic.clone(),
-            tracker: Mutex::new(OffsetTracker::new()),
+            tracker: Mutex::new(tracker),
             done_rx,
+            control_tx,
+            epoch,
+            exactly_once: config.guarantee == Guarantee::ExactlyOnce,
             drain_timeout: config.shutdown_timeout.min(MAX_REVOKE_DRAIN),
             paused: AtomicBool::new(false),
-            flush_request,
-            lag: AtomicI64::new(-1),
+            rebalances: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
             metrics: Arc::clone(&metrics),
             log: ClientLog::default(),
         };
@@ -303,8 +483,10 @@ impl<'a> ConsumerStage<'a> {
             metrics,
             shutdown_grace: config.shutdown_timeout,
             progress_interval: config.progress_interval,
+            commit_interval: config.commit_interval,
             exit_at_end: config.exit_at_end,
-            capacity: config.channel_capacity,
+            capacity: Self::channel_batches(config.channel_capacity),
+            batches: Batcher::default(),
             pending: VecDeque::new(),
             at_end: BTreeSet::new(),
         })
@@ -314,18 +496,27 @@ impl<'a> ConsumerStage<'a> {
         self.consumer.context()
     }
 
+    /// The work channel's capacity in batches for `--channel-capacity` records.
+    pub fn channel_batches(channel_capacity: usize) -> usize {
+        channel_capacity.div_ceil(BATCH_RECORDS).max(2)
+    }
+
     /// Polls and dispatches until shutdown, then drains and commits. Consumes the work sender:
     /// dropping it is what tells the workers to finish.
-    pub fn run(mut self, work_tx: Sender<InputRecord>) -> Result<(), PipelineError> {
+    pub fn run(mut self, work_tx: Sender<InputBatch>) -> Result<(), PipelineError> {
         self.consumer
             .subscribe(&[&self.topic])
             .map_err(|e| PipelineError::kafka(format!("subscribing to {}", self.topic), e))?;
         log::info!("subscribed to {}", self.topic);
-        self.metrics.health.subscribed.store(true, Relaxed);
-        let mut last_store = Instant::now();
+        self.metrics
+            .health
+            .subscribed
+            .store(true, Ordering::Relaxed);
+        let mut last_close = Instant::now();
         let mut progress = Progress::new(self.progress_interval);
         while !self.shutdown.is_requested() {
             self.context().absorb_done();
+            self.context().commit_moved(&self.consumer);
             if !self.dispatch_pending(&work_tx) {
                 log::error!("workers are gone; stopping");
                 self.shutdown.request(self.shutdown_grace);
@@ -333,12 +524,13 @@ impl<'a> ConsumerStage<'a> {
             }
             self.update_pause(&work_tx);
             let depth = &self.metrics.gauges.workers_channel;
-            depth.store(work_tx.len() as u64, Relaxed);
-            if last_store.elapsed() >= STORE_INTERVAL {
-                self.store_positions();
-                last_store = Instant::now();
+            depth.store((work_tx.len() * BATCH_RECORDS) as u64, Ordering::Relaxed);
+            if last_close.elapsed() >= self.commit_interval {
+                self.context().close_epoch(&self.consumer);
+                self.note_in_flight();
+                last_close = Instant::now();
             }
-            self.poll_batch()?;
+            self.poll_round()?;
             if progress.due() {
                 progress.log(&self.metrics, self.progress_extras());
             }
@@ -347,28 +539,42 @@ impl<'a> ConsumerStage<'a> {
                 self.shutdown.request(self.shutdown_grace);
             }
         }
-        drop(work_tx);
-        self.finish(progress)
+        self.finish(work_tx, progress)
     }
 
-    /// Polls up to [`POLL_BATCH`] records into the pending queue; waits up to 100 ms for the
-    /// first (10 ms while records are waiting for channel space).
-    fn poll_batch(&mut self) -> Result<(), PipelineError> {
+    /// Polls up to [`POLL_ROUND`] records into batches; waits up to 100 ms for the first
+    /// (10 ms while batches wait for channel space). A batch is sealed when it is full, when
+    /// the poll comes back empty, or when a rebalance ran inside the poll.
+    fn poll_round(&mut self) -> Result<(), PipelineError> {
         let mut timeout = if self.pending.is_empty() {
             Duration::from_millis(100)
         } else {
             Duration::from_millis(10)
         };
-        for _ in 0..POLL_BATCH {
+        for _ in 0..POLL_ROUND {
+            let rebalances = self.context().rebalances.load(Ordering::Relaxed);
             let Some(result) = self.consumer.poll(timeout) else {
                 break;
             };
             timeout = Duration::ZERO;
+            let context = self.consumer.context();
+            if context.rebalances.load(Ordering::Relaxed) != rebalances {
+                self.batches.seal(&mut self.pending);
+            }
             match result {
                 Ok(message) => {
-                    let record = self.to_input(&message);
-                    self.at_end.remove(&record.source.partition);
-                    self.pending.push_back(record);
+                    let partition = message.partition();
+                    self.at_end.remove(&partition);
+                    match self.batches.generation(context, partition) {
+                        Some(generation) => self.batches.building.add(&message, generation),
+                        // Not (or no longer) assigned: its next owner reads it.
+                        None => {
+                            log::debug!("dropping a record of unassigned partition {partition}")
+                        }
+                    }
+                    if self.batches.building.full() {
+                        self.batches.seal(&mut self.pending);
+                    }
                 }
                 Err(KafkaError::PartitionEOF(p)) => {
                     self.at_end.insert(p);
@@ -376,6 +582,7 @@ impl<'a> ConsumerStage<'a> {
                 Err(e) => self.on_poll_error(e)?,
             }
         }
+        self.batches.seal(&mut self.pending);
         Ok(())
     }
 
@@ -392,67 +599,66 @@ impl<'a> ConsumerStage<'a> {
         Ok(())
     }
 
-    fn to_input(&self, message: &BorrowedMessage<'_>) -> InputRecord {
-        let partition = message.partition();
-        // Read under the current assignment; if the partition is revoked and reassigned before
-        // this record is handed out, the epoch no longer matches and the record is dropped.
-        let epoch = self.context().tracker().epoch(partition).unwrap_or(0);
-        InputRecord {
-            source: Source {
-                partition,
-                offset: message.offset(),
-                epoch,
-            },
-            timestamp_ms: message.timestamp().to_millis(),
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers: message.headers().map(|h| h.detach()),
-        }
-    }
-
-    /// Hands pending records to the workers while the channel has room. Returns false when the
+    /// Hands pending batches to the workers while the channel has room. Returns false when the
     /// workers are gone.
-    fn dispatch_pending(&mut self, work_tx: &Sender<InputRecord>) -> bool {
-        while let Some(record) = self.pending.pop_front() {
-            let source = record.source;
-            // Tracked before the send (one lock for the check and the tracking), taken back if
-            // the send does not happen; its completion can only be applied later, by this same
-            // thread.
-            let tracked =
-                self.context()
-                    .tracker()
-                    .track_read(source.partition, source.epoch, source.offset);
-            if let Err(e) = tracked {
-                // Read under an assignment that has since been revoked (or out of order): the
-                // record's partition position never passes it, so it is read again later.
-                log::debug!("not handing out {source:?}: {e:?}");
-                continue;
+    fn dispatch_pending(&mut self, work_tx: &Sender<InputBatch>) -> bool {
+        while let Some(mut next) = self.pending.pop_front() {
+            // Records read under an assignment that has since been revoked are dropped: their
+            // partition's position never passes them, so they are read again.
+            let (stale, epoch): (Vec<i32>, Epoch) = {
+                let tracker = self.context().tracker();
+                let stale = next
+                    .parts
+                    .iter()
+                    .filter(|p| tracker.generation(p.partition) != Some(p.generation))
+                    .map(|p| p.partition)
+                    .collect();
+                (stale, tracker.open_epoch())
+            };
+            if !stale.is_empty() {
+                next.drop_partitions(&stale);
+                if next.batch.is_empty() {
+                    continue;
+                }
             }
+            next.batch.epoch = epoch;
+            let Pending { batch, parts } = next;
+            let records = batch.len() as u64;
             // A short wait for space rides out the moments when the workers are briefly full
             // (pausing purges librdkafka's prefetched records and restarts fetching, which is
             // far more expensive); it is well inside max.poll.interval.ms, and callbacks are
             // served by the next poll. Only when the workers stay behind do we pause.
-            let sent = match work_tx.try_send(record) {
-                Err(TrySendError::Full(record)) if !self.context().paused.load(Relaxed) => work_tx
-                    .send_timeout(record, BACKPRESSURE_WAIT)
-                    .map_err(|e| match e {
-                        SendTimeoutError::Timeout(r) => TrySendError::Full(r),
-                        SendTimeoutError::Disconnected(r) => TrySendError::Disconnected(r),
-                    }),
+            let sent = match work_tx.try_send(batch) {
+                Err(TrySendError::Full(batch))
+                    if !self.context().paused.load(Ordering::Relaxed) =>
+                {
+                    work_tx
+                        .send_timeout(batch, BACKPRESSURE_WAIT)
+                        .map_err(|e| match e {
+                            SendTimeoutError::Timeout(b) => TrySendError::Full(b),
+                            SendTimeoutError::Disconnected(b) => TrySendError::Disconnected(b),
+                        })
+                }
                 other => other,
             };
             match sent {
                 Ok(()) => {
-                    self.metrics.note_received();
-                    self.metrics
-                        .latency
-                        .consumed(source.partition, source.offset);
+                    // Recorded after the send: only this thread closes epochs, so the batch
+                    // is still in the open epoch, and its completion can only be applied
+                    // later, by this same thread.
+                    let mut tracker = self.context().tracker();
+                    for p in &parts {
+                        if let Err(e) =
+                            tracker.hand_out(p.partition, p.generation, p.last_offset, p.count)
+                        {
+                            log::error!("offset tracking refused {p:?}: {e:?}");
+                        }
+                    }
+                    drop(tracker);
+                    self.metrics.note_received(records);
                 }
-                Err(TrySendError::Full(record)) => {
-                    self.context()
-                        .tracker()
-                        .untrack(source.partition, source.offset);
-                    self.pending.push_front(record);
+                Err(TrySendError::Full(batch)) => {
+                    self.pending.push_front(Pending { batch, parts });
                     return true;
                 }
                 Err(TrySendError::Disconnected(_)) => return false,
@@ -461,10 +667,10 @@ impl<'a> ConsumerStage<'a> {
         true
     }
 
-    /// Pauses the assignment while records wait for channel space; resumes when the channel
+    /// Pauses the assignment while batches wait for channel space; resumes when the channel
     /// is at most half full again (hysteresis, so it does not flap).
-    fn update_pause(&self, work_tx: &Sender<InputRecord>) {
-        let paused = self.context().paused.load(Relaxed);
+    fn update_pause(&self, work_tx: &Sender<InputBatch>) {
+        let paused = self.context().paused.load(Ordering::Relaxed);
         let want_pause = !self.pending.is_empty();
         let can_resume = self.pending.is_empty() && work_tx.len() <= self.capacity / 2;
         if (want_pause && !paused) || (paused && can_resume) {
@@ -478,10 +684,13 @@ impl<'a> ConsumerStage<'a> {
             };
             match result {
                 Ok(()) => {
-                    self.context().paused.store(want_pause, Relaxed);
-                    self.metrics.gauges.paused.store(want_pause, Relaxed);
+                    self.context().paused.store(want_pause, Ordering::Relaxed);
+                    self.metrics
+                        .gauges
+                        .paused
+                        .store(want_pause, Ordering::Relaxed);
                     if want_pause {
-                        self.metrics.pauses.fetch_add(1, Relaxed);
+                        self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
                         log::debug!("workers behind: paused {} partitions", assignment.count());
                     }
                 }
@@ -490,87 +699,91 @@ impl<'a> ConsumerStage<'a> {
         }
     }
 
-    /// Stores every position that moved.
-    fn store_positions(&self) {
-        let moved = {
-            let mut tracker = self.context().tracker();
-            let in_flight = tracker.total_in_flight() as u64;
-            self.metrics.gauges.in_flight.store(in_flight, Relaxed);
-            tracker.take_committable()
-        };
-        if moved.is_empty() {
-            return;
-        }
-        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
-        if let Err(e) = self.consumer.store_offsets(&tpl) {
-            log::debug!("storing offsets {}: {e}", describe(&tpl));
-        }
+    fn note_in_flight(&self) {
+        let in_flight = self.context().tracker().total_in_flight();
+        self.metrics
+            .gauges
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
     }
 
     /// True when every assigned partition has been read to its end and handed out. (Records
-    /// still in flight, or waiting for their insight window, are finished by the shutdown.)
-    fn drained(&self, work_tx: &Sender<InputRecord>) -> bool {
+    /// still in flight are finished by the shutdown.)
+    fn drained(&self, work_tx: &Sender<InputBatch>) -> bool {
         let tracker = self.context().tracker();
-        let assigned: Vec<i32> = tracker.partitions().collect();
-        !assigned.is_empty()
-            && assigned.iter().all(|p| self.at_end.contains(p))
+        let mut assigned = tracker.partitions().peekable();
+        assigned.peek().is_some()
+            && assigned.all(|p| self.at_end.contains(&p))
             && self.pending.is_empty()
+            && self.batches.building.batch.is_empty()
             && work_tx.is_empty()
     }
 
     fn progress_extras(&self) -> ProgressExtras {
         let tracker = self.context().tracker();
-        let positions = tracker.positions();
-        let lag = self.context().lag.load(Relaxed);
+        let lag = self.metrics.gauges.lag_sum.load(Ordering::Relaxed);
         ProgressExtras {
-            in_flight: tracker.total_in_flight(),
-            positions,
+            in_flight: tracker.total_in_flight() as usize,
+            positions: tracker.positions(),
             lag: (lag >= 0).then_some(lag),
-            paused: self.context().paused.load(Relaxed),
+            paused: self.context().paused.load(Ordering::Relaxed),
         }
     }
 
-    /// Shutdown: stop fetching, wait for the workers and producer to confirm what was handed
-    /// out (until the deadline), store and commit.
-    fn finish(mut self, mut progress: Progress) -> Result<(), PipelineError> {
+    /// Shutdown: stop fetching, close the last epoch and the work channel, wait for the
+    /// producer to complete what was handed out (until the deadline), commit.
+    fn finish(
+        mut self,
+        work_tx: Sender<InputBatch>,
+        mut progress: Progress,
+    ) -> Result<(), PipelineError> {
         if let Ok(assignment) = self.consumer.assignment() {
             let _ = self.consumer.pause(&assignment);
         }
-        // Read but never handed out: not tracked, so no stored offset passes them.
+        // Read but never handed out: not tracked, so no committed offset passes them.
         self.pending.clear();
+        self.batches.building = Pending::default();
+        let last = self.context().close_epoch(&self.consumer);
+        drop(work_tx);
         log::info!("shutting down: draining in-flight records");
         loop {
-            // Serve consumer callbacks; records fetched before the pause are not tracked.
+            // Serve consumer callbacks; records fetched before the pause are not handed out.
             let _ = self.consumer.poll(Duration::ZERO);
+            self.context().absorb_done();
+            if self.context().tracker().complete_through(last) || self.shutdown.overdue() {
+                break;
+            }
             match self
                 .context()
                 .done_rx
                 .recv_timeout(Duration::from_millis(50))
             {
-                Ok(s) => {
-                    self.context()
-                        .tracker()
-                        .mark_done(s.partition, s.epoch, s.offset);
-                    self.context().absorb_done();
+                Ok(epoch) => {
+                    self.context().tracker().complete(epoch);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                // The producer thread has ended: every confirmation has arrived.
+                // The producer thread has ended: every completion has arrived.
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if self.shutdown.overdue() {
-                break;
             }
             if progress.due() {
                 progress.log(&self.metrics, self.progress_extras());
             }
         }
         self.context().absorb_done();
-        self.store_positions();
-        let in_flight = self.context().tracker().total_in_flight() as u64;
-        let committed = self.commit_final();
+        let in_flight = self.context().tracker().total_in_flight();
+        self.metrics
+            .gauges
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
+        let committed = if self.context().exactly_once {
+            self.context().tracker().positions()
+        } else {
+            self.commit_final()
+        };
         progress.log(&self.metrics, self.progress_extras());
         log::info!("committed positions {committed:?}; closing consumer");
         self.at_end.clear();
+        self.context().closing.store(true, Ordering::Relaxed);
         drop(self.consumer);
         if in_flight > 0 {
             return Err(PipelineError::ShutdownTimeout { in_flight });
@@ -597,7 +810,10 @@ impl ConsumerStage<'_> {
             // Stored too, so the commit librdkafka makes when it closes cannot go backwards.
             let _ = self.consumer.store_offsets(&tpl);
             match self.consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => return positions,
+                Ok(()) => {
+                    self.metrics.note_commit();
+                    return positions;
+                }
                 Err(KafkaError::ConsumerCommit(code))
                     if retriable_commit_error(code) && Instant::now() < deadline =>
                 {

@@ -110,12 +110,11 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
     })
 }
 
-/// How long `/ready` tolerates lag without a commit: records wait for their insight window
-/// (window + allowed lateness of event time) before they can be committed, so three times
-/// that, and at least a minute.
+/// How long `/ready` tolerates lag without a commit: a commit follows every commit interval
+/// while records flow, so thirty intervals, and at least a minute (a broker restart or a slow
+/// rebalance should not restart the pod).
 pub fn stall_timeout(config: &Config) -> Duration {
-    let window = config.windows.size_secs + config.windows.allowed_lateness_secs;
-    Duration::from_secs((3 * window).max(60))
+    (config.commit_interval * 30).max(Duration::from_secs(60))
 }
 
 fn run_stages(
@@ -123,44 +122,45 @@ fn run_stages(
     shutdown: &Shutdown,
     metrics: &Arc<Metrics>,
 ) -> Result<(), PipelineError> {
-    let (work_tx, work_rx) = crossbeam_channel::bounded(config.channel_capacity);
-    let (out_tx, out_rx) = crossbeam_channel::bounded(config.channel_capacity);
-    // Unbounded on purpose: its length is bounded by the records in flight, and the producer
-    // thread must never block on it.
+    let batches = ConsumerStage::channel_batches(config.channel_capacity);
+    let (work_tx, work_rx) = crossbeam_channel::bounded(batches);
+    // Room for the deltas too: a worker sends at most one per batch.
+    let (out_tx, out_rx) = crossbeam_channel::bounded(batches + 2 * config.workers);
+    // Unbounded on purpose: one message per epoch each way, and neither the producer nor the
+    // consumer thread may block on them.
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
 
-    let flush_request = Arc::new(AtomicU64::new(0));
+    let epoch = Arc::new(AtomicU64::new(0));
     let clock = EventClock::new();
     let consumer = ConsumerStage::new(
         config,
         done_rx,
+        control_tx,
+        Arc::clone(&epoch),
         Arc::clone(metrics),
-        Arc::clone(&flush_request),
         shutdown,
     )?;
-    let producer = ProducerStage::new(
-        config,
-        done_tx,
-        Arc::clone(metrics),
-        &flush_request,
-        shutdown,
-    )?;
+    let producer = ProducerStage::new(config, control_rx, done_tx, Arc::clone(metrics), shutdown)?;
     let shared = WorkerShared {
         input_topic: &config.input_topic,
         metrics,
         clock: &clock,
-        flush_request: &flush_request,
+        epoch: &epoch,
         windows: config.windows,
+        input_headers: config.input_headers.clone(),
         passthrough: config.passthrough,
     };
     log::info!(
-        "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}",
+        "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}, {} (epochs of {:?})",
         env!("CARGO_PKG_VERSION"),
         config.input_topic,
         config.output_topic,
         config.dlq_topic,
         config.workers,
-        config.group_id
+        config.group_id,
+        config.guarantee.as_str(),
+        config.commit_interval
     );
 
     let grace = config.shutdown_timeout;

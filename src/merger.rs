@@ -1,220 +1,272 @@
-//! Merging the workers' windows into one insight record per window, and deciding when an input
-//! record is done. Pure state machine, owned by the producer thread.
+//! The producer thread's account of each commit epoch: merging the workers' insight deltas
+//! into one insight record per window and epoch, and deciding when an epoch is complete. Pure
+//! state machine, owned by the producer thread.
 //!
 //! # Completion
 //!
-//! An input record is *done* when its output (processed record or dead letter) is delivered
-//! **and** the insight window it was counted in has been published and delivered; only then does
-//! its offset become committable (see [`crate::offsets`]). So a crash never loses a record from
-//! the insights (it may count it twice, like any output).
+//! Epoch `k` is *complete* when
+//! 1. the consumer has closed it and said how many records it handed out in it
+//!    ([`EpochMerger::closed`]);
+//! 2. every one of those records' outputs (processed record or dead letter) is delivered
+//!    ([`EpochMerger::delivered`]);
+//! 3. every worker has reported that it can receive no more records of epoch `k` (its
+//!    `finished_through` is at least `k`), so every delta that counts a record of `k` has
+//!    arrived; the merged deltas of `k` have been published and every one of those insight
+//!    records is delivered ([`EpochMerger::insights_delivered`]).
 //!
-//! A window can be published more than once (in *parts*): when a partition is revoked or the
-//! pipeline stops, the workers flush their open windows early (marked partial) so the records
-//! in them can be committed, and later events for the same window form a new part. A reader
-//! adds up all records with the same window start.
+//! Only then may the consumer commit `k`'s positions (see [`crate::offsets`]). Nothing here
+//! waits for a window to close: an epoch completes about one delivery round trip after the
+//! workers have seen its end.
 //!
-//! Each record is tagged, when the producer thread receives it, with the part of its window that
-//! will include it: the number of parts already published. That is sound because a worker sends
-//! a record before the report that closes (or flushes) its window, on the same channel, so the
-//! report with the record's stats is always processed after the record was tagged.
+//! # Deltas and final records
 //!
-//! # When a window is published
-//!
-//! Every worker reports, with each batch of windows it closed, the time before which all its
-//! windows are closed (`closed_before`). A window is ready when every worker's `closed_before`
-//! is past its start, or when every worker has flushed for the latest flush request.
+//! A worker reports, per epoch, what each window gained ([`WorkerDelta`]). Epoch `k`'s
+//! publication is one record per window with news in `k` (the merge over workers), published in
+//! epoch order. A reader adds up every record of a window, across epochs and instances. A
+//! window's record is marked *final* in the first publication after every worker has closed it
+//! (each worker reports, with its delta, the time before which all its windows are closed, as
+//! of that epoch); a window that was published before and has no news then gets an empty final
+//! record. So every window ends with exactly one final record per instance (unless the instance
+//! stops first: its last records then stay partial).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::insights::window::WindowStats;
-use crate::offsets::Epoch;
-use crate::record::Source;
+use crate::record::{Epoch, WorkerDelta};
 
-/// One publication of a window: what to send to the insights topic.
-#[derive(Debug)]
+/// One insight record to publish for an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     /// Window start (the record key).
     pub window: u64,
-    /// Which part of this window this is (0 for the first).
-    pub part: u32,
-    /// The merged stats of every worker.
+    /// What the epoch added to the window (merged over workers).
     pub stats: WindowStats,
     /// Input partitions of the records counted in it.
     pub partitions: Vec<i32>,
+    /// The last record of this window from this instance.
+    pub is_final: bool,
 }
 
 #[derive(Debug, Default)]
-struct WindowState {
-    /// Parts published so far; records received now belong to part `started`.
-    started: u32,
-    /// Parts whose insight record has been delivered.
-    delivered: BTreeSet<u32>,
-    /// Stats reported for part `started`, not yet published.
-    pending: Option<WindowStats>,
-    /// Partitions of the records of part `started`.
+struct EpochState {
+    /// Records handed out in the epoch, once the consumer has closed it.
+    expected: Option<u64>,
+    /// Outputs received from the workers.
+    received: u64,
+    /// Outputs delivered.
+    delivered: u64,
+    /// Merged deltas by window start.
+    windows: BTreeMap<u64, WindowStats>,
     partitions: BTreeSet<i32>,
-    /// Records whose output is delivered, waiting for their part: their offsets by part, input
-    /// partition and assignment epoch. Eight bytes per held record (a list of `Source`s took
-    /// 32): a busy stream holds every record of `--window` + `--allowed-lateness` here.
-    held: BTreeMap<(u32, i32, Epoch), Vec<i64>>,
-    /// Records in `held`.
-    held_count: u64,
-    /// Records tagged and not yet released.
-    outstanding: u64,
+    published: bool,
+    /// Insight records published and not yet delivered.
+    insights_outstanding: u64,
 }
 
-impl WindowState {
-    fn finished(&self) -> bool {
-        self.outstanding == 0
-            && self.pending.is_none()
-            && self.delivered.len() as u32 == self.started
+/// A worker's `finished_through` reports, with the `closed_before` that holds from then on.
+#[derive(Debug, Default)]
+struct WorkerReports {
+    finished_through: Epoch,
+    /// (finished_through, closed_before) in report order.
+    reports: VecDeque<(Epoch, u64)>,
+}
+
+impl WorkerReports {
+    /// The time before which this worker's windows are closed as of its report covering
+    /// `epoch` (it has reported up to at least `epoch`).
+    fn closed_before_at(&self, epoch: Epoch) -> u64 {
+        self.reports
+            .iter()
+            .find(|&&(through, _)| through >= epoch)
+            .map_or(0, |&(_, closed)| closed)
+    }
+
+    fn forget_before(&mut self, epoch: Epoch) {
+        // Keep the first report that still covers `epoch`.
+        while self.reports.len() > 1 && self.reports[0].0 < epoch {
+            self.reports.pop_front();
+        }
     }
 }
 
 /// See the module doc.
 #[derive(Debug)]
-pub struct WindowMerger {
-    closed_before: Vec<u64>,
-    flushed: Vec<u64>,
-    /// The latest flush request whose windows have been published.
-    applied_flush: u64,
-    windows: BTreeMap<u64, WindowState>,
+pub struct EpochMerger {
+    workers: Vec<WorkerReports>,
+    epochs: BTreeMap<Epoch, EpochState>,
+    /// Every epoch up to this one has been published.
+    published_through: Epoch,
+    /// Windows published at least once and not final yet.
+    unfinished: BTreeMap<u64, WindowStats>,
 }
 
-impl WindowMerger {
+impl EpochMerger {
     /// A merger for `workers` workers.
     pub fn new(workers: usize) -> Self {
-        WindowMerger {
-            closed_before: vec![0; workers],
-            flushed: vec![0; workers],
-            applied_flush: 0,
-            windows: BTreeMap::new(),
+        EpochMerger {
+            workers: (0..workers).map(|_| WorkerReports::default()).collect(),
+            epochs: BTreeMap::new(),
+            published_through: 0,
+            unfinished: BTreeMap::new(),
         }
     }
 
-    /// A record counted in `window`, read from `partition`, arrived from a worker; returns the
-    /// part that will include it.
-    pub fn record_received(&mut self, window: u64, partition: i32) -> u32 {
-        let state = self.windows.entry(window).or_default();
-        state.outstanding += 1;
-        state.partitions.insert(partition);
-        state.started
+    fn epoch(&mut self, epoch: Epoch) -> &mut EpochState {
+        self.epochs.entry(epoch).or_default()
     }
 
-    /// A worker's report: the windows it closed, the time before which all its windows are
-    /// closed, and the latest flush request it has carried out.
-    pub fn report(
-        &mut self,
-        worker: usize,
-        closed: Vec<WindowStats>,
-        closed_before: u64,
-        flushed: u64,
-    ) {
-        self.closed_before[worker] = closed_before;
-        self.flushed[worker] = self.flushed[worker].max(flushed);
-        for stats in closed {
-            let state = self.windows.entry(stats.start).or_default();
-            match &mut state.pending {
-                Some(pending) => pending.merge(&stats),
-                None => state.pending = Some(stats),
+    /// The consumer closed `epoch` after handing out `records` records in it.
+    pub fn closed(&mut self, epoch: Epoch, records: u64) {
+        self.epoch(epoch).expected = Some(records);
+    }
+
+    /// A worker sent `outputs` outputs of `epoch`.
+    pub fn received(&mut self, epoch: Epoch, outputs: u64) {
+        self.epoch(epoch).received += outputs;
+    }
+
+    /// `outputs` outputs of `epoch` were delivered (an epoch already forgotten is ignored).
+    pub fn delivered(&mut self, epoch: Epoch, outputs: u64) {
+        if let Some(state) = self.epochs.get_mut(&epoch) {
+            state.delivered += outputs;
+        }
+    }
+
+    /// `n` insight records of `epoch` were delivered.
+    pub fn insights_delivered(&mut self, epoch: Epoch, n: u64) {
+        if let Some(state) = self.epochs.get_mut(&epoch) {
+            state.insights_outstanding = state.insights_outstanding.saturating_sub(n);
+        }
+    }
+
+    /// Forgets `epoch` (exactly-once: its transaction committed, which is its completion).
+    pub fn forget(&mut self, epoch: Epoch) {
+        self.epochs.remove(&epoch);
+    }
+
+    /// A worker's delta.
+    pub fn delta(&mut self, delta: WorkerDelta) {
+        let reports = &mut self.workers[delta.worker];
+        reports.finished_through = reports.finished_through.max(delta.finished_through);
+        reports
+            .reports
+            .push_back((delta.finished_through, delta.closed_before));
+        if delta.windows.is_empty() && delta.partitions.is_empty() {
+            return;
+        }
+        let state = self.epoch(delta.epoch);
+        state.partitions.extend(delta.partitions);
+        for stats in delta.windows {
+            match state.windows.get_mut(&stats.start) {
+                Some(merged) => merged.merge(&stats),
+                None => {
+                    state.windows.insert(stats.start, stats);
+                }
             }
         }
     }
 
-    /// The windows that are ready, given the latest flush request (0: none yet).
-    pub fn ready(&mut self, flush_request: u64) -> Vec<Publication> {
-        let closed_before = self.closed_before.iter().copied().min().unwrap_or(0);
-        let all_flushed =
-            flush_request > self.applied_flush && self.flushed.iter().all(|&f| f >= flush_request);
-        if all_flushed {
-            self.applied_flush = flush_request;
+    /// Whether every output of `epoch` has arrived from the workers (its transaction can end
+    /// once it is also published).
+    pub fn fully_received(&self, epoch: Epoch) -> bool {
+        self.epochs
+            .get(&epoch)
+            .is_some_and(|s| s.expected == Some(s.received))
+    }
+
+    /// The next epoch that can be published: closed by the consumer, every worker finished
+    /// with it, and every earlier epoch published.
+    pub fn next_publishable(&self) -> Option<Epoch> {
+        let next = self.published_through + 1;
+        let closed = self.epochs.get(&next).is_some_and(|s| s.expected.is_some());
+        let finished = self.workers.iter().all(|w| w.finished_through >= next);
+        (closed && finished).then_some(next)
+    }
+
+    /// Publishes `epoch` (which must be [`EpochMerger::next_publishable`]): its insight records,
+    /// final ones marked. The caller sends them and reports their delivery.
+    pub fn publish(&mut self, epoch: Epoch) -> Vec<Publication> {
+        debug_assert_eq!(self.next_publishable(), Some(epoch));
+        let closed_before = self
+            .workers
+            .iter()
+            .map(|w| w.closed_before_at(epoch))
+            .min()
+            .unwrap_or(0);
+        for w in &mut self.workers {
+            w.forget_before(epoch + 1);
         }
+        self.published_through = epoch;
+        let state = self.epochs.entry(epoch).or_default();
+        let partitions: Vec<i32> = std::mem::take(&mut state.partitions).into_iter().collect();
         let mut out = Vec::new();
-        for (&window, state) in self.windows.iter_mut() {
-            if !(all_flushed || window < closed_before) {
-                continue;
+        for (window, stats) in std::mem::take(&mut state.windows) {
+            let is_final = window < closed_before;
+            if is_final {
+                self.unfinished.remove(&window);
+            } else {
+                self.unfinished
+                    .insert(window, WindowStats::new(stats.start, stats.end));
             }
-            if let Some(stats) = state.pending.take() {
+            out.push(Publication {
+                window,
+                stats,
+                partitions: partitions.clone(),
+                is_final,
+            });
+        }
+        // Windows with no news in this epoch that every worker has now closed.
+        let done: Vec<u64> = self
+            .unfinished
+            .range(..closed_before)
+            .map(|(&w, _)| w)
+            .collect();
+        for window in done {
+            if let Some(empty) = self.unfinished.remove(&window) {
                 out.push(Publication {
                     window,
-                    part: state.started,
-                    stats,
-                    partitions: std::mem::take(&mut state.partitions).into_iter().collect(),
+                    stats: empty,
+                    partitions: Vec::new(),
+                    is_final: true,
                 });
-                state.started += 1;
             }
         }
+        out.sort_by_key(|p| p.window);
+        let state = self.epochs.entry(epoch).or_default();
+        state.published = true;
+        state.insights_outstanding = out.len() as u64;
         out
     }
 
-    /// A record's output was delivered. Returns the source if the record is done now; otherwise
-    /// it is held until its window part is delivered.
-    pub fn output_delivered(&mut self, window: u64, part: u32, source: Source) -> Option<Source> {
-        let Some(state) = self.windows.get_mut(&window) else {
-            // Unknown window: it was never tagged here (cannot happen), so do not hold it.
-            return Some(source);
-        };
-        if state.delivered.contains(&part) {
-            state.outstanding -= 1;
-            self.forget_if_finished(window);
-            Some(source)
-        } else {
-            state
-                .held
-                .entry((part, source.partition, source.epoch))
-                .or_default()
-                .push(source.offset);
-            state.held_count += 1;
-            None
-        }
-    }
-
-    /// The insight record of `window`'s `part` was delivered: returns the records now done.
-    pub fn insight_delivered(&mut self, window: u64, part: u32) -> Vec<Source> {
-        let Some(state) = self.windows.get_mut(&window) else {
-            return Vec::new();
-        };
-        state.delivered.insert(part);
-        let mut done = Vec::new();
-        let keys: Vec<_> = state
-            .held
-            .range((part, i32::MIN, 0)..)
-            .map(|(&k, _)| k)
+    /// Takes the epochs that are complete (see the module doc), ascending.
+    pub fn take_complete(&mut self) -> Vec<Epoch> {
+        let complete: Vec<Epoch> = self
+            .epochs
+            .iter()
+            .filter(|(_, s)| {
+                s.published && s.insights_outstanding == 0 && s.expected == Some(s.delivered)
+            })
+            .map(|(&e, _)| e)
             .collect();
-        for key @ (p, partition, epoch) in keys {
-            if !state.delivered.contains(&p) {
-                continue;
-            }
-            let offsets = state.held.remove(&key).unwrap_or_default();
-            done.extend(offsets.into_iter().map(|offset| Source {
-                partition,
-                offset,
-                epoch,
-            }));
+        for e in &complete {
+            self.epochs.remove(e);
         }
-        state.held_count -= done.len() as u64;
-        state.outstanding -= done.len() as u64;
-        self.forget_if_finished(window);
-        done
+        complete
     }
 
-    fn forget_if_finished(&mut self, window: u64) {
-        if self.windows.get(&window).is_some_and(WindowState::finished) {
-            self.windows.remove(&window);
-        }
+    /// Every epoch up to this one has been published.
+    pub fn published_through(&self) -> Epoch {
+        self.published_through
     }
 
-    /// Records whose output is delivered but whose window is not yet.
-    pub fn held(&self) -> usize {
-        self.windows.values().map(|w| w.held_count as usize).sum()
+    /// Epochs not complete yet.
+    pub fn open_epochs(&self) -> usize {
+        self.epochs.len()
     }
 
-    /// Windows with stats waiting to be published.
-    pub fn pending_windows(&self) -> usize {
-        self.windows
-            .values()
-            .filter(|w| w.pending.is_some())
-            .count()
+    /// Windows published and not final yet.
+    pub fn unfinished_windows(&self) -> usize {
+        self.unfinished.len()
     }
 }
 
@@ -222,163 +274,128 @@ impl WindowMerger {
 mod tests {
     use super::*;
 
-    fn src(offset: i64) -> Source {
-        Source {
-            partition: 0,
-            offset,
-            epoch: 1,
-        }
-    }
-
     fn stats(start: u64, received: u64) -> WindowStats {
         let mut s = WindowStats::new(start, start + 10);
         s.received = received;
+        s.valid = received;
         s
     }
 
-    #[test]
-    fn a_window_is_published_when_every_worker_has_closed_it() {
-        let mut m = WindowMerger::new(2);
-        assert_eq!(m.record_received(100, 0), 0);
-        assert_eq!(m.record_received(100, 1), 0);
-        m.report(0, vec![stats(100, 1)], 110, 0);
-        assert!(m.ready(0).is_empty(), "worker 1 has not closed window 100");
-        m.report(1, vec![stats(100, 1)], 120, 0);
-        let published = m.ready(0);
-        assert_eq!(published.len(), 1);
-        assert_eq!(
-            (
-                published[0].window,
-                published[0].part,
-                published[0].stats.received
-            ),
-            (100, 0, 2)
-        );
-        assert_eq!(published[0].partitions, vec![0, 1]);
-        assert!(m.ready(0).is_empty(), "published once");
-    }
-
-    #[test]
-    fn a_record_is_done_only_when_output_and_window_are_delivered() {
-        let mut m = WindowMerger::new(1);
-        let part = m.record_received(100, 0);
-        assert_eq!(
-            m.output_delivered(100, part, src(7)),
-            None,
-            "window not published yet"
-        );
-        m.report(0, vec![stats(100, 1)], 110, 0);
-        let p = m.ready(0).pop().unwrap();
-        assert_eq!(m.held(), 1);
-        assert_eq!(m.insight_delivered(p.window, p.part), vec![src(7)]);
-        assert_eq!(m.held(), 0);
-        assert!(m.windows.is_empty(), "finished window forgotten");
-    }
-
-    #[test]
-    fn held_records_are_released_by_their_own_part_across_partitions_and_epochs() {
-        let mut m = WindowMerger::new(1);
-        let at = |partition, offset, epoch| Source {
-            partition,
-            offset,
+    fn delta(
+        worker: usize,
+        epoch: Epoch,
+        through: Epoch,
+        windows: Vec<WindowStats>,
+        closed_before: u64,
+    ) -> WorkerDelta {
+        WorkerDelta {
+            worker,
             epoch,
-        };
-        // Part 0: three records from two partitions and two epochs; flushed and published.
-        for p in [0, 1, 1] {
-            assert_eq!(m.record_received(100, p), 0);
+            finished_through: through,
+            partitions: if windows.is_empty() { vec![] } else { vec![0] },
+            windows,
+            closed_before,
         }
-        m.report(0, vec![stats(100, 3)], 0, 1);
-        let p0 = m.ready(1).pop().unwrap();
-        // Part 1: one record, published after a second flush.
-        assert_eq!(m.record_received(100, 0), 1);
-        m.report(0, vec![stats(100, 1)], 0, 2);
-        let p1 = m.ready(2).pop().unwrap();
-        assert_eq!((p0.part, p1.part), (0, 1));
-        for (part, s) in [
-            (0, at(1, 9, 2)),
-            (0, at(0, 4, 1)),
-            (1, at(0, 5, 1)),
-            (0, at(1, 3, 1)),
-        ] {
-            assert_eq!(m.output_delivered(100, part, s), None);
-        }
-        assert_eq!(m.held(), 4);
-        // Part 1's insight record is delivered first: only its record is done.
-        assert_eq!(m.insight_delivered(100, 1), vec![at(0, 5, 1)]);
-        assert_eq!(m.held(), 3);
-        let mut done = m.insight_delivered(100, 0);
-        done.sort_by_key(|s| (s.partition, s.offset));
-        assert_eq!(done, vec![at(0, 4, 1), at(1, 3, 1), at(1, 9, 2)]);
-        assert_eq!(m.held(), 0);
-        assert!(m.windows.is_empty(), "finished window forgotten");
     }
 
     #[test]
-    fn output_delivered_after_its_window_is_done_at_once() {
-        let mut m = WindowMerger::new(1);
-        let part = m.record_received(100, 0);
-        m.report(0, vec![stats(100, 1)], 110, 0);
-        let p = m.ready(0).pop().unwrap();
-        assert!(m.insight_delivered(p.window, p.part).is_empty());
-        assert_eq!(m.output_delivered(100, part, src(3)), Some(src(3)));
-    }
-
-    #[test]
-    fn a_flush_publishes_open_windows_and_later_records_form_a_new_part() {
-        let mut m = WindowMerger::new(2);
-        let first = m.record_received(100, 0);
-        m.report(0, vec![stats(100, 1)], 0, 1);
-        assert!(m.ready(1).is_empty(), "worker 1 has not flushed yet");
-        m.report(1, vec![], 0, 1);
-        let p0 = m.ready(1).pop().unwrap();
-        assert_eq!((p0.window, p0.part), (100, 0));
-        // A record for the same window after the flush belongs to part 1.
-        let second = m.record_received(100, 0);
-        assert_eq!((first, second), (0, 1));
-        assert_eq!(m.output_delivered(100, second, src(2)), None);
-        assert_eq!(m.output_delivered(100, first, src(1)), None);
+    fn an_epoch_completes_when_outputs_and_its_insights_are_delivered() {
+        let mut m = EpochMerger::new(2);
+        m.closed(1, 3);
+        m.received(1, 3);
+        assert!(m.fully_received(1));
+        m.delta(delta(0, 1, 1, vec![stats(100, 2)], 0));
         assert_eq!(
-            m.insight_delivered(100, 0),
-            vec![src(1)],
-            "part 0 releases only its record"
+            m.next_publishable(),
+            None,
+            "worker 1 may still count epoch 1"
         );
-        m.report(0, vec![stats(100, 1)], 110, 1);
-        assert!(
-            m.ready(1).is_empty(),
-            "the flush was applied; worker 1 has not closed 100"
+        m.delta(delta(1, 1, 1, vec![stats(100, 1)], 0));
+        assert_eq!(m.next_publishable(), Some(1));
+        let p = m.publish(1);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].window, p[0].stats.received, p[0].is_final),
+            (100, 3, false)
         );
-        m.report(1, vec![], 110, 1);
-        let p1 = m.ready(1).pop().unwrap();
-        assert_eq!((p1.window, p1.part), (100, 1));
-        assert_eq!(m.insight_delivered(100, 1), vec![src(2)]);
-        assert!(m.windows.is_empty());
+        m.delivered(1, 2);
+        m.insights_delivered(1, 1);
+        assert!(m.take_complete().is_empty(), "one output still in flight");
+        m.delivered(1, 1);
+        assert_eq!(m.take_complete(), vec![1]);
+        assert_eq!(m.open_epochs(), 0);
     }
 
     #[test]
-    fn parts_delivered_out_of_order_release_only_their_records() {
-        let mut m = WindowMerger::new(1);
-        let a = m.record_received(100, 0);
-        m.report(0, vec![stats(100, 1)], 0, 1);
-        m.ready(1);
-        let b = m.record_received(100, 0);
-        m.report(0, vec![stats(100, 1)], 0, 2);
-        m.ready(2);
-        m.output_delivered(100, a, src(1));
-        m.output_delivered(100, b, src(2));
-        assert_eq!(m.insight_delivered(100, 1), vec![src(2)]);
-        assert_eq!(m.insight_delivered(100, 0), vec![src(1)]);
-    }
-
-    #[test]
-    fn windows_close_in_start_order_by_the_slowest_worker() {
-        let mut m = WindowMerger::new(2);
-        for w in [100, 110, 120] {
-            m.record_received(w, 0);
+    fn epochs_publish_in_order_and_an_idle_worker_covers_several() {
+        let mut m = EpochMerger::new(2);
+        for e in 1..=3 {
+            m.closed(e, 0);
         }
-        m.report(0, vec![stats(100, 1), stats(110, 1), stats(120, 1)], 130, 0);
-        m.report(1, vec![], 115, 0);
-        let ready: Vec<u64> = m.ready(0).iter().map(|p| p.window).collect();
-        assert_eq!(ready, vec![100, 110]);
-        assert_eq!(m.pending_windows(), 1);
+        // Worker 0 saw nothing since epoch 1 began and now sees epoch 4's records.
+        m.delta(delta(0, 1, 3, vec![], 0));
+        m.delta(delta(1, 3, 3, vec![stats(100, 1)], 0));
+        assert_eq!(m.next_publishable(), Some(1));
+        assert!(m.publish(1).is_empty());
+        assert_eq!(m.next_publishable(), Some(2));
+        assert!(m.publish(2).is_empty());
+        let p = m.publish(3);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            m.take_complete(),
+            vec![1, 2],
+            "epoch 3's insight is not delivered"
+        );
+    }
+
+    #[test]
+    fn a_window_is_final_once_every_worker_has_closed_it_as_of_that_epoch() {
+        let mut m = EpochMerger::new(2);
+        m.closed(1, 2);
+        m.delta(delta(0, 1, 1, vec![stats(100, 1)], 110));
+        m.delta(delta(1, 1, 1, vec![stats(100, 1)], 100));
+        let p = m.publish(1);
+        assert!(!p[0].is_final, "worker 1 still has window 100 open");
+        assert_eq!(m.unfinished_windows(), 1);
+        // Epoch 2: no news for window 100, worker 1 closes it: an empty final record.
+        m.closed(2, 1);
+        m.delta(delta(0, 2, 2, vec![stats(110, 1)], 110));
+        m.delta(delta(1, 2, 2, vec![], 110));
+        let p = m.publish(2);
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (p[0].window, p[0].is_final, p[0].stats.received),
+            (100, true, 0)
+        );
+        assert_eq!((p[1].window, p[1].is_final), (110, false));
+        assert_eq!(m.unfinished_windows(), 1);
+    }
+
+    #[test]
+    fn a_later_report_of_closing_does_not_finalize_an_earlier_epoch() {
+        let mut m = EpochMerger::new(2);
+        m.closed(1, 1);
+        m.closed(2, 1);
+        m.delta(delta(0, 1, 1, vec![stats(100, 1)], 0));
+        // Worker 1 reports epoch 1 (window still open) and epoch 2, which closes window 100
+        // and still adds to it: epoch 1's record must not be final.
+        m.delta(delta(1, 1, 1, vec![], 100));
+        m.delta(delta(1, 2, 2, vec![stats(100, 1)], 110));
+        m.delta(delta(0, 2, 2, vec![], 110));
+        let p1 = m.publish(1);
+        assert!(!p1[0].is_final);
+        let p2 = m.publish(2);
+        assert_eq!(p2.len(), 1);
+        assert!(p2[0].is_final, "closed by both as of epoch 2");
+        assert_eq!(p2[0].stats.received, 1);
+    }
+
+    #[test]
+    fn an_epoch_not_closed_by_the_consumer_is_not_published() {
+        let mut m = EpochMerger::new(1);
+        m.delta(delta(0, 1, 1, vec![stats(100, 1)], 0));
+        assert_eq!(m.next_publishable(), None);
+        m.closed(1, 1);
+        assert_eq!(m.next_publishable(), Some(1));
     }
 }

@@ -109,10 +109,10 @@ impl Metrics {
         self.dead_lettered.iter().map(|c| c.load(Relaxed)).sum()
     }
 
-    /// Notes that an input record was handed to the workers.
-    pub fn note_received(&self) {
+    /// Notes that `n` input records were handed to the workers.
+    pub fn note_received(&self, n: u64) {
         self.first_received.get_or_init(Instant::now);
-        self.received.fetch_add(1, Relaxed);
+        self.received.fetch_add(n, Relaxed);
     }
 
     /// Creates the counters of a pipeline with `workers` workers, declaring it stalled when no
@@ -331,80 +331,19 @@ pub fn progress_line(
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
-/// One input offset in this many is timed (offset divisible by it), so the hot path pays a
-/// modulo per record and two atomic stores or loads per 64.
-pub const LATENCY_SAMPLE_EVERY: i64 = 64;
-/// Slots for timed records between consume and delivery (a power of two). A slot is reused by a
-/// later sample that hashes to it; the earlier one is then simply not observed.
-const LATENCY_SLOTS: usize = 1024;
-
-/// Processing latency, consume → delivery of the record's output (processed record or dead
-/// letter) confirmed by the broker, for the records whose offset is a multiple of
-/// [`LATENCY_SAMPLE_EVERY`]. Lock-free: the consumer thread writes a sample's key and start
-/// time into a slot, the producer thread takes it when the key still matches.
-#[derive(Debug)]
+/// Processing latency, per batch: from the moment its first record was polled until its last
+/// output (processed record or dead letter) was confirmed by the broker. The time travels with
+/// the batch, so no sample can pair a record with another record's start; the producer thread
+/// observes one value per batch.
+#[derive(Debug, Default)]
 pub struct Latency {
-    keys: Box<[AtomicU64]>,
-    started_ns: Box<[AtomicU64]>,
     /// Observations per bucket (not cumulative); the last slot is +Inf.
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     count: AtomicU64,
     sum_us: AtomicU64,
 }
 
-impl Default for Latency {
-    fn default() -> Self {
-        let slots = || (0..LATENCY_SLOTS).map(|_| AtomicU64::new(0)).collect();
-        Latency {
-            keys: slots(),
-            started_ns: slots(),
-            buckets: Default::default(),
-            count: AtomicU64::new(0),
-            sum_us: AtomicU64::new(0),
-        }
-    }
-}
-
 impl Latency {
-    /// The slot and key of a timed record, `None` for records not timed.
-    fn slot(partition: i32, offset: i64) -> Option<(usize, u64)> {
-        if offset % LATENCY_SAMPLE_EVERY != 0 || offset < 0 || partition < 0 {
-            return None;
-        }
-        let key = ((partition as u64) << 44 | (offset as u64 & ((1 << 44) - 1))) + 1;
-        let n =
-            (offset / LATENCY_SAMPLE_EVERY) as u64 ^ (partition as u64).wrapping_mul(0x9e37_79b9);
-        Some(((n as usize) & (LATENCY_SLOTS - 1), key))
-    }
-
-    /// Nanoseconds since the first call, never 0.
-    fn now_ns() -> u64 {
-        static ANCHOR: OnceLock<Instant> = OnceLock::new();
-        ANCHOR.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
-    }
-
-    /// The consumer handed this record to the workers.
-    pub fn consumed(&self, partition: i32, offset: i64) {
-        if let Some((i, key)) = Self::slot(partition, offset) {
-            self.started_ns[i].store(Self::now_ns(), Relaxed);
-            self.keys[i].store(key, Relaxed);
-        }
-    }
-
-    /// The record's output was delivered.
-    pub fn delivered(&self, partition: i32, offset: i64) {
-        if let Some((i, key)) = Self::slot(partition, offset) {
-            if self.keys[i]
-                .compare_exchange(key, 0, Relaxed, Relaxed)
-                .is_ok()
-            {
-                let start = self.started_ns[i].load(Relaxed);
-                let now = Self::now_ns();
-                self.observe(Duration::from_nanos(now.saturating_sub(start)));
-            }
-        }
-    }
-
     /// Adds one observation.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
@@ -642,7 +581,7 @@ pub fn render(m: &Metrics, topics: TopicNames<'_>, input_topic: &str, ready: boo
         &mut out,
         "processing_latency_seconds",
         "histogram",
-        "Consume to delivery confirmed of the record's output, for one input offset in 64.",
+        "Per batch: first record polled to last output delivery confirmed.",
     );
     let mut cumulative = 0;
     for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
@@ -730,7 +669,7 @@ mod tests {
     fn summary_needs_a_record_and_reports_counts() {
         let m = Metrics::default();
         assert_eq!(m.summary(), None);
-        m.note_received();
+        m.note_received(1);
         m.publish(&mut WorkerTally {
             valid: 1,
             ..Default::default()
@@ -837,18 +776,16 @@ mod tests {
     }
 
     #[test]
-    fn latency_times_one_offset_in_64_once() {
+    fn latency_buckets_each_observation_once() {
         let l = Latency::default();
-        for offset in 0..200 {
-            l.consumed(3, offset);
-        }
-        for offset in 0..200 {
-            l.delivered(3, offset);
-            l.delivered(3, offset); // a second report for the same record is not counted
-        }
-        l.delivered(4, 64); // never consumed
-        assert_eq!(l.count.load(Relaxed), 4, "offsets 0, 64, 128, 192");
-        assert!(l.sum_us.load(Relaxed) < 10_000_000);
+        l.observe(Duration::from_micros(500));
+        l.observe(Duration::from_millis(30));
+        l.observe(Duration::from_secs(100));
+        assert_eq!(l.count.load(Relaxed), 3);
+        assert_eq!(l.buckets[0].load(Relaxed), 1, "0.5 ms <= 1 ms");
+        assert_eq!(l.buckets[4].load(Relaxed), 1, "30 ms in the 50 ms bucket");
+        assert_eq!(l.buckets[LATENCY_BUCKETS.len()].load(Relaxed), 1, "+Inf");
+        assert_eq!(l.sum_us.load(Relaxed), 100_030_500);
     }
 
     #[test]

@@ -1,40 +1,51 @@
-//! The producer stage: one thread owns the `BaseProducer`, sends what the workers made, merges
-//! the workers' insight windows and publishes them, serves delivery reports and reports each
-//! done input record back to the consumer thread.
+//! The producer stage: one thread owns the `BaseProducer`, sends what the workers made,
+//! publishes the merged insight deltas of each commit epoch, serves delivery reports and tells
+//! the consumer thread which epochs are complete.
 //!
-//! - An input record is done when its output is delivered and the insight window part that
-//!   counts it is delivered ([`WindowMerger`] decides); its [`Source`] then goes to the consumer
-//!   thread (the "done" channel), and only then may its offset be committed.
-//! - A record whose delivery fails (after librdkafka's own retries) is resent by this thread with
-//!   exponential backoff, for as long as it takes; its input offset stays uncommitted meanwhile.
-//!   When more than [`MAX_RETRY_BACKLOG`] records wait for a retry the thread stops taking new
-//!   work, the channels fill up and the consumer pauses: an unwritable topic stops consumption
-//!   rather than skipping records.
+//! - Outputs arrive in batches and are sent from the batch buffer (librdkafka copies key and
+//!   value); a batch is one entry in a small slot table, and each message's delivery opaque is
+//!   a plain number (slot, topic, attempts), so a delivery report costs no allocation. When a
+//!   batch's last output is delivered, its epoch's count moves ([`EpochMerger`]); an epoch is
+//!   complete when all of its outputs and its insight records are delivered, and only then does
+//!   the consumer commit its positions (see [`crate::offsets`]).
+//! - At-least-once: a record whose delivery fails (after librdkafka's own retries) is resent
+//!   by this thread with exponential backoff, for as long as it takes; its epoch stays
+//!   incomplete meanwhile. When more than [`MAX_RETRY_BACKLOG`] records wait for a retry the
+//!   thread stops taking new work, the channels fill up and the consumer pauses: an unwritable
+//!   topic stops consumption rather than skipping records.
+//! - Exactly-once (`--guarantee exactly-once`): the producer is transactional, and each epoch
+//!   is one transaction: its outputs, dead letters and insight records, and the input positions
+//!   (`send_offsets_to_transaction` with the consumer group metadata taken when the epoch
+//!   closed). Batches of the next epoch that arrive early wait here until the transaction
+//!   commits. A failed delivery, a fenced producer or a rejected offset commit aborts the
+//!   transaction and stops the pipeline (exit 4): its records were never visible to
+//!   `read_committed` readers and are processed again from the last committed epoch.
 //! - `QueueFull` hands the record back: poll (which serves delivery reports and frees the
 //!   queue), then send again.
-//! - On shutdown it drains the channel, waits for outstanding deliveries and retries until the
-//!   deadline, and flushes before the producer is dropped (dropping purges the queue).
+//! - On shutdown it drains the channel, completes the last epochs until the deadline, and
+//!   flushes before the producer is dropped (dropping purges the queue).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::clients::{producer_config, ClientLog};
-use crate::config::Config;
+use crate::config::{Config, Guarantee};
 use crate::error::PipelineError;
 use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
-use crate::merger::{Publication, WindowMerger};
+use crate::merger::{EpochMerger, Publication};
 use crate::metrics::{destination_index, unix_ms, Metrics};
-use crate::record::{Destination, Origin, OutputRecord, Source, ToProducer};
+use crate::record::{Destination, Epoch, EpochClosed, OutputBatch, ToProducer};
 use crate::shutdown::Shutdown;
 
 /// Records waiting for a retry beyond which no new work is taken.
@@ -42,19 +53,42 @@ pub const MAX_RETRY_BACKLOG: usize = 10_000;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RETRY_PASS_INTERVAL: Duration = Duration::from_millis(20);
+/// How long transactional calls may block.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Delivery opaque: what the message was, and how many times it was sent before (so a failed
-/// delivery backs off longer each time).
-type Opaque = Box<(Origin, u32)>;
+const DESTINATIONS: [Destination; 3] = [
+    Destination::Processed,
+    Destination::DeadLetter,
+    Destination::Insights,
+];
+
+/// The delivery opaque: slot << 8 | destination << 6 | attempts (0–63).
+fn opaque(slot: usize, destination: Destination, attempts: u32) -> usize {
+    slot << 8 | destination_index(destination) << 6 | attempts.min(63) as usize
+}
+
+fn unpack(opaque: usize) -> (usize, Destination, u32) {
+    (
+        opaque >> 8,
+        DESTINATIONS[(opaque >> 6) & 3],
+        (opaque & 63) as u32,
+    )
+}
 
 /// What a delivery report said.
 enum Delivery {
-    Delivered(Origin),
-    Failed(OutputRecord, KafkaError, u32),
+    Delivered {
+        opaque: usize,
+        timestamp_ms: Option<i64>,
+    },
+    Failed {
+        retry: Retry,
+        error: KafkaError,
+    },
 }
 
 /// Receives delivery reports (on the producer thread, inside `poll`) and queues them for the
-/// stage, which owns the window merger.
+/// stage.
 pub struct DeliveryContext {
     reports: Mutex<Vec<Delivery>>,
     metrics: Arc<Metrics>,
@@ -91,23 +125,30 @@ fn brokers_up(statistics: &[u8]) -> Option<i64> {
 }
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Opaque;
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
-        let (origin, attempts) = *opaque;
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let report = match result {
-            Ok(_) => Delivery::Delivered(origin),
+            Ok(message) => Delivery::Delivered {
+                opaque,
+                timestamp_ms: message.timestamp().to_millis(),
+            },
             Err((error, message)) => {
+                let (_, destination, _) = unpack(opaque);
                 self.metrics.delivery_failures.fetch_add(1, Relaxed);
-                self.metrics.delivery_failures_by_topic[destination_index(origin.destination)]
+                self.metrics.delivery_failures_by_topic[destination_index(destination)]
                     .fetch_add(1, Relaxed);
-                let record = OutputRecord {
-                    origin,
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec),
-                    headers: message.headers().map(|h| h.detach()),
-                };
-                Delivery::Failed(record, error.clone(), attempts)
+                Delivery::Failed {
+                    retry: Retry {
+                        opaque,
+                        timestamp_ms: message.timestamp().to_millis(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().map(<[u8]>::to_vec),
+                        headers: message.headers().map(|h| h.detach()),
+                        not_before: Instant::now(),
+                    },
+                    error: error.clone(),
+                }
             }
         };
         self.reports
@@ -117,35 +158,101 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// A record to send again.
 struct Retry {
-    record: OutputRecord,
-    attempts: u32,
+    opaque: usize,
+    timestamp_ms: Option<i64>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
     not_before: Instant,
+}
+
+/// One batch of outputs (or one epoch's insight records) in flight.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    epoch: Epoch,
+    /// Outputs sent and not yet delivered.
+    remaining: u64,
+    /// Outputs in the batch.
+    total: u64,
+    /// When the batch's first input record was polled; `None` for insight records.
+    consumed_at: Option<Instant>,
+}
+
+/// The in-flight batches, indexed by the delivery opaque's slot.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    fn insert(&mut self, slot: Slot) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// One output of slot `i` delivered; returns the slot when it was the last.
+    fn delivered(&mut self, i: usize) -> Option<Slot> {
+        let slot = self.slots.get_mut(i)?.as_mut()?;
+        slot.remaining -= 1;
+        if slot.remaining > 0 {
+            return None;
+        }
+        self.free.push(i);
+        self.slots[i].take()
+    }
+}
+
+/// An epoch's input positions and the group metadata to commit them with.
+type EpochOffsets = (Vec<(i32, i64)>, Option<ConsumerGroupMetadata>);
+
+/// The open transaction's state (exactly-once).
+#[derive(Default)]
+struct Transactions {
+    /// The epoch the current (or next) transaction carries.
+    committing: Epoch,
+    open: bool,
+    /// Batches of later epochs, sent once their transaction begins.
+    held: VecDeque<OutputBatch>,
+    /// What the consumer said about each closed epoch: positions and group metadata.
+    closed: std::collections::BTreeMap<Epoch, EpochOffsets>,
 }
 
 /// The producer thread's state.
 pub struct ProducerStage<'a> {
     producer: BaseProducer<DeliveryContext>,
-    output_topic: String,
-    dlq_topic: String,
-    insights_topic: String,
+    topics: [String; 3],
+    input_topic: String,
     instance: String,
-    merger: WindowMerger,
-    flush_request: &'a AtomicU64,
-    done_tx: Sender<Source>,
+    merger: EpochMerger,
+    slots: Slots,
+    control_rx: Receiver<EpochClosed>,
+    done_tx: Sender<Epoch>,
     retries: VecDeque<Retry>,
+    txn: Option<Transactions>,
     shutdown: &'a Shutdown,
     last_failure_log: Option<Instant>,
     last_retry_pass: Instant,
 }
 
 impl<'a> ProducerStage<'a> {
-    /// Creates the producer. A bad `-X`/`--producer-property` is a configuration error.
+    /// Creates the producer (and, exactly-once, registers its transactional id). A bad
+    /// `-X`/`--producer-property` is a configuration error.
     pub fn new(
         config: &Config,
-        done_tx: Sender<Source>,
+        control_rx: Receiver<EpochClosed>,
+        done_tx: Sender<Epoch>,
         metrics: Arc<Metrics>,
-        flush_request: &'a AtomicU64,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
         let context = DeliveryContext {
@@ -153,33 +260,51 @@ impl<'a> ProducerStage<'a> {
             metrics,
             log: ClientLog::default(),
         };
-        let producer = producer_config(config)
+        let producer: BaseProducer<DeliveryContext> = producer_config(config)
             .create_with_context(context)
             .map_err(|e| PipelineError::Config(format!("producer: {e}")))?;
+        let txn = match config.guarantee {
+            Guarantee::AtLeastOnce => None,
+            Guarantee::ExactlyOnce => {
+                producer.init_transactions(TXN_TIMEOUT).map_err(|e| {
+                    PipelineError::kafka("initializing the transactional producer", e)
+                })?;
+                Some(Transactions {
+                    committing: 1,
+                    ..Default::default()
+                })
+            }
+        };
         Ok(ProducerStage {
             producer,
-            output_topic: config.output_topic.clone(),
-            dlq_topic: config.dlq_topic.clone(),
-            insights_topic: config.insights_topic.clone(),
+            topics: [
+                config.output_topic.clone(),
+                config.dlq_topic.clone(),
+                config.insights_topic.clone(),
+            ],
+            input_topic: config.input_topic.clone(),
             instance: config.instance_id.clone(),
-            merger: WindowMerger::new(config.workers),
-            flush_request,
+            merger: EpochMerger::new(config.workers),
+            slots: Slots::default(),
+            control_rx,
             done_tx,
             retries: VecDeque::new(),
+            txn,
             shutdown,
             last_failure_log: None,
             last_retry_pass: Instant::now(),
         })
     }
 
+    fn metrics(&self) -> &Metrics {
+        &self.producer.context().metrics
+    }
+
     /// Runs until the workers are gone and everything is delivered, or the shutdown deadline.
     pub fn run(mut self, rx: Receiver<ToProducer>) -> Result<(), PipelineError> {
         let mut received = 0u64;
         loop {
-            self.producer.poll(Duration::ZERO);
-            self.apply_delivery_reports();
-            self.resend_due();
-            self.check_fatal()?;
+            self.serve()?;
             if self.shutdown.overdue() {
                 break;
             }
@@ -189,12 +314,12 @@ impl<'a> ProducerStage<'a> {
                 continue;
             }
             // BaseProducer::poll waits out its whole timeout even when events arrive, so the
-            // wait for work happens on the channel (wakes at once) and poll(ZERO) above serves
-            // the delivery reports at least every millisecond.
+            // wait for work happens on the channel (wakes at once) and poll(ZERO) in `serve`
+            // handles the delivery reports at least every millisecond.
             let next = match rx.try_recv() {
                 Ok(message) => {
                     received += 1;
-                    if received % 1024 == 0 {
+                    if received % 64 == 0 {
                         self.note_channel_depth(&rx);
                     }
                     Ok(message)
@@ -205,23 +330,8 @@ impl<'a> ProducerStage<'a> {
                 }
             };
             match next {
-                Ok(ToProducer::Record(record)) => self.send_output(record),
-                Ok(ToProducer::Windows(report)) => {
-                    log::trace!(
-                        "worker {} closed {} windows, all before {}, flushed {}",
-                        report.worker,
-                        report.closed.len(),
-                        report.closed_before,
-                        report.flushed
-                    );
-                    self.merger.report(
-                        report.worker,
-                        report.closed,
-                        report.closed_before,
-                        report.flushed,
-                    );
-                    self.publish_ready();
-                }
+                Ok(ToProducer::Batch(batch)) => self.take_batch(batch),
+                Ok(ToProducer::Delta(delta)) => self.merger.delta(delta),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -229,66 +339,232 @@ impl<'a> ProducerStage<'a> {
         self.finish()
     }
 
+    /// One round of bookkeeping: delivery reports, retries, closed epochs, publications,
+    /// transactions, completed epochs.
+    fn serve(&mut self) -> Result<(), PipelineError> {
+        self.producer.poll(Duration::ZERO);
+        self.apply_delivery_reports()?;
+        self.resend_due();
+        self.check_fatal()?;
+        while let Ok(closed) = self.control_rx.try_recv() {
+            self.merger.closed(closed.epoch, closed.records);
+            if let Some(txn) = &mut self.txn {
+                txn.closed
+                    .insert(closed.epoch, (closed.positions, closed.group));
+            }
+        }
+        self.publish_ready()?;
+        if self.txn.is_some() {
+            self.end_transaction_if_ready()?;
+        } else {
+            for epoch in self.merger.take_complete() {
+                // The consumer thread may already be gone at the very end of a shutdown.
+                let _ = self.done_tx.send(epoch);
+            }
+        }
+        Ok(())
+    }
+
     fn note_channel_depth(&self, rx: &Receiver<ToProducer>) {
-        let depth = &self.producer.context().metrics.gauges.producer_channel;
+        let depth = &self.metrics().gauges.producer_channel;
         depth.store(rx.len() as u64, Relaxed);
     }
 
-    /// Tags an input-derived record with its window part, then sends it.
-    fn send_output(&mut self, mut record: OutputRecord) {
-        if let (Some(source), Some(window)) = (record.origin.source, record.origin.window) {
-            record.origin.part = self.merger.record_received(window, source.partition);
+    /// A batch from a worker: counted for its epoch, then sent (exactly-once: held while an
+    /// earlier epoch's transaction is open).
+    fn take_batch(&mut self, batch: OutputBatch) {
+        self.merger
+            .received(batch.epoch, batch.records.len() as u64);
+        if let Some(txn) = &mut self.txn {
+            if batch.epoch > txn.committing {
+                txn.held.push_back(batch);
+                return;
+            }
         }
-        self.send(record, 0);
+        self.send_batch(batch);
     }
 
-    /// Publishes every window the merger says is ready.
-    fn publish_ready(&mut self) {
-        for publication in self.merger.ready(self.flush_request.load(Relaxed)) {
-            log::debug!(
-                "publishing window {} part {} ({} events, partial: {})",
-                publication.window,
-                publication.part,
-                publication.stats.received,
-                publication.stats.partial
+    fn begin_transaction_if_needed(&mut self) {
+        if let Some(txn) = &mut self.txn {
+            if !txn.open {
+                // Only fails on a fatal or abortable state, which the next check reports.
+                if let Err(e) = self.producer.begin_transaction() {
+                    log::warn!("begin transaction for epoch {}: {e}", txn.committing);
+                }
+                txn.open = true;
+            }
+        }
+    }
+
+    fn send_batch(&mut self, batch: OutputBatch) {
+        if batch.records.is_empty() {
+            return;
+        }
+        self.begin_transaction_if_needed();
+        let slot = self.slots.insert(Slot {
+            epoch: batch.epoch,
+            remaining: batch.records.len() as u64,
+            total: batch.records.len() as u64,
+            consumed_at: Some(batch.consumed_at),
+        });
+        let OutputBatch { data, records, .. } = batch;
+        for record in records {
+            let bytes = |r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| &data[r.clone()]);
+            let failed = self.send(
+                opaque(slot, record.destination, 0),
+                bytes(&record.key),
+                bytes(&record.value),
+                record.headers,
+                record.timestamp_ms,
             );
-            let record = self.insight_record(publication);
-            self.producer
-                .context()
-                .metrics
-                .windows_published
-                .fetch_add(1, Relaxed);
-            self.send(record, 0);
+            if let Some((retry, error)) = failed {
+                self.schedule_retry(retry, &error);
+            }
         }
     }
 
-    fn insight_record(&self, p: Publication) -> OutputRecord {
-        let published_at_ms = unix_ms();
-        let partial = p.stats.partial;
-        let record = InsightRecord::from_stats(
+    /// Publishes every epoch the merger says is ready (exactly-once: only the epoch of the
+    /// open transaction).
+    fn publish_ready(&mut self) -> Result<(), PipelineError> {
+        while let Some(epoch) = self.merger.next_publishable() {
+            if self.txn.as_ref().is_some_and(|t| t.committing != epoch) {
+                break;
+            }
+            let publications = self.merger.publish(epoch);
+            if publications.is_empty() {
+                continue;
+            }
+            self.begin_transaction_if_needed();
+            let slot = self.slots.insert(Slot {
+                epoch,
+                remaining: publications.len() as u64,
+                total: publications.len() as u64,
+                consumed_at: None,
+            });
+            let published_at_ms = unix_ms();
+            self.metrics()
+                .windows_published
+                .fetch_add(publications.len() as u64, Relaxed);
+            for publication in publications {
+                let key = publication.window.to_string();
+                let value = self.insight_record(publication, epoch, published_at_ms);
+                let failed = self.send(
+                    opaque(slot, Destination::Insights, 0),
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                    None,
+                    None,
+                );
+                if let Some((retry, error)) = failed {
+                    self.schedule_retry(retry, &error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insight_record(&self, p: Publication, epoch: Epoch, published_at_ms: u64) -> String {
+        let mut record = InsightRecord::from_stats(
             p.stats,
             &self.instance,
             &p.partitions,
-            partial,
+            !p.is_final,
             published_at_ms,
         );
-        OutputRecord {
-            origin: Origin {
-                source: None,
-                destination: Destination::Insights,
-                window: Some(p.window),
-                part: p.part,
-                input_timestamp_ms: None,
-            },
-            key: Some(p.window.to_string().into_bytes()),
-            value: Some(record.to_json().into_bytes()),
-            headers: None,
+        record.partial = !p.is_final;
+        record.is_final = p.is_final;
+        record.epoch = epoch;
+        record.to_json()
+    }
+
+    /// Exactly-once: ends the open transaction once its epoch is fully received and published:
+    /// adds the input positions, commits, tells the consumer, and sends the held batches of the
+    /// next epoch.
+    fn end_transaction_if_ready(&mut self) -> Result<(), PipelineError> {
+        loop {
+            let Some(txn) = &self.txn else { return Ok(()) };
+            let epoch = txn.committing;
+            let published = self.merger.published_through() >= epoch;
+            if !(published && self.merger.fully_received(epoch) && self.retries.is_empty()) {
+                return Ok(());
+            }
+            let Some((positions, group)) = self.txn.as_mut().and_then(|t| t.closed.remove(&epoch))
+            else {
+                return Ok(());
+            };
+            if self.txn.as_ref().is_some_and(|t| t.open) {
+                self.commit_transaction(epoch, &positions, group.as_ref())?;
+            }
+            self.merger.forget(epoch);
+            let _ = self.done_tx.send(epoch);
+            let txn = self.txn.as_mut().expect("exactly-once");
+            txn.open = false;
+            txn.committing = epoch + 1;
+            let next = epoch + 1;
+            let mut later = VecDeque::new();
+            let mut now = Vec::new();
+            for batch in std::mem::take(&mut txn.held) {
+                if batch.epoch == next {
+                    now.push(batch);
+                } else {
+                    later.push_back(batch);
+                }
+            }
+            txn.held = later;
+            for batch in now {
+                self.send_batch(batch);
+            }
+            self.publish_ready()?;
         }
     }
 
-    /// Applies the delivery reports queued by the context: done records go to the consumer
-    /// thread, failures to the retry queue.
-    fn apply_delivery_reports(&mut self) {
+    fn commit_transaction(
+        &mut self,
+        epoch: Epoch,
+        positions: &[(i32, i64)],
+        group: Option<&ConsumerGroupMetadata>,
+    ) -> Result<(), PipelineError> {
+        let result = (|| {
+            if let (false, Some(group)) = (positions.is_empty(), group) {
+                let mut tpl = TopicPartitionList::new();
+                for &(partition, position) in positions {
+                    tpl.add_partition_offset(
+                        &self.input_topic,
+                        partition,
+                        Offset::Offset(position),
+                    )?;
+                }
+                self.producer
+                    .send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)?;
+            }
+            self.producer.commit_transaction(TXN_TIMEOUT)
+        })();
+        match result {
+            Ok(()) => {
+                self.metrics().note_commit();
+                log::debug!("committed transaction of epoch {epoch}: {positions:?}");
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("transaction of epoch {epoch} failed: {e}; aborting it");
+                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                    log::error!("abort of epoch {epoch}'s transaction failed: {abort}");
+                }
+                self.metrics().commit_failures.fetch_add(1, Relaxed);
+                Err(PipelineError::kafka(
+                    format!(
+                        "exactly-once transaction of epoch {epoch} aborted (its records are \
+                         processed again from the last committed epoch)"
+                    ),
+                    e,
+                ))
+            }
+        }
+    }
+
+    /// Applies the delivery reports queued by the context: slots and epochs advance, failures
+    /// go to the retry queue (exactly-once: a failure ends the run).
+    fn apply_delivery_reports(&mut self) -> Result<(), PipelineError> {
         let reports = std::mem::take(
             &mut *self
                 .producer
@@ -298,26 +574,50 @@ impl<'a> ProducerStage<'a> {
                 .unwrap_or_else(|e| e.into_inner()),
         );
         if reports.is_empty() {
-            return;
+            return Ok(());
         }
-        let metrics = &self.producer.context().metrics;
         // One clock read per batch of delivery reports.
-        let now_ms = unix_ms();
+        let now_ms = unix_ms() as i64;
         let mut delivered = 0;
         let mut latency = LagHistogram::new();
         let mut by_topic = [0u64; 3];
-        for report in &reports {
-            if let Delivery::Delivered(origin) = report {
-                by_topic[destination_index(origin.destination)] += 1;
-                if let Some(source) = origin.source {
-                    delivered += 1;
-                    metrics.latency.delivered(source.partition, source.offset);
-                    if let Some(ts) = origin.input_timestamp_ms {
-                        latency.record(now_ms as i64 - ts);
+        for report in reports {
+            match report {
+                Delivery::Delivered {
+                    opaque,
+                    timestamp_ms,
+                } => {
+                    let (slot, destination, _) = unpack(opaque);
+                    by_topic[destination_index(destination)] += 1;
+                    if destination != Destination::Insights {
+                        delivered += 1;
+                        if let Some(ts) = timestamp_ms {
+                            latency.record(now_ms - ts);
+                        }
                     }
+                    if let Some(done) = self.slots.delivered(slot) {
+                        match done.consumed_at {
+                            Some(at) => {
+                                self.merger.delivered(done.epoch, done.total);
+                                self.metrics().latency.observe(at.elapsed());
+                            }
+                            None => self.merger.insights_delivered(done.epoch, done.total),
+                        }
+                    }
+                }
+                Delivery::Failed { retry, error } => {
+                    if self.txn.is_some() {
+                        return Err(PipelineError::kafka(
+                            "exactly-once: a delivery failed inside a transaction; stopping so \
+                             the epoch is processed again",
+                            error,
+                        ));
+                    }
+                    self.schedule_retry(retry, &error);
                 }
             }
         }
+        let metrics = self.metrics();
         if delivered > 0 {
             metrics.note_delivered(delivered);
         }
@@ -327,51 +627,40 @@ impl<'a> ProducerStage<'a> {
                 total.fetch_add(n, Relaxed);
             }
         }
-        for report in reports {
-            match report {
-                // The consumer thread may already be gone at the very end of a shutdown, so
-                // sends to it may fail.
-                Delivery::Delivered(origin) => match (origin.source, origin.window) {
-                    (Some(source), Some(window)) => {
-                        if let Some(done) =
-                            self.merger.output_delivered(window, origin.part, source)
-                        {
-                            let _ = self.done_tx.send(done);
-                        }
-                    }
-                    // Not counted in any window (--passthrough): done when delivered.
-                    (Some(source), None) => {
-                        let _ = self.done_tx.send(source);
-                    }
-                    (None, Some(window)) => {
-                        for done in self.merger.insight_delivered(window, origin.part) {
-                            let _ = self.done_tx.send(done);
-                        }
-                    }
-                    (None, None) => {}
-                },
-                Delivery::Failed(record, error, attempts) => {
-                    self.schedule_retry(record, attempts, &error)
-                }
-            }
-        }
+        Ok(())
     }
 
-    /// Waits for outstanding deliveries and retries until the deadline, then flushes.
+    /// Drains the control channel, publishes, ends the last transactions and waits for
+    /// outstanding deliveries and retries until the deadline, then flushes.
     fn finish(mut self) -> Result<(), PipelineError> {
-        while self.producer.in_flight_count() > 0 || !self.retries.is_empty() {
+        loop {
+            self.serve()?;
+            let idle = self.merger.open_epochs() == 0
+                && self.producer.in_flight_count() == 0
+                && self.retries.is_empty()
+                && self
+                    .txn
+                    .as_ref()
+                    .is_none_or(|t| !t.open && t.held.is_empty());
+            if idle {
+                break;
+            }
             if self.shutdown.overdue() {
                 log::warn!(
-                    "shutdown deadline reached with {} messages queued and {} waiting for a retry",
+                    "shutdown deadline reached with {} messages queued, {} waiting for a retry \
+                     and {} epochs incomplete",
                     self.producer.in_flight_count(),
-                    self.retries.len()
+                    self.retries.len(),
+                    self.merger.open_epochs()
                 );
                 break;
             }
-            self.producer.poll(Duration::from_millis(20));
-            self.apply_delivery_reports();
-            self.resend_due();
-            self.check_fatal()?;
+            self.producer.poll(Duration::from_millis(5));
+        }
+        if let Some(txn) = &self.txn {
+            if txn.open {
+                let _ = self.producer.abort_transaction(Duration::from_secs(5));
+            }
         }
         let grace = self.shutdown.remaining().unwrap_or(Duration::from_secs(5));
         if let Err(e) = self.producer.flush(grace) {
@@ -380,58 +669,63 @@ impl<'a> ProducerStage<'a> {
         Ok(())
     }
 
-    fn topic(&self, destination: Destination) -> &str {
-        match destination {
-            Destination::Processed => &self.output_topic,
-            Destination::DeadLetter => &self.dlq_topic,
-            Destination::Insights => &self.insights_topic,
+    /// Sends one message; QueueFull is answered by polling and sending again. Returns the
+    /// record and the error when it could not be queued.
+    fn send(
+        &self,
+        opaque: usize,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+        timestamp_ms: Option<i64>,
+    ) -> Option<(Retry, KafkaError)> {
+        let (_, destination, _) = unpack(opaque);
+        let topic = &self.topics[destination_index(destination)];
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, opaque);
+        if let Some(key) = key {
+            record = record.key(key);
         }
-    }
-
-    fn send(&mut self, mut record: OutputRecord, attempts: u32) {
-        let topic = self.topic(record.origin.destination).to_owned();
-        let mut base: BaseRecord<'_, [u8], [u8], Opaque> =
-            BaseRecord::with_opaque_to(&topic, Box::new((record.origin, attempts)));
-        if let Some(key) = &record.key {
-            base = base.key(key.as_slice());
+        if let Some(value) = value {
+            record = record.payload(value);
         }
-        if let Some(value) = &record.value {
-            base = base.payload(value.as_slice());
+        if let Some(headers) = headers {
+            record = record.headers(headers);
         }
-        if let Some(headers) = record.headers.take() {
-            base = base.headers(headers);
+        if let Some(ts) = timestamp_ms {
+            record = record.timestamp(ts);
         }
         loop {
-            match self.producer.send(base) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    if self.shutdown.overdue() {
-                        // Not delivered, so its input offset is never committed: it is read
-                        // again after the restart.
-                        return;
-                    }
-                    base = back;
-                    self.producer.poll(Duration::from_millis(10));
+            match self.producer.send(record) {
+                Ok(()) => return None,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if !self.shutdown.overdue() =>
+                {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(1));
                 }
                 Err((error, back)) => {
-                    let metrics = &self.producer.context().metrics;
+                    let metrics = self.metrics();
                     metrics.delivery_failures.fetch_add(1, Relaxed);
-                    metrics.delivery_failures_by_topic
-                        [destination_index(record.origin.destination)]
-                    .fetch_add(1, Relaxed);
-                    let headers = back.headers;
-                    record.headers = headers;
-                    self.schedule_retry(record, attempts, &error);
-                    return;
+                    metrics.delivery_failures_by_topic[destination_index(destination)]
+                        .fetch_add(1, Relaxed);
+                    let retry = Retry {
+                        opaque,
+                        timestamp_ms,
+                        key: key.map(<[u8]>::to_vec),
+                        value: value.map(<[u8]>::to_vec),
+                        headers: back.headers,
+                        not_before: Instant::now(),
+                    };
+                    return Some((retry, error));
                 }
             }
         }
     }
 
-    fn schedule_retry(&mut self, record: OutputRecord, attempts: u32, error: &KafkaError) {
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(1 << attempts.min(10))
-            .min(MAX_BACKOFF);
+    fn schedule_retry(&mut self, mut retry: Retry, error: &KafkaError) {
+        let (slot, destination, attempts) = unpack(retry.opaque);
+        let backoff = retry_backoff(attempts);
         let now = Instant::now();
         if self
             .last_failure_log
@@ -441,16 +735,14 @@ impl<'a> ProducerStage<'a> {
             log::warn!(
                 "delivery to {} failed ({error}); retrying in {backoff:?} (attempt {}); \
                  {} records wait for a retry and their input offsets stay uncommitted",
-                self.topic(record.origin.destination),
+                self.topics[destination_index(destination)],
                 attempts + 1,
                 self.retries.len() + 1
             );
         }
-        self.retries.push_back(Retry {
-            record,
-            attempts: attempts + 1,
-            not_before: now + backoff,
-        });
+        retry.opaque = opaque(slot, destination, attempts + 1);
+        retry.not_before = now + backoff;
+        self.retries.push_back(retry);
     }
 
     fn resend_due(&mut self) {
@@ -465,13 +757,22 @@ impl<'a> ProducerStage<'a> {
         self.last_retry_pass = now;
         let mut waiting = VecDeque::with_capacity(self.retries.len());
         while let Some(retry) = self.retries.pop_front() {
-            if retry.not_before <= now {
-                self.send(retry.record, retry.attempts);
-            } else {
+            if retry.not_before > now {
                 waiting.push_back(retry);
+                continue;
+            }
+            let failed = self.send(
+                retry.opaque,
+                retry.key.as_deref(),
+                retry.value.as_deref(),
+                retry.headers,
+                retry.timestamp_ms,
+            );
+            if let Some((again, error)) = failed {
+                self.schedule_retry(again, &error);
             }
         }
-        // Records rescheduled by `send` during this pass are already in `self.retries`.
+        // Records rescheduled during this pass are already in `self.retries`.
         waiting.append(&mut self.retries);
         self.retries = waiting;
     }
@@ -484,5 +785,58 @@ impl<'a> ProducerStage<'a> {
             )),
             None => Ok(()),
         }
+    }
+}
+
+/// The backoff before retry number `attempts + 1`.
+fn retry_backoff(attempts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << attempts.min(10))
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_opaque_round_trips_slot_topic_and_attempts() {
+        for (slot, d, attempts) in [
+            (0, Destination::Processed, 0),
+            (7, Destination::DeadLetter, 5),
+            (1 << 40, Destination::Insights, 63),
+        ] {
+            assert_eq!(unpack(opaque(slot, d, attempts)), (slot, d, attempts));
+        }
+        assert_eq!(
+            unpack(opaque(3, Destination::Processed, 200)).2,
+            63,
+            "capped"
+        );
+    }
+
+    #[test]
+    fn a_slot_is_returned_once_its_last_output_is_delivered_and_reused() {
+        let mut slots = Slots::default();
+        let s = |total| Slot {
+            epoch: 4,
+            remaining: total,
+            total,
+            consumed_at: None,
+        };
+        let a = slots.insert(s(2));
+        let b = slots.insert(s(1));
+        assert!(slots.delivered(a).is_none());
+        assert_eq!(slots.delivered(b).map(|s| s.total), Some(1));
+        assert_eq!(slots.delivered(a).map(|s| (s.epoch, s.total)), Some((4, 2)));
+        assert_eq!(slots.insert(s(1)), a, "freed slots are reused");
+        assert!(slots.delivered(99).is_none(), "unknown slot");
+    }
+
+    #[test]
+    fn retry_backoff_doubles_up_to_ten_seconds() {
+        assert_eq!(retry_backoff(0), Duration::from_millis(100));
+        assert_eq!(retry_backoff(3), Duration::from_millis(800));
+        assert_eq!(retry_backoff(20), Duration::from_secs(10));
     }
 }

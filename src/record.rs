@@ -1,15 +1,28 @@
-//! The records that travel between the stages, and the header names the pipeline writes.
+//! The messages that travel between the stages, and the header names the pipeline writes.
+//!
+//! Records move in batches: the consumer hands the workers an [`InputBatch`] (keys and payloads
+//! copied once into one buffer), a worker hands the producer an [`OutputBatch`] (keys and values
+//! written into one buffer), so a channel operation, a tracker lock and a metrics update happen
+//! per batch, not per record. Every batch carries the commit epoch it was handed out in (see
+//! [`crate::offsets`]); workers report their insight deltas per epoch ([`WorkerDelta`]), and the
+//! consumer tells the producer what each epoch holds ([`EpochClosed`]).
 
+use std::ops::Range;
+use std::time::Instant;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::OwnedHeaders;
 
-use crate::offsets::Epoch;
+use crate::insights::window::WindowStats;
 
-/// Header on every output record: the input topic it came from.
-pub const HEADER_SOURCE_TOPIC: &str = "__pipeline.source.topic";
-/// Header on every output record: the input partition it came from (decimal).
-pub const HEADER_SOURCE_PARTITION: &str = "__pipeline.source.partition";
-/// Header on every output record: the input offset it came from (decimal).
-pub const HEADER_SOURCE_OFFSET: &str = "__pipeline.source.offset";
+/// A commit epoch: the records handed out during one `--commit-interval`, numbered from 1.
+pub type Epoch = u64;
+/// One assignment of a partition to this consumer (see [`crate::offsets`]).
+pub type Generation = u64;
+
+/// Header on every processed record: where it came from, as `topic/partition/offset` (topic
+/// names cannot contain `/`). One header instead of three saves ~60 bytes per record.
+pub const HEADER_SOURCE: &str = "__pipeline.source";
 
 /// Dead-letter header: the error code (see [`crate::transform::ErrorCode`]).
 pub const HEADER_ERROR_CODE: &str = "__pipeline.errors.code";
@@ -28,19 +41,34 @@ pub const HEADER_ERROR_OFFSET: &str = "__pipeline.errors.offset";
 /// Dead-letter header: the input record's timestamp, milliseconds since the epoch (decimal).
 pub const HEADER_ERROR_TIMESTAMP: &str = "__pipeline.errors.timestamp";
 
-/// Where an input record came from, and under which assignment it was read.
+/// Writes the value of [`HEADER_SOURCE`] for `topic`, `partition`, `offset` into `out`.
+pub fn write_source(out: &mut Vec<u8>, topic: &str, partition: i32, offset: i64) {
+    out.extend_from_slice(topic.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(Decimal::signed(i64::from(partition)).as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(Decimal::signed(offset).as_bytes());
+}
+
+/// Parses a [`HEADER_SOURCE`] value back into topic, partition and offset.
+pub fn parse_source(value: &[u8]) -> Option<(&str, i32, i64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (rest, offset) = text.rsplit_once('/')?;
+    let (topic, partition) = rest.rsplit_once('/')?;
+    Some((topic, partition.parse().ok()?, offset.parse().ok()?))
+}
+
+/// Where an input record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     /// Input partition.
     pub partition: i32,
     /// Input offset.
     pub offset: i64,
-    /// Assignment epoch (see [`crate::offsets`]).
-    pub epoch: Epoch,
 }
 
-/// One input record as the consumer hands it to a worker: owned copies of everything the
-/// workers need, so the consumer's buffers are not held.
+/// One input record inside an [`InputBatch`]; its key and payload are ranges of the batch's
+/// buffer.
 #[derive(Debug)]
 pub struct InputRecord {
     /// Where it came from.
@@ -48,11 +76,87 @@ pub struct InputRecord {
     /// The record timestamp in milliseconds, if the broker set one.
     pub timestamp_ms: Option<i64>,
     /// The record key.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Range<usize>>,
     /// The record value; `None` is a tombstone.
-    pub payload: Option<Vec<u8>>,
+    pub payload: Option<Range<usize>>,
     /// The record headers, copied.
     pub headers: Option<OwnedHeaders>,
+}
+
+/// Records handed from the consumer to one worker in one channel operation.
+#[derive(Debug)]
+pub struct InputBatch {
+    /// The commit epoch the batch was handed out in.
+    pub epoch: Epoch,
+    /// When its first record was polled (for the processing-latency histogram).
+    pub consumed_at: Instant,
+    /// Keys and payloads, back to back.
+    pub data: Vec<u8>,
+    /// The records, in the order they were polled.
+    pub records: Vec<InputRecord>,
+}
+
+impl InputBatch {
+    /// An empty batch (epoch 0 until it is handed out).
+    pub fn new() -> Self {
+        InputBatch {
+            epoch: 0,
+            consumed_at: Instant::now(),
+            data: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// Appends a record, copying its key and payload into the batch buffer.
+    pub fn push(
+        &mut self,
+        source: Source,
+        timestamp_ms: Option<i64>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) {
+        if self.records.is_empty() {
+            self.consumed_at = Instant::now();
+        }
+        let key = key.map(|k| append(&mut self.data, k));
+        let payload = payload.map(|p| append(&mut self.data, p));
+        self.records.push(InputRecord {
+            source,
+            timestamp_ms,
+            key,
+            payload,
+            headers,
+        });
+    }
+
+    /// The bytes of a range of the buffer.
+    pub fn bytes(&self, range: &Option<Range<usize>>) -> Option<&[u8]> {
+        range.as_ref().map(|r| &self.data[r.clone()])
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl Default for InputBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Appends `bytes` to `buf` and returns where they are.
+pub fn append(buf: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
+    let start = buf.len();
+    buf.extend_from_slice(bytes);
+    start..buf.len()
 }
 
 /// Which output topic a record goes to.
@@ -66,56 +170,89 @@ pub enum Destination {
     Insights,
 }
 
-/// What an output record is, for its delivery report: the input record it derives from (none
-/// for an insight record) and the insight window part that counts it (see [`crate::merger`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Origin {
-    /// The input record; `None` for an insight record.
-    pub source: Option<Source>,
-    /// Which topic.
-    pub destination: Destination,
-    /// Start of the window the input was counted in, or that the insight record describes;
-    /// `None` for a record not counted in any window (`--passthrough`).
-    pub window: Option<u64>,
-    /// The part of that window (set by the producer thread).
-    pub part: u32,
-    /// The input record's timestamp (Unix ms), for the end-to-end latency measured at delivery.
-    pub input_timestamp_ms: Option<i64>,
-}
-
-/// One record for the producer thread.
+/// One output record inside an [`OutputBatch`].
 #[derive(Debug)]
 pub struct OutputRecord {
-    /// Where it comes from and goes to.
-    pub origin: Origin,
-    /// Key bytes.
-    pub key: Option<Vec<u8>>,
-    /// Value bytes.
-    pub value: Option<Vec<u8>>,
+    /// Which topic.
+    pub destination: Destination,
+    /// The input record's timestamp (Unix ms), which the output keeps (as Kafka Streams does).
+    pub timestamp_ms: Option<i64>,
+    /// Key bytes (a range of the batch buffer).
+    pub key: Option<Range<usize>>,
+    /// Value bytes (a range of the batch buffer).
+    pub value: Option<Range<usize>>,
     /// Headers.
     pub headers: Option<OwnedHeaders>,
 }
 
-/// A worker's report of the insight windows it closed.
+/// One worker's outputs for one [`InputBatch`]: one output per input record.
 #[derive(Debug)]
-pub struct WindowReport {
+pub struct OutputBatch {
+    /// The commit epoch of the input batch.
+    pub epoch: Epoch,
+    /// When the input batch's first record was polled.
+    pub consumed_at: Instant,
+    /// Keys and values, back to back.
+    pub data: Vec<u8>,
+    /// The outputs, one per input record.
+    pub records: Vec<OutputRecord>,
+}
+
+impl OutputBatch {
+    /// The bytes of a range of the buffer.
+    pub fn bytes(&self, range: &Option<Range<usize>>) -> Option<&[u8]> {
+        range.as_ref().map(|r| &self.data[r.clone()])
+    }
+}
+
+/// A worker's insight deltas: what it counted in `epoch`, sent once it can no longer receive a
+/// record of any epoch up to `finished_through`.
+#[derive(Debug)]
+pub struct WorkerDelta {
     /// Which worker (0-based).
     pub worker: usize,
-    /// Windows it closed since its last report.
-    pub closed: Vec<crate::insights::window::WindowStats>,
-    /// Every window of this worker starting before this time is closed.
+    /// The epoch whose records these windows count.
+    pub epoch: Epoch,
+    /// The worker will receive no more records of this epoch or any earlier one.
+    pub finished_through: Epoch,
+    /// What each window gained in `epoch` (windows without news are left out).
+    pub windows: Vec<WindowStats>,
+    /// Input partitions of the records counted.
+    pub partitions: Vec<i32>,
+    /// Every window of this worker starting before this time is closed: it will count nothing
+    /// more in them.
     pub closed_before: u64,
-    /// The latest flush request it has carried out.
-    pub flushed: u64,
 }
 
 /// What workers send to the producer thread.
 #[derive(Debug)]
 pub enum ToProducer {
-    /// An output record (processed or dead letter).
-    Record(OutputRecord),
-    /// Closed insight windows.
-    Windows(WindowReport),
+    /// Outputs and dead letters.
+    Batch(OutputBatch),
+    /// Insight deltas.
+    Delta(WorkerDelta),
+}
+
+/// What the consumer tells the producer when it closes an epoch.
+pub struct EpochClosed {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Input records handed out in it.
+    pub records: u64,
+    /// Next offset to read of each partition handed out in it (for the transaction's offsets).
+    pub positions: Vec<(i32, i64)>,
+    /// The consumer's group metadata at the close (exactly-once only).
+    pub group: Option<ConsumerGroupMetadata>,
+}
+
+impl std::fmt::Debug for EpochClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochClosed")
+            .field("epoch", &self.epoch)
+            .field("records", &self.records)
+            .field("positions", &self.positions)
+            .finish()
+    }
 }
 
 /// A number formatted in decimal on the stack (header values and JSON without an allocation).
@@ -141,6 +278,12 @@ impl Decimal {
         Decimal { buf, start }
     }
 
+    /// Formats a non-negative `n`; a negative one (never a partition or offset of a real
+    /// record) as 0.
+    pub fn signed(n: i64) -> Self {
+        Decimal::new(n.max(0) as u64)
+    }
+
     /// The digits.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start..]
@@ -149,12 +292,44 @@ impl Decimal {
 
 #[cfg(test)]
 mod tests {
-    use super::Decimal;
+    use super::*;
 
     #[test]
     fn decimal_matches_to_string() {
         for n in [0, 7, 10, 41, 1_720_589_697, u64::MAX] {
             assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn source_header_round_trips_topics_with_dots_and_dashes() {
+        let mut out = Vec::new();
+        write_source(&mut out, "user-login.v2_x", 11, 1_720_589_697);
+        assert_eq!(out, b"user-login.v2_x/11/1720589697");
+        assert_eq!(
+            parse_source(&out),
+            Some(("user-login.v2_x", 11, 1_720_589_697))
+        );
+        assert_eq!(parse_source(b"no-slashes"), None);
+        assert_eq!(parse_source(b"t/x/1"), None);
+    }
+
+    #[test]
+    fn a_batch_keeps_each_key_and_payload_apart() {
+        let mut b = InputBatch::new();
+        let s = |offset| Source {
+            partition: 0,
+            offset,
+        };
+        b.push(s(0), None, Some(b"k0"), Some(b"{}"), None);
+        b.push(s(1), Some(5), None, None, None);
+        b.push(s(2), None, Some(b""), Some(b"xyz"), None);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.bytes(&b.records[0].key), Some(&b"k0"[..]));
+        assert_eq!(b.bytes(&b.records[0].payload), Some(&b"{}"[..]));
+        assert_eq!(b.bytes(&b.records[1].key), None);
+        assert_eq!(b.bytes(&b.records[1].payload), None);
+        assert_eq!(b.bytes(&b.records[2].key), Some(&b""[..]));
+        assert_eq!(b.bytes(&b.records[2].payload), Some(&b"xyz"[..]));
     }
 }

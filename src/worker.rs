@@ -1,33 +1,95 @@
-//! The worker stage: input records in, output records (processed or dead letter) out.
+//! The worker stage: input batches in, output batches (processed records and dead letters) and
+//! insight deltas out.
 //!
-//! Each worker owns a [`Transformer`] (and so its parse buffers) and a [`WorkerTally`]; nothing
-//! is shared on the hot path but the channels. A valid record becomes a `processed_data` record
-//! keyed by `user_id` with source headers; anything else becomes a dead letter carrying the
-//! original key, value and headers byte-for-byte plus the `__pipeline.errors.*` headers.
+//! Each worker owns a [`Transformer`] (and so its parse buffers), its insight windows and a
+//! [`WorkerTally`]; nothing is shared on the hot path but the channels, one operation per batch.
+//! A valid record becomes a `processed_data` record keyed by `user_id`, carrying the input's
+//! headers (`--input-headers`) and then the [`HEADER_SOURCE`] lineage header; anything else
+//! becomes a dead letter carrying the original key, value and headers byte-for-byte plus the
+//! `__pipeline.errors.*` headers. Outputs keep the input record's timestamp.
+//!
+//! # Epochs
+//!
+//! Batches carry the commit epoch they were handed out in (see [`crate::offsets`]). A worker
+//! counts the records of one epoch into its open windows; when it receives a batch of a newer
+//! epoch it first sends a [`WorkerDelta`]: what each window gained, and that it will receive
+//! no record of an older epoch again (the work channel is FIFO, so every older batch has been
+//! taken). An idle worker does the same on a tick once the consumer has moved to a newer epoch
+//! and the channel is empty (read in that order, so no batch of the older epoch can still be
+//! waiting). The producer needs these reports from every worker to complete an epoch.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 
 use crate::insights::window::{
-    lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
+    lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig, WindowStats,
 };
 use crate::metrics::{unix_ms, Metrics, WorkerTally};
 use crate::record::*;
 use crate::transform::{Rejection, Transformer};
 use crate::watermark::EventClock;
 
-/// Publish the tally and check the insight windows after this many records, or when the input
-/// is idle this long.
-const BATCH: u64 = 256;
-const IDLE_TICK: Duration = Duration::from_millis(100);
-/// Records between two reads of the wall clock (~0.3 ms apart at full speed).
-const CLOCK_EVERY: u64 = 32;
+/// How often an idle worker checks whether the consumer has closed an epoch.
+const IDLE_TICK: Duration = Duration::from_millis(50);
 /// Events further in the future than this (clock skew, bad data) are counted in the window of
 /// now + this, so they cannot hold a window open, or push the watermark, far ahead.
 const MAX_FUTURE_SECS: u64 = 60;
+
+/// Which input headers a processed record carries (dead letters always carry all of them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InputHeaders {
+    /// Every input header, in order (the default, as Kafka Streams does).
+    #[default]
+    All,
+    /// None: only the lineage header.
+    None,
+    /// Only headers with these names.
+    Only(Vec<String>),
+}
+
+impl InputHeaders {
+    /// Parses `all`, `none` or a comma-separated list of header names.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => Ok(InputHeaders::All),
+            "none" => Ok(InputHeaders::None),
+            "" => Err("expected all, none or a comma-separated list of header names".into()),
+            list => Ok(InputHeaders::Only(
+                list.split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            )),
+        }
+    }
+
+    /// The flag value that parses back to this policy.
+    pub fn to_flag(&self) -> String {
+        match self {
+            InputHeaders::All => "all".into(),
+            InputHeaders::None => "none".into(),
+            InputHeaders::Only(names) => names.join(","),
+        }
+    }
+
+    /// The headers a processed record starts with.
+    fn carried(&self, input: Option<OwnedHeaders>) -> OwnedHeaders {
+        match (self, input) {
+            (InputHeaders::All, Some(h)) => h,
+            (InputHeaders::Only(names), Some(h)) => {
+                let mut out = OwnedHeaders::new_with_capacity(names.len() + 1);
+                for header in h.iter().filter(|h| names.iter().any(|n| n == h.key)) {
+                    out = out.insert(header);
+                }
+                out
+            }
+            _ => OwnedHeaders::new_with_capacity(1),
+        }
+    }
+}
 
 /// What a worker shares with the rest of the pipeline.
 pub struct WorkerShared<'a> {
@@ -37,10 +99,12 @@ pub struct WorkerShared<'a> {
     pub metrics: &'a Metrics,
     /// The event-time watermark.
     pub clock: &'a EventClock,
-    /// Bumped by the consumer thread when open windows must be flushed (partition revoke).
-    pub flush_request: &'a AtomicU64,
+    /// The consumer's open epoch.
+    pub epoch: &'a AtomicU64,
     /// Window sizes.
     pub windows: WindowConfig,
+    /// Which input headers processed records carry.
+    pub input_headers: InputHeaders,
     /// Copy records untouched (`--passthrough`, the benchmark ceiling).
     pub passthrough: bool,
 }
@@ -49,9 +113,12 @@ pub struct WorkerShared<'a> {
 pub struct WorkerWindows {
     id: usize,
     aggregator: WindowAggregator,
-    config: WindowConfig,
-    flushed: u64,
-    reported_closed_before: u64,
+    /// The epoch whose records are being counted (0 before the first batch).
+    open_epoch: Epoch,
+    /// Input partitions of the records counted since the last delta.
+    partitions: Vec<i32>,
+    /// Windows closed by the watermark since the last delta.
+    closed: Vec<WindowStats>,
 }
 
 impl WorkerWindows {
@@ -60,213 +127,253 @@ impl WorkerWindows {
         WorkerWindows {
             id,
             aggregator: WindowAggregator::new(config),
-            config,
-            flushed: 0,
-            reported_closed_before: 0,
+            open_epoch: 0,
+            partitions: Vec::new(),
+            closed: Vec::new(),
         }
     }
 
-    /// Closes what the watermark (or a flush request) allows; returns a report when there is
-    /// something new to tell the producer thread.
-    fn tick(&mut self, shared: &WorkerShared<'_>, now_ms: u64) -> Option<WindowReport> {
-        let request = shared.flush_request.load(Relaxed);
-        if request > self.flushed {
-            // Flush early (partial) so the records counted so far can be committed before the
-            // partitions move; later events start fresh windows (a new part of the same window).
-            let closed = self.aggregator.flush();
-            self.aggregator = WindowAggregator::new(self.config);
-            self.flushed = request;
-            self.reported_closed_before = 0;
-            return Some(self.report(closed, 0));
-        }
-        let watermark = shared.clock.watermark(now_ms)?;
-        let closed = self.aggregator.advance(watermark);
-        let closed_before = self.aggregator.closed_before();
-        if closed.is_empty() && closed_before == self.reported_closed_before {
-            return None;
-        }
-        self.reported_closed_before = closed_before;
-        Some(self.report(closed, closed_before))
+    /// The aggregator (for benches and tests).
+    pub fn aggregator(&mut self) -> &mut WindowAggregator {
+        &mut self.aggregator
     }
 
-    /// Closes every window (shutdown).
-    fn finish(&mut self) -> WindowReport {
-        let closed = self.aggregator.flush();
-        self.report(closed, u64::MAX)
+    fn note_partition(&mut self, partition: i32) {
+        if !self.partitions.contains(&partition) {
+            self.partitions.push(partition);
+        }
     }
 
-    fn report(
-        &self,
-        closed: Vec<crate::insights::window::WindowStats>,
-        closed_before: u64,
-    ) -> WindowReport {
-        WindowReport {
+    /// Closes what the watermark allows (kept for the next delta).
+    fn advance(&mut self, watermark: Option<u64>) {
+        if let Some(watermark) = watermark {
+            let closed = self.aggregator.advance(watermark);
+            self.closed.extend(closed);
+        }
+    }
+
+    /// The delta of the open epoch, declaring the worker finished with every epoch up to
+    /// `finished_through`; the next records count in epoch `next`.
+    fn delta(&mut self, finished_through: Epoch, next: Epoch) -> WorkerDelta {
+        let mut windows = std::mem::take(&mut self.closed);
+        windows.extend(self.aggregator.take_deltas());
+        windows.sort_by_key(|w| w.start);
+        let delta = WorkerDelta {
             worker: self.id,
-            closed,
+            epoch: self.open_epoch,
+            finished_through,
+            windows,
+            partitions: std::mem::take(&mut self.partitions),
+            closed_before: self.aggregator.closed_before(),
+        };
+        self.open_epoch = next;
+        delta
+    }
+
+    /// The last delta (shutdown): every window, none of them final.
+    fn finish(&mut self) -> WorkerDelta {
+        let closed_before = self.aggregator.closed_before();
+        let mut windows = std::mem::take(&mut self.closed);
+        windows.extend(self.aggregator.flush());
+        WorkerDelta {
+            worker: self.id,
+            epoch: self.open_epoch,
+            finished_through: Epoch::MAX,
+            windows,
+            partitions: std::mem::take(&mut self.partitions),
             closed_before,
-            flushed: self.flushed,
         }
     }
 }
 
 /// Runs one worker until the input channel is closed and drained, or the output channel closes.
 pub fn run(
-    rx: Receiver<InputRecord>,
+    rx: Receiver<InputBatch>,
     tx: Sender<ToProducer>,
     mut transformer: Transformer,
     mut windows: WorkerWindows,
     shared: &WorkerShared<'_>,
 ) {
     let mut tally = WorkerTally::default();
-    let mut since_tick = 0u64;
-    let mut now_ms = unix_ms();
     loop {
-        // try_recv first: recv_timeout reads the clock on every call, which showed up in
-        // profiles at a few hundred thousand records per second.
-        let record = match rx.try_recv() {
-            Ok(record) => Some(record),
-            Err(_) => match rx.recv_timeout(IDLE_TICK) {
-                Ok(record) => Some(record),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-        };
-        // The wall clock (for lag and future-clamping) is read every CLOCK_EVERY records.
-        if since_tick % CLOCK_EVERY == 0 || record.is_none() {
-            now_ms = unix_ms();
-        }
-        if let Some(record) = record {
-            let output = process(
-                &mut transformer,
-                &mut windows.aggregator,
-                record,
-                shared,
-                now_ms,
-                &mut tally,
-            );
-            if tx.send(ToProducer::Record(output)).is_err() {
-                log::debug!("output channel closed; worker stops");
-                return;
-            }
-            since_tick += 1;
-            if since_tick < BATCH {
+        let batch = match rx.recv_timeout(IDLE_TICK) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => {
+                // Epoch first, then the channel: see the module doc.
+                let epoch = shared.epoch.load(Ordering::Acquire);
+                if epoch > windows.open_epoch && rx.is_empty() {
+                    windows.advance(shared.clock.watermark(unix_ms()));
+                    if tx
+                        .send(ToProducer::Delta(windows.delta(epoch - 1, epoch)))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 continue;
             }
-        }
-        since_tick = 0;
-        shared.metrics.publish(&mut tally);
-        if let Some(report) = windows.tick(shared, now_ms) {
-            if tx.send(ToProducer::Windows(report)).is_err() {
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if batch.epoch > windows.open_epoch {
+            let delta = windows.delta(batch.epoch - 1, batch.epoch);
+            if tx.send(ToProducer::Delta(delta)).is_err() {
                 return;
             }
+        }
+        let now_ms = unix_ms();
+        let output = process_batch(
+            &mut transformer,
+            &mut windows,
+            batch,
+            shared,
+            now_ms,
+            &mut tally,
+        );
+        shared.metrics.publish(&mut tally);
+        windows.advance(shared.clock.watermark(now_ms));
+        if tx.send(ToProducer::Batch(output)).is_err() {
+            log::debug!("output channel closed; worker stops");
+            return;
         }
     }
     shared.metrics.publish(&mut tally);
-    let _ = tx.send(ToProducer::Windows(windows.finish()));
+    let _ = tx.send(ToProducer::Delta(windows.finish()));
 }
 
-/// Turns one input record into its output record, and counts it in its insight window.
+/// Turns an input batch into its output batch (one output per input, in order), counting each
+/// record in its insight window.
+pub fn process_batch(
+    transformer: &mut Transformer,
+    windows: &mut WorkerWindows,
+    batch: InputBatch,
+    shared: &WorkerShared<'_>,
+    now_ms: u64,
+    tally: &mut WorkerTally,
+) -> OutputBatch {
+    let mut out = OutputBatch {
+        epoch: batch.epoch,
+        consumed_at: batch.consumed_at,
+        data: Vec::with_capacity(batch.data.len() + batch.records.len() * 96),
+        records: Vec::with_capacity(batch.records.len()),
+    };
+    let InputBatch { data, records, .. } = batch;
+    let mut last_partition = None;
+    for record in records {
+        if last_partition != Some(record.source.partition) {
+            last_partition = Some(record.source.partition);
+            windows.note_partition(record.source.partition);
+        }
+        let output = if shared.passthrough {
+            tally.valid += 1;
+            OutputRecord {
+                destination: Destination::Processed,
+                timestamp_ms: record.timestamp_ms,
+                key: copy(&data, &record.key, &mut out.data),
+                value: copy(&data, &record.payload, &mut out.data),
+                headers: record.headers,
+            }
+        } else {
+            process(
+                transformer,
+                &mut windows.aggregator,
+                &data,
+                record,
+                shared,
+                now_ms,
+                tally,
+                &mut out.data,
+            )
+        };
+        out.records.push(output);
+    }
+    out
+}
+
+fn copy(
+    from: &[u8],
+    range: &Option<std::ops::Range<usize>>,
+    to: &mut Vec<u8>,
+) -> Option<std::ops::Range<usize>> {
+    range.as_ref().map(|r| append(to, &from[r.clone()]))
+}
+
+/// Turns one input record into its output record (key and value appended to `out`), and
+/// counts it in its insight window.
+#[allow(clippy::too_many_arguments)]
 pub fn process(
     transformer: &mut Transformer,
     aggregator: &mut WindowAggregator,
+    data: &[u8],
     record: InputRecord,
     shared: &WorkerShared<'_>,
     now_ms: u64,
     tally: &mut WorkerTally,
+    out: &mut Vec<u8>,
 ) -> OutputRecord {
-    let input_topic = shared.input_topic;
-    if shared.passthrough {
-        tally.valid += 1;
-        return OutputRecord {
-            origin: Origin {
-                source: Some(record.source),
-                destination: Destination::Processed,
-                window: None,
-                part: 0,
-                input_timestamp_ms: record.timestamp_ms,
-            },
-            key: record.key,
-            value: record.payload,
-            headers: record.headers,
-        };
-    }
-    let verdict = match transformer.process(record.payload.as_deref()) {
+    let payload = record.payload.as_ref().map(|r| &data[r.clone()]);
+    let rejection = match transformer.process(payload) {
         Ok(event) => {
-            let mut value = Vec::with_capacity(256);
-            event.write_json(&mut value);
+            let key = append(out, event.user_id.as_bytes());
+            let start = out.len();
+            event.write_json(out);
+            let value = start..out.len();
             let window_time = event.timestamp.min(now_ms / 1000 + MAX_FUTURE_SECS);
             shared.clock.observe(window_time, now_ms);
-            let window = aggregator.observe(&Observation {
+            aggregator.observe(&Observation {
                 event_time: window_time,
                 lag_ms: lag_ms(now_ms, event.timestamp),
                 kind: ObservationKind::valid(&event),
             });
-            Ok((event.user_id.as_bytes().to_vec(), value, window))
-        }
-        Err(rejection) => Err(rejection),
-    };
-    match verdict {
-        Ok((key, value, window)) => {
             tally.valid += 1;
-            OutputRecord {
-                origin: Origin {
-                    source: Some(record.source),
-                    destination: Destination::Processed,
-                    window: Some(window),
-                    part: 0,
-                    input_timestamp_ms: record.timestamp_ms,
-                },
+            let mut lineage = Vec::with_capacity(48);
+            write_source(
+                &mut lineage,
+                shared.input_topic,
+                record.source.partition,
+                record.source.offset,
+            );
+            let headers = shared.input_headers.carried(record.headers).insert(Header {
+                key: HEADER_SOURCE,
+                value: Some(&lineage),
+            });
+            return OutputRecord {
+                destination: Destination::Processed,
+                timestamp_ms: record.timestamp_ms,
                 key: Some(key),
                 value: Some(value),
-                headers: Some(source_headers(input_topic, &record.source)),
-            }
-        }
-        Err(rejection) => {
-            tally.dead_lettered[rejection.code.index()] += 1;
-            // A bad record is counted at its own timestamp when it has a valid one; otherwise
-            // at the current event time (so replays of old data keep their dead letters in the
-            // right windows), or at its Kafka timestamp before any valid event was seen.
-            let event_time = match (rejection.event_time, shared.clock.max_event()) {
-                (Some(t), _) => t.min(now_ms / 1000 + MAX_FUTURE_SECS),
-                (None, Some(t)) => t,
-                (None, None) => {
-                    let t = record.timestamp_ms.map_or(now_ms, |ms| ms.max(0) as u64) / 1000;
-                    shared.clock.observe_fallback(t, now_ms);
-                    t
-                }
+                headers: Some(headers),
             };
-            let window = aggregator.observe(&Observation {
-                event_time,
-                lag_ms: 0,
-                kind: ObservationKind::invalid(&rejection),
-            });
-            dead_letter(record, &rejection, input_topic, window)
         }
-    }
-}
-
-fn source_headers(topic: &str, source: &Source) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(3)
-        .insert(Header {
-            key: HEADER_SOURCE_TOPIC,
-            value: Some(topic),
-        })
-        .insert(Header {
-            key: HEADER_SOURCE_PARTITION,
-            value: Some(Decimal::new(source.partition as u64).as_bytes()),
-        })
-        .insert(Header {
-            key: HEADER_SOURCE_OFFSET,
-            value: Some(Decimal::new(source.offset as u64).as_bytes()),
-        })
+        Err(rejection) => rejection,
+    };
+    tally.dead_lettered[rejection.code.index()] += 1;
+    // A bad record is counted at its own timestamp when it has a valid one; otherwise at the
+    // current event time (so replays of old data keep their dead letters in the right
+    // windows), or at its Kafka timestamp before any valid event was seen.
+    let event_time = match (rejection.event_time, shared.clock.max_event()) {
+        (Some(t), _) => t.min(now_ms / 1000 + MAX_FUTURE_SECS),
+        (None, Some(t)) => t,
+        (None, None) => {
+            let t = record.timestamp_ms.map_or(now_ms, |ms| ms.max(0) as u64) / 1000;
+            shared.clock.observe_fallback(t, now_ms);
+            t
+        }
+    };
+    aggregator.observe(&Observation {
+        event_time,
+        lag_ms: 0,
+        kind: ObservationKind::invalid(&rejection),
+    });
+    dead_letter(data, record, &rejection, shared.input_topic, out)
 }
 
 /// The dead letter for `record`: its key, value and headers untouched, then the error headers.
 pub fn dead_letter(
+    data: &[u8],
     record: InputRecord,
     rejection: &Rejection,
     input_topic: &str,
-    window: u64,
+    out: &mut Vec<u8>,
 ) -> OutputRecord {
     let source = record.source;
     let mut headers = record
@@ -290,11 +397,11 @@ pub fn dead_letter(
         })
         .insert(Header {
             key: HEADER_ERROR_PARTITION,
-            value: Some(&source.partition.to_string()),
+            value: Some(Decimal::signed(i64::from(source.partition)).as_bytes()),
         })
         .insert(Header {
             key: HEADER_ERROR_OFFSET,
-            value: Some(&source.offset.to_string()),
+            value: Some(Decimal::signed(source.offset).as_bytes()),
         });
     if let Some(field) = rejection.field {
         headers = headers.insert(Header {
@@ -309,15 +416,10 @@ pub fn dead_letter(
         });
     }
     OutputRecord {
-        origin: Origin {
-            source: Some(source),
-            destination: Destination::DeadLetter,
-            window: Some(window),
-            part: 0,
-            input_timestamp_ms: record.timestamp_ms,
-        },
-        key: record.key,
-        value: record.payload,
+        destination: Destination::DeadLetter,
+        timestamp_ms: record.timestamp_ms,
+        key: copy(data, &record.key, out),
+        value: copy(data, &record.payload, out),
         headers: Some(headers),
     }
 }
@@ -326,14 +428,14 @@ pub fn dead_letter(
 mod tests {
     use super::*;
     use crate::transform::{ErrorCode, TransformOptions};
-    use rdkafka::message::Headers;
 
     const NOW_MS: u64 = 1_720_589_700_000;
+    const VALID: &[u8] = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": "1720589697", "device_type": "Android"}"#;
 
     struct Fixture {
         metrics: Metrics,
         clock: EventClock,
-        flush: AtomicU64,
+        epoch: AtomicU64,
     }
 
     impl Fixture {
@@ -341,45 +443,62 @@ mod tests {
             Fixture {
                 metrics: Metrics::default(),
                 clock: EventClock::new(),
-                flush: AtomicU64::new(0),
+                epoch: AtomicU64::new(1),
             }
         }
 
-        fn shared(&self, topic: &'static str) -> WorkerShared<'_> {
+        fn shared(&self, topic: &'static str, input_headers: InputHeaders) -> WorkerShared<'_> {
             WorkerShared {
                 input_topic: topic,
                 metrics: &self.metrics,
                 clock: &self.clock,
-                flush_request: &self.flush,
+                epoch: &self.epoch,
                 windows: WindowConfig::new(10, 10),
+                input_headers,
                 passthrough: false,
             }
         }
     }
 
-    fn process(
-        t: &mut Transformer,
-        record: InputRecord,
-        topic: &'static str,
-        tally: &mut WorkerTally,
-    ) -> OutputRecord {
-        let f = Fixture::new();
-        let mut aggregator = WindowAggregator::new(WindowConfig::new(10, 10));
-        super::process(t, &mut aggregator, record, &f.shared(topic), NOW_MS, tally)
+    type Spec<'a> = (i64, Option<&'a [u8]>, Option<OwnedHeaders>);
+
+    fn batch(epoch: Epoch, records: &[Spec<'_>]) -> InputBatch {
+        let mut b = InputBatch::new();
+        b.epoch = epoch;
+        for (offset, payload, headers) in records {
+            let source = Source {
+                partition: 2,
+                offset: *offset,
+            };
+            b.push(
+                source,
+                Some(1_720_589_697_123),
+                Some(b"k-1"),
+                *payload,
+                headers.clone(),
+            );
+        }
+        b
     }
 
-    fn input(payload: Option<&[u8]>, headers: Option<OwnedHeaders>) -> InputRecord {
-        InputRecord {
-            source: Source {
-                partition: 2,
-                offset: 41,
-                epoch: 1,
-            },
-            timestamp_ms: Some(1_720_589_697_123),
-            key: Some(b"k-1".to_vec()),
-            payload: payload.map(<[u8]>::to_vec),
-            headers,
-        }
+    fn one(
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+        policy: InputHeaders,
+    ) -> (OutputBatch, WorkerTally) {
+        let f = Fixture::new();
+        let mut t = Transformer::new(TransformOptions::default());
+        let mut w = WorkerWindows::new(0, WindowConfig::new(10, 10));
+        let mut tally = WorkerTally::default();
+        let out = process_batch(
+            &mut t,
+            &mut w,
+            batch(1, &[(41, payload, headers)]),
+            &f.shared("user-login", policy),
+            NOW_MS,
+            &mut tally,
+        );
+        (out, tally)
     }
 
     fn header_map(h: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
@@ -388,39 +507,64 @@ mod tests {
             .collect()
     }
 
+    fn traced() -> OwnedHeaders {
+        OwnedHeaders::new()
+            .insert(Header {
+                key: "traceparent",
+                value: Some(&b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..]),
+            })
+            .insert(Header {
+                key: "tenant",
+                value: Some(&b"\x00\xff"[..]),
+            })
+    }
+
     #[test]
-    fn valid_record_is_keyed_by_user_with_source_headers() {
-        let mut t = Transformer::new(TransformOptions::default());
-        let mut tally = WorkerTally::default();
-        let payload = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": "1720589697", "device_type": "Android"}"#;
-        let out = process(&mut t, input(Some(payload), None), "user-login", &mut tally);
-        assert_eq!(out.origin.destination, Destination::Processed);
-        assert_eq!(
-            out.origin.window,
-            Some(1_720_589_690),
-            "counted in the window of its event time"
-        );
-        assert_eq!(out.key.as_deref(), Some(&b"u1"[..]));
+    fn valid_record_is_keyed_by_user_with_the_lineage_header_and_its_timestamp() {
+        let (out, tally) = one(Some(VALID), None, InputHeaders::All);
+        let r = &out.records[0];
+        assert_eq!(r.destination, Destination::Processed);
+        assert_eq!(r.timestamp_ms, Some(1_720_589_697_123));
+        assert_eq!(out.bytes(&r.key), Some(&b"u1"[..]));
         let value: serde_json::Value =
-            serde_json::from_slice(out.value.as_deref().unwrap()).unwrap();
+            serde_json::from_slice(out.bytes(&r.value).unwrap()).unwrap();
         assert_eq!(value["device_type"], "android");
         assert_eq!(value["locale"], "CA");
         assert_eq!(value["ip_class"], "private");
         assert_eq!(
-            header_map(out.headers.as_ref().unwrap()),
-            vec![
-                (HEADER_SOURCE_TOPIC.into(), Some(b"user-login".to_vec())),
-                (HEADER_SOURCE_PARTITION.into(), Some(b"2".to_vec())),
-                (HEADER_SOURCE_OFFSET.into(), Some(b"41".to_vec())),
-            ]
+            header_map(r.headers.as_ref().unwrap()),
+            vec![(HEADER_SOURCE.into(), Some(b"user-login/2/41".to_vec()))]
         );
         assert_eq!(tally.valid, 1);
     }
 
     #[test]
+    fn input_headers_are_carried_before_the_lineage_header_as_configured() {
+        let (out, _) = one(Some(VALID), Some(traced()), InputHeaders::All);
+        let headers = header_map(out.records[0].headers.as_ref().unwrap());
+        let keys: Vec<&str> = headers.iter().map(|h| h.0.as_str()).collect();
+        assert_eq!(keys, ["traceparent", "tenant", HEADER_SOURCE]);
+        assert_eq!(headers[1].1.as_deref(), Some(&b"\x00\xff"[..]));
+
+        let (out, _) = one(Some(VALID), Some(traced()), InputHeaders::None);
+        let keys: Vec<String> = header_map(out.records[0].headers.as_ref().unwrap())
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(keys, [HEADER_SOURCE]);
+
+        let only = InputHeaders::parse("traceparent, other").unwrap();
+        let (out, _) = one(Some(VALID), Some(traced()), only);
+        let keys: Vec<String> = header_map(out.records[0].headers.as_ref().unwrap())
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(keys, ["traceparent", HEADER_SOURCE]);
+        assert!(InputHeaders::parse(" ").is_err());
+    }
+
+    #[test]
     fn dead_letter_keeps_key_value_and_headers_byte_for_byte() {
-        let mut t = Transformer::new(TransformOptions::default());
-        let mut tally = WorkerTally::default();
         let original = OwnedHeaders::new()
             .insert(Header {
                 key: "trace",
@@ -431,16 +575,12 @@ mod tests {
                 value: None,
             });
         let payload = b"{\"user_id\": \"\xff\"";
-        let out = process(
-            &mut t,
-            input(Some(payload), Some(original)),
-            "user-login",
-            &mut tally,
-        );
-        assert_eq!(out.origin.destination, Destination::DeadLetter);
-        assert_eq!(out.key.as_deref(), Some(&b"k-1"[..]));
-        assert_eq!(out.value.as_deref(), Some(&payload[..]));
-        let headers = header_map(out.headers.as_ref().unwrap());
+        let (out, tally) = one(Some(payload), Some(original), InputHeaders::None);
+        let r = &out.records[0];
+        assert_eq!(r.destination, Destination::DeadLetter);
+        assert_eq!(out.bytes(&r.key), Some(&b"k-1"[..]));
+        assert_eq!(out.bytes(&r.value), Some(&payload[..]));
+        let headers = header_map(r.headers.as_ref().unwrap());
         assert_eq!(headers[0], ("trace".into(), Some(b"\x00\xffabc".to_vec())));
         assert_eq!(headers[1], ("empty".into(), None));
         let get = |k: &str| {
@@ -459,106 +599,111 @@ mod tests {
             get(HEADER_ERROR_TIMESTAMP).as_deref(),
             Some("1720589697123")
         );
-        assert!(
-            get(HEADER_ERROR_MESSAGE).unwrap().contains("UTF-8"),
-            "{:?}",
-            get(HEADER_ERROR_MESSAGE)
-        );
+        assert!(get(HEADER_ERROR_MESSAGE).unwrap().contains("UTF-8"));
         assert_eq!(tally.dead_lettered[ErrorCode::InvalidUtf8.index()], 1);
     }
 
     #[test]
-    fn tombstone_dead_letter_keeps_the_null_value_and_names_the_field_when_known() {
-        let mut t = Transformer::new(TransformOptions::default());
-        let mut tally = WorkerTally::default();
-        let out = process(&mut t, input(None, None), "in", &mut tally);
-        assert_eq!(out.origin.destination, Destination::DeadLetter);
-        assert_eq!(out.value, None);
+    fn tombstone_dead_letter_keeps_the_null_value_and_names_the_missing_field() {
+        let (out, _) = one(None, None, InputHeaders::All);
+        assert_eq!(out.records[0].destination, Destination::DeadLetter);
+        assert_eq!(out.bytes(&out.records[0].value), None);
         let payload = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": 1}"#;
-        let out = process(&mut t, input(Some(payload), None), "in", &mut tally);
-        let headers = header_map(out.headers.as_ref().unwrap());
+        let (out, _) = one(Some(payload), None, InputHeaders::All);
+        let headers = header_map(out.records[0].headers.as_ref().unwrap());
         assert!(headers.contains(&(HEADER_ERROR_FIELD.into(), Some(b"device_type".to_vec()))));
         assert!(headers.contains(&(HEADER_ERROR_CODE.into(), Some(b"missing_field".to_vec()))));
     }
 
-    #[test]
-    fn worker_drains_its_input_then_reports_its_windows_and_stops() {
+    /// Runs a worker over `batches` (channel closed after them) and returns what it sent.
+    fn run_worker(f: &Fixture, batches: Vec<InputBatch>) -> Vec<ToProducer> {
         let (in_tx, in_rx) = crossbeam_channel::bounded(16);
-        let (out_tx, out_rx) = crossbeam_channel::bounded(16);
-        for offset in 0..5 {
-            let mut r = input(Some(b"[]"), None);
-            r.source.offset = offset;
-            in_tx.send(r).unwrap();
+        let (out_tx, out_rx) = crossbeam_channel::bounded(64);
+        for b in batches {
+            in_tx.send(b).unwrap();
         }
         drop(in_tx);
-        let f = Fixture::new();
-        let windows = WorkerWindows::new(3, WindowConfig::new(10, 10));
         run(
             in_rx,
             out_tx,
             Transformer::new(TransformOptions::default()),
-            windows,
-            &f.shared("in"),
+            WorkerWindows::new(3, WindowConfig::new(10, 10)),
+            &f.shared("in", InputHeaders::All),
         );
-        let mut offsets = Vec::new();
-        let mut reports = Vec::new();
-        for message in out_rx.iter() {
-            match message {
-                ToProducer::Record(o) => offsets.push(o.origin.source.unwrap().offset),
-                ToProducer::Windows(r) => reports.push(r),
-            }
-        }
-        assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
-        assert_eq!(f.metrics.dead_lettered_total(), 5);
-        let last = reports.last().expect("a final report");
-        assert_eq!((last.worker, last.closed_before), (3, u64::MAX));
-        let counted: u64 = reports
-            .iter()
-            .flat_map(|r| &r.closed)
-            .map(|w| w.received)
-            .sum();
-        assert_eq!(counted, 5, "every record counted in a window");
-        assert!(
-            last.closed.iter().all(|w| w.partial),
-            "flushed at shutdown: partial"
-        );
+        out_rx.iter().collect()
     }
 
     #[test]
-    fn a_flush_request_closes_open_windows_early() {
+    fn a_newer_epoch_sends_the_older_epochs_delta_before_its_records() {
         let f = Fixture::new();
-        let shared = f.shared("in");
-        let mut windows = WorkerWindows::new(0, WindowConfig::new(10, 10));
-        let mut t = Transformer::new(TransformOptions::default());
-        let mut tally = WorkerTally::default();
-        let payload = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": 1720589697, "device_type": "iOS"}"#;
-        let mut observe_one = |windows: &mut WorkerWindows| {
-            let record = input(Some(payload), None);
-            super::process(
-                &mut t,
-                &mut windows.aggregator,
-                record,
-                &shared,
-                NOW_MS,
-                &mut tally,
-            );
-        };
-        observe_one(&mut windows);
-        let report = windows.tick(&shared, NOW_MS).expect("closed_before moved");
-        assert!(
-            report.closed.is_empty(),
-            "the window is still open at this watermark"
+        let sent = run_worker(
+            &f,
+            vec![
+                batch(1, &[(0, Some(VALID), None), (1, Some(b"[]"), None)]),
+                batch(1, &[(2, Some(VALID), None)]),
+                batch(3, &[(3, Some(VALID), None)]),
+            ],
         );
-        f.flush.store(1, Relaxed);
-        let report = windows.tick(&shared, NOW_MS).expect("flush report");
-        assert_eq!(report.flushed, 1);
-        assert_eq!(report.closed.len(), 1);
-        assert!(report.closed[0].partial);
-        // Without a flush, a watermark past the window's end + lateness closes it.
-        observe_one(&mut windows);
-        let report = windows
-            .tick(&shared, NOW_MS + 60_000)
-            .expect("closing report");
-        assert_eq!((report.closed.len(), report.closed[0].partial), (1, false));
+        let summary: Vec<String> = sent
+            .iter()
+            .map(|m| match m {
+                ToProducer::Batch(b) => format!("batch e{} n{}", b.epoch, b.records.len()),
+                ToProducer::Delta(d) => format!(
+                    "delta e{} through {} received {}",
+                    d.epoch,
+                    d.finished_through,
+                    d.windows.iter().map(|w| w.received).sum::<u64>()
+                ),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "delta e0 through 0 received 0",
+                "batch e1 n2",
+                "batch e1 n1",
+                "delta e1 through 2 received 3",
+                "batch e3 n1",
+                format!("delta e3 through {} received 1", Epoch::MAX).as_str(),
+            ]
+        );
+        let ToProducer::Delta(d) = &sent[3] else {
+            unreachable!()
+        };
+        assert_eq!((d.worker, d.partitions.as_slice()), (3, &[2][..]));
+        assert_eq!(f.metrics.dead_lettered_total(), 1);
+    }
+
+    #[test]
+    fn an_idle_worker_reports_a_closed_epoch_once_the_channel_is_empty() {
+        let f = Fixture::new();
+        let (in_tx, in_rx) = crossbeam_channel::bounded(4);
+        let (out_tx, out_rx) = crossbeam_channel::bounded(16);
+        in_tx.send(batch(1, &[(0, Some(VALID), None)])).unwrap();
+        let shared = f.shared("in", InputHeaders::All);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                run(
+                    in_rx,
+                    out_tx,
+                    Transformer::new(TransformOptions::default()),
+                    WorkerWindows::new(0, WindowConfig::new(10, 10)),
+                    &shared,
+                )
+            });
+            let first_batch = out_rx.recv().unwrap();
+            assert!(matches!(first_batch, ToProducer::Delta(ref d) if d.epoch == 0));
+            assert!(matches!(out_rx.recv().unwrap(), ToProducer::Batch(_)));
+            // The consumer closes epoch 1: the idle worker reports it without a new batch.
+            f.epoch.store(2, Ordering::Release);
+            match out_rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+                ToProducer::Delta(d) => {
+                    assert_eq!((d.epoch, d.finished_through), (1, 1));
+                    assert_eq!(d.windows.iter().map(|w| w.received).sum::<u64>(), 1);
+                }
+                other => panic!("expected a delta, got {other:?}"),
+            }
+            drop(in_tx);
+        });
     }
 }

@@ -179,22 +179,47 @@ fn windows_count_known_traffic_exactly() {
     produce(&brokers, &input, &records);
 
     let group = unique("it-group");
+    let started = std::time::Instant::now();
     let mut run = start_pipeline(&brokers, &input, &group, "solo");
-    // Records are committed only once their windows are published: the idle watermark closes
-    // the last window about size + lateness after the last event time.
+    // Records are committed once their epoch's outputs and insight deltas are delivered, not
+    // when their windows close (about size + lateness = 20 s after the last event time here).
     assert!(
-        wait_committed_to_end(&brokers, &group, &input, 2, Duration::from_secs(90)),
+        wait_committed_to_end(&brokers, &group, &input, 2, Duration::from_secs(30)),
         "offsets not committed; log:\n{}",
         run.log_text()
     );
+    let committed_after = started.elapsed();
+    assert!(
+        committed_after < Duration::from_secs(15),
+        "committed after {committed_after:?}: commits must not wait for the 20 s of windows"
+    );
+    // The idle watermark then closes every window: each gets exactly one final record.
+    let all_final = wait_until(Duration::from_secs(60), || {
+        let raw = read_all(&brokers, &insights, 1, Duration::from_secs(5));
+        let finals = raw
+            .iter()
+            .filter_map(|r| InsightRecord::from_json(r.value.as_deref()?).ok())
+            .filter(|r| r.is_final)
+            .count();
+        finals >= expected.len()
+    });
+    assert!(all_final, "windows never final; log:\n{}", run.log_text());
     run.stop("pipeline");
 
     let (merged, all) = merged_windows(&brokers, &insights, expected.len());
     check(&merged, &expected);
     assert!(all.iter().all(|r| r.instance == "solo"));
+    for (start, window) in &merged {
+        let finals = all
+            .iter()
+            .filter(|r| r.window_start == *start && r.is_final)
+            .count();
+        assert_eq!(finals, 1, "window {start}: one final record");
+        assert!(!window.partial, "window {start}: merged window is final");
+    }
     assert!(
-        all.iter().all(|r| !r.partial),
-        "windows closed by the watermark are complete"
+        all.iter().all(|r| r.epoch > 0),
+        "every delta names its epoch"
     );
 }
 

@@ -156,11 +156,9 @@ fn mixed_traffic_is_routed_exactly_and_committed_after_sigterm() {
         let v = r.json();
         let user = v["user_id"].as_str().unwrap().to_owned();
         assert_eq!(r.key.as_deref(), Some(user.as_bytes()), "keyed by user_id");
-        assert_eq!(
-            r.header("__pipeline.source.topic").as_deref(),
-            Some(input.as_str())
-        );
-        assert!(r.header("__pipeline.source.offset").is_some());
+        let source = r.header("__pipeline.source").expect("lineage header");
+        let (topic, _, _) = kafka_pipeline::record::parse_source(source.as_bytes()).unwrap();
+        assert_eq!(topic, input.as_str());
         assert!(
             ["ios", "android"].contains(&v["device_type"].as_str().unwrap()),
             "{v}"
@@ -585,12 +583,9 @@ fn graceful_rebalances_lose_and_duplicate_nothing() {
         let mut dups: BTreeMap<String, (i64, i64, usize)> = BTreeMap::new();
         for r in &out {
             if !seen.insert(r.json()["user_id"].as_str().unwrap().to_owned()) {
-                let p = r.header("__pipeline.source.partition").unwrap();
-                let o: i64 = r
-                    .header("__pipeline.source.offset")
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let source = r.header("__pipeline.source").unwrap();
+                let (_, p, o) = kafka_pipeline::record::parse_source(source.as_bytes()).unwrap();
+                let p = p.to_string();
                 let e = dups.entry(p).or_insert((o, o, 0));
                 e.0 = e.0.min(o);
                 e.1 = e.1.max(o);

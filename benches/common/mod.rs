@@ -3,13 +3,14 @@
 
 use std::sync::atomic::AtomicU64;
 
+use kafka_pipeline::consumer::BATCH_RECORDS;
 use kafka_pipeline::insights::window::{lag_ms, Observation, ObservationKind, WindowConfig};
 use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
 use kafka_pipeline::metrics::Metrics;
-use kafka_pipeline::record::{InputRecord, Source};
+use kafka_pipeline::record::{InputBatch, Source};
 use kafka_pipeline::transform::{IpClass, Transformer};
 use kafka_pipeline::watermark::EventClock;
-use kafka_pipeline::worker::WorkerShared;
+use kafka_pipeline::worker::{InputHeaders, WorkerShared};
 
 /// Events per pass.
 pub const EVENTS: usize = 10_000;
@@ -72,21 +73,28 @@ impl Owned {
     }
 }
 
-/// The payloads as input records of partition 0, as the consumer thread makes them.
-pub fn input_records(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
+/// The payloads as input batches of partition 0 (of the consumer's batch size), as the
+/// consumer thread makes them.
+pub fn input_batches(payloads: &[Vec<u8>]) -> Vec<InputBatch> {
     payloads
-        .iter()
+        .chunks(BATCH_RECORDS)
         .enumerate()
-        .map(|(i, p)| InputRecord {
-            source: Source {
-                partition: 0,
-                offset: i as i64,
-                epoch: 1,
-            },
-            timestamp_ms: Some(1_720_589_697_000),
-            key: Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c".to_vec()),
-            payload: Some(p.clone()),
-            headers: None,
+        .map(|(c, chunk)| {
+            let mut batch = InputBatch::new();
+            batch.epoch = 1;
+            for (i, p) in chunk.iter().enumerate() {
+                batch.push(
+                    Source {
+                        partition: 0,
+                        offset: (c * BATCH_RECORDS + i) as i64,
+                    },
+                    Some(1_720_589_697_000),
+                    Some(b"0b5c1c5e-6d0e-4b8a-9d7c-1d2e3f4a5b6c"),
+                    Some(p),
+                    None,
+                );
+            }
+            batch
         })
         .collect()
 }
@@ -96,7 +104,7 @@ pub fn input_records(payloads: &[Vec<u8>]) -> Vec<InputRecord> {
 pub struct WorkerFixture {
     metrics: Metrics,
     clock: EventClock,
-    flush: AtomicU64,
+    epoch: AtomicU64,
 }
 
 impl WorkerFixture {
@@ -106,8 +114,9 @@ impl WorkerFixture {
             input_topic: "user-login",
             metrics: &self.metrics,
             clock: &self.clock,
-            flush_request: &self.flush,
+            epoch: &self.epoch,
             windows: WindowConfig::new(10, 10),
+            input_headers: InputHeaders::All,
             passthrough: false,
         }
     }

@@ -10,7 +10,9 @@
 //! | `window_start_time`, `window_end_time` | the same in RFC 3339 UTC |
 //! | `instance` | id of the publishing pipeline instance (merged records: the ids, sorted, comma-separated) |
 //! | `partitions` | input partitions whose records are counted, sorted |
-//! | `partial` | closed early (shutdown, rebalance): more records for this window may follow |
+//! | `partial` | more records for this window may follow from this instance (merged: from some instance) |
+//! | `final` | the last record of the window from this instance: `!partial` |
+//! | `epoch` | the instance's commit epoch that published it (0 in older records) |
 //! | `published_at_ms`, `published_at_time` | when it was published: Unix milliseconds, RFC 3339 |
 //! | `received` | events counted in this window: `valid + dead_lettered` |
 //! | `valid` | events written to `processed_data` |
@@ -37,10 +39,11 @@
 //!
 //! # Merging
 //!
-//! Each record is an increment: an instance publishes a window once per aggregator (and again,
-//! as a new part, only for events that arrive after a partial flush or a restart), so the
-//! records of a window add up. [`merge_records`] sums the counts, merges the sketches and the
-//! histograms, unions the instances and partitions, and is partial if any part is. Which
+//! Each record is an increment: an instance publishes, per commit epoch, what each window gained
+//! in it (a delta), and marks the window's last delta final once every worker has closed it;
+//! so the records of a window add up. [`merge_records`] sums the counts, merges the sketches and
+//! the histograms, unions the instances and partitions, and is partial until every contributing
+//! instance has published its final record. Which
 //! records to merge (duplicates) is the reader's business: see [`super::reader`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,8 +79,14 @@ pub struct InsightRecord {
     pub instance: String,
     /// Input partitions covered, sorted.
     pub partitions: Vec<i32>,
-    /// Closed early; more records for the window may follow.
+    /// More records for the window may follow from this instance (every delta but the last).
     pub partial: bool,
+    /// The last record of the window from this instance: `!partial`, spelled out for readers.
+    #[serde(rename = "final", default)]
+    pub is_final: bool,
+    /// The publishing instance's commit epoch (0 in records of older versions).
+    #[serde(default)]
+    pub epoch: u64,
     /// Publication time, Unix milliseconds (merged: the latest).
     pub published_at_ms: u64,
     /// `published_at_ms` in RFC 3339 with milliseconds.
@@ -229,6 +238,8 @@ impl InsightRecord {
             instance: instance.to_owned(),
             partitions: partitions.into_iter().collect(),
             partial: partial || stats.partial,
+            is_final: !(partial || stats.partial),
+            epoch: 0,
             published_at_ms,
             published_at_time: rfc3339_ms(published_at_ms),
             received: stats.received,
@@ -322,6 +333,8 @@ impl InsightRecord {
         }
         record.partitions.sort_unstable();
         record.partitions.dedup();
+        // Older records have no `final`: a record that is not partial is the last.
+        record.is_final = !record.partial;
         Ok(record)
     }
 }
@@ -349,9 +362,16 @@ pub fn merge_records<'a>(
         .flat_map(|r| r.partitions.iter().copied())
         .collect();
     let published_at_ms = parts.iter().map(|r| r.published_at_ms).max().unwrap_or(0);
+    // Final once every instance that contributed has published its final record.
+    let finished: BTreeSet<&str> = parts
+        .iter()
+        .filter(|r| !r.partial)
+        .flat_map(|r| r.instance.split(','))
+        .collect();
+    let partial = instances.iter().any(|i| !finished.contains(i));
     let instance = instances.into_iter().collect::<Vec<_>>().join(",");
     let partitions: Vec<i32> = partitions.into_iter().collect();
-    let partial = stats.partial;
+    stats.partial = partial;
     Some(InsightRecord::from_stats(
         stats,
         &instance,

@@ -427,6 +427,20 @@ impl WindowAggregator {
         closed
     }
 
+    /// What each open window gained since the last call (windows without news are left out),
+    /// leaving them open and empty: the per-epoch deltas of the pipeline. Adding up a window's
+    /// deltas and its closing stats gives exactly what it would have counted without them.
+    pub fn take_deltas(&mut self) -> Vec<WindowStats> {
+        let mut deltas = Vec::new();
+        for window in &mut self.open {
+            if !window.is_empty() {
+                let fresh = WindowStats::new(window.start, window.end);
+                deltas.push(std::mem::replace(window, fresh));
+            }
+        }
+        deltas
+    }
+
     /// Number of open windows.
     pub fn open_windows(&self) -> usize {
         self.open.len()

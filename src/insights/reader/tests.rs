@@ -457,7 +457,8 @@ fn broker_round_trip() {
         assert_eq!(m.partial, from_b, "window {}", m.window_start);
         assert_eq!(m.partitions.contains(&2), from_b);
         let mut m = m.clone();
-        (m.instance, m.partitions, m.partial) = (String::new(), Vec::new(), true);
+        (m.instance, m.partitions, m.partial, m.is_final) =
+            (String::new(), Vec::new(), true, false);
         assert_eq!(&m, e, "window {}", m.window_start);
     }
 }

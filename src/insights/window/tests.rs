@@ -686,3 +686,50 @@ proptest! {
         prop_assert_eq!(run(&events), run(&shuffled));
     }
 }
+
+#[test]
+fn deltas_add_up_to_what_the_window_counted_without_them() {
+    let config = WindowConfig::new(10, 10);
+    let mut with = WindowAggregator::new(config);
+    let mut without = WindowAggregator::new(config);
+    let mut summed: BTreeMap<u64, WindowStats> = BTreeMap::new();
+    let add = |stats: Vec<WindowStats>, summed: &mut BTreeMap<u64, WindowStats>| {
+        for s in stats {
+            summed
+                .entry(s.start)
+                .or_insert_with(|| WindowStats::new(s.start, s.end))
+                .merge(&s);
+        }
+    };
+    let users = ["u1", "u2", "u3", "u4"];
+    let mut closed_without = Vec::new();
+    for i in 0..200u64 {
+        let obs = valid(1_000 + i / 4, users[(i % 4) as usize]);
+        with.observe(&obs);
+        without.observe(&obs);
+        if i % 37 == 0 {
+            let deltas = with.take_deltas();
+            assert!(deltas.iter().all(|d| !d.is_empty()), "no empty deltas");
+            add(deltas, &mut summed);
+        }
+        if i % 50 == 49 {
+            add(with.advance(1_000 + i / 4), &mut summed);
+            closed_without.extend(without.advance(1_000 + i / 4));
+        }
+    }
+    add(with.take_deltas(), &mut summed);
+    add(with.flush(), &mut summed);
+    let mut expected: BTreeMap<u64, WindowStats> = BTreeMap::new();
+    let mut all = closed_without;
+    all.extend(without.flush());
+    for s in all {
+        expected.insert(s.start, s);
+    }
+    // Only the partial flag differs (the flush marks what was still open).
+    for (start, mut s) in summed {
+        let e = expected.get(&start).expect("same windows");
+        s.partial = e.partial;
+        assert_eq!(&s, e, "window {start}");
+    }
+    assert!(with.take_deltas().is_empty(), "nothing new after the flush");
+}
