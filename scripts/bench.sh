@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# End-to-end benchmark on the real broker: the pipeline against a pass-through ceiling and the
-# original Python pipeline, on one prefilled input topic.
+# End-to-end benchmark on the real broker: the pipeline against a minimal rust-rdkafka copy (the
+# ceiling), kcat, and Python pipelines on confluent-kafka and kafka-python, on one prefilled input
+# topic.
 #
 #   scripts/bench.sh [OPTIONS]
 #
-# Builds the release binary (cargo decides whether it is stale), starts the local broker
-# (scripts/kafka.sh), prepares the Python venv (scripts/python-env.sh), prefills a fresh input
-# topic bench-in-<stamp> with realistic events, then runs, interleaved, once per round:
-#   ceiling   kafka-pipeline run --passthrough: consume and produce the raw bytes with the
-#             pipeline's clients and settings, nothing parsed
+# Builds the release binary and the copy example (cargo decides whether they are stale), starts
+# the local broker (scripts/kafka.sh), prepares the Python venv (scripts/python-env.sh), installs
+# Debian's kcat when it is missing (as root; otherwise that row is skipped), prefills a fresh
+# input topic bench-in-<stamp> with realistic events, then runs, interleaved, once per round:
+#   copy      examples/copy.rs: one thread, BaseConsumer::poll + BaseProducer::send with the
+#             pipeline's librdkafka settings, nothing else — the ceiling
+#   kcat      kcat -C … -e | kcat -P … (Debian's kcat, its own librdkafka): events/s from wall
+#             time, start-up included; verified only as "output = input" (a value with a tab
+#             or newline would split)
+#   passthrough  kafka-pipeline run --passthrough: the pipeline's threads, nothing parsed
 #   pipeline  kafka-pipeline run, once per --workers value
+#   confluent scripts/bench/confluent.py: the baseline's loop on confluent-kafka (librdkafka)
 #   baseline  scripts/bench/baseline.py, the original Python pipeline's style (kafka-python,
 #             json.loads, skip records with missing fields, produce), on its own, smaller input
 #             topic bench-in-<stamp>-baseline: the first --baseline-count events of the same
@@ -19,10 +26,10 @@
 # under /usr/bin/time. events/s comes from the run's `summary:` line (first consume to last
 # delivery); CPU s per 1M events is (user + sys) / events * 1e6 over the whole process; peak RSS
 # is the process's maximum. Each run is verified against the topics' end offsets: output total =
-# input - dead letters, dead-letter total = dead letters (ceiling: output = input, no dead
+# input - dead letters, dead-letter total = dead letters (copy, kcat, pass-through: output = input, no dead
 # letters). A failed or unverified run is marked in the table and makes the script exit 1.
 #
-# Prints a markdown table, the ratios pipeline (best --workers) / ceiling and pipeline / baseline,
+# Prints a markdown table, the ratios to the references (pipeline: its best --workers value),
 # the command, git revision and machine, and writes the same to target/bench/<stamp>.md (run logs
 # in target/bench/<stamp>/). Deletes its topics and groups at the end unless --keep-topics.
 #
@@ -30,11 +37,12 @@
 #   --count N              events in the input topic [2000000]
 #   --partitions P         partitions of the input and output topics [6]
 #   --workers "W ..."      pipeline --workers values to run ["1 2 4"]
-#   --ceiling-workers W    --workers of the pass-through ceiling [1]
+#   --ceiling-workers W    --workers of the pass-through run [1]
 #   --seed S               load generator seed [1]
 #   --rounds R             times to run the interleaved sequence [1]
 #   --baseline-count N     events in the Python baseline's input topic [200000]
-#   --skip-baseline        do not run the Python baseline
+#   --skip-baseline        do not run the Python pipelines (confluent, baseline)
+#   --skip-references      do not run copy and kcat
 #   --keep-topics          keep the bench topics and groups (to inspect them)
 #   --timeout SECONDS      stop a run that takes longer than this and mark it failed [1800]
 #   --variant "LABEL=ARGS" one more pipeline run (first --workers value) with extra arguments,
@@ -70,6 +78,7 @@ seed=1
 rounds=1
 baseline_count=200000
 skip_baseline=0
+skip_references=0
 keep_topics=0
 run_timeout=1800
 variants=()
@@ -78,6 +87,7 @@ while (($#)); do
   case $1 in
     -h | --help) usage; exit 0 ;;
     --skip-baseline) skip_baseline=1; shift ;;
+    --skip-references) skip_references=1; shift ;;
     --keep-topics) keep_topics=1; shift ;;
     --count | --partitions | --workers | --ceiling-workers | --seed | --rounds | --baseline-count | --timeout | --variant)
       (($# >= 2)) || die "$1 needs a value (see --help)"
@@ -130,17 +140,27 @@ logs="$outdir/$stamp"
 report="$outdir/$stamp.md"
 mkdir -p "$logs"
 
-log "building the release binary"
-(cd "$root" && cargo build --release --locked --bin kafka-pipeline) >&2
+log "building the release binary and the copy example"
+(cd "$root" && cargo build --release --locked --bin kafka-pipeline --example copy) >&2
 # Run a copy, so that a rebuild during the benchmark cannot mix two binaries in one table.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/kafka-pipeline-bench.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 bin="$scratch/kafka-pipeline"
 cp "$root/target/release/kafka-pipeline" "$bin"
+copy_bin="$scratch/copy"
+cp "$root/target/release/examples/copy" "$copy_bin"
+kcat_ok=0
+if ((!skip_references)); then
+  if ! command -v kcat >/dev/null && ((EUID == 0)); then
+    log "installing Debian's kcat"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >&2 || true
+  fi
+  if command -v kcat >/dev/null; then kcat_ok=1; else log "kcat not available: its row is skipped"; fi
+fi
 revision=$(git -C "$root" rev-parse --short HEAD)
 git -C "$root" diff --quiet HEAD -- || revision+="-dirty"
 "$bin" run --help | grep -q -- '--passthrough' ||
-  die "this kafka-pipeline has no 'run --passthrough' (the ceiling); rebuild from a newer revision"
+  die "this kafka-pipeline has no 'run --passthrough' ; rebuild from a newer revision"
 
 "$kafka" start
 
@@ -239,7 +259,8 @@ failures=0
 
 summary_re='summary: ([0-9]+) records in ([0-9.]+) s \(first consume to last delivery\): ([0-9]+) records/s; valid ([0-9]+), dead letters ([0-9]+)'
 
-# One run: kind (ceiling, pipeline, baseline, variant), workers, round[, variant index].
+# One run: kind (copy, kcat, passthrough, pipeline, variant, confluent, baseline), workers,
+# round[, variant index].
 run_case() {
   local kind=$1 w=$2 round=$3 variant_index=${4:-}
   local tag=$kind name=$kind extra=()
@@ -257,11 +278,21 @@ run_case() {
   groups+=("$group")
   create_topic "$out"
   case $kind in
-    ceiling | pipeline | variant)
+    passthrough | pipeline | variant)
       create_topic "$dlq"
       cmd=("$bin" run --input-topic "$input" --output-topic "$out" --dlq-topic "$dlq"
         --insights-topic "$ins" --group-id "$group" --workers "$w" --exit-at-end "${extra[@]}")
-      [[ $kind == ceiling ]] && cmd+=(--passthrough)
+      [[ $kind == passthrough ]] && cmd+=(--passthrough)
+      ;;
+    copy)
+      cmd=("$copy_bin" --input-topic "$input" --output-topic "$out" --group-id "$group")
+      ;;
+    kcat)
+      cmd=(bash -c "kcat -C -b $bootstrap -t $input -o beginning -e -q -f '%k\t%s\n' | kcat -P -b $bootstrap -t $out -K '\t' -X enable.idempotence=true -X linger.ms=5")
+      ;;
+    confluent)
+      cmd=("$py" "$here/bench/confluent.py" --bootstrap "$bootstrap" --input "$input"
+        --output "$out" --group "$group")
       ;;
     baseline)
       expected=$baseline_input_count
@@ -288,7 +319,15 @@ run_case() {
   elif ((rc != 0)); then
     problems+=("exit status $rc")
   fi
-  if [[ $line =~ $summary_re ]]; then
+  if [[ $kind == kcat && $rc == 0 && -n ${wall:-} ]]; then
+    # No summary line: the whole process's wall time, start-up included.
+    n=$expected dead=0 valid=$expected
+    rate=$(calc '%.0f' "$n / $wall")
+    line="kcat: $n records in $wall s wall"
+  fi
+  if [[ $kind == kcat ]]; then
+    :
+  elif [[ $line =~ $summary_re ]]; then
     n=${BASH_REMATCH[1]} rate=${BASH_REMATCH[3]}
     valid=${BASH_REMATCH[4]} dead=${BASH_REMATCH[5]}
     log "  $line"
@@ -298,20 +337,20 @@ run_case() {
 
   local verified='' out_total dlq_total=0
   out_total=$(topic_total "$out") || { out_total='?'; problems+=("cannot read the end offsets of $out"); }
-  if [[ $kind != baseline ]]; then
+  if [[ $kind == passthrough || $kind == pipeline || $kind == variant ]]; then
     dlq_total=$(topic_total "$dlq") || { dlq_total='?'; problems+=("cannot read the end offsets of $dlq"); }
   fi
   if [[ -n $n ]]; then
     ((n == expected)) || problems+=("summary counts $n records, the input holds $expected")
     ((valid + dead == n)) || problems+=("valid $valid + dead letters $dead != $n records")
-    if [[ $kind == ceiling ]]; then
+    if [[ $kind == passthrough || $kind == copy || $kind == kcat ]]; then
       ((dead == 0)) || problems+=("a pass-through run reports $dead dead letters")
       [[ $out_total == "$expected" ]] || problems+=("output holds $out_total records, the input $expected")
     else
       [[ $out_total == $((expected - dead)) ]] ||
         problems+=("output holds $out_total records, expected input $expected - dead letters $dead = $((expected - dead))")
     fi
-    if [[ $kind != baseline ]]; then
+    if [[ $kind == pipeline || $kind == variant ]]; then
       [[ $dlq_total == "$dead" ]] || problems+=("dead-letter topic holds $dlq_total records, the summary says $dead")
     fi
   fi
@@ -319,7 +358,7 @@ run_case() {
   if ((${#problems[@]} == 0)); then
     verified="yes: out $(commas "$out_total")"
     [[ $kind == pipeline || $kind == variant ]] && verified+=" + dlq $(commas "$dlq_total")"
-    [[ $kind == baseline ]] && verified+=" + skipped $(commas "$dead")"
+    [[ $kind == baseline || $kind == confluent ]] && verified+=" + skipped $(commas "$dead")"
     results+=("$round $kind$variant_index $w $rate")
   else
     failures=$((failures + 1))
@@ -331,7 +370,8 @@ run_case() {
   fi
 
   local wlabel=$w events rate_s='–' cpu='–' rss_mb='–'
-  [[ $kind == baseline ]] && wlabel="1 (Python)"
+  [[ $kind == baseline || $kind == confluent ]] && wlabel="1 (Python)"
+  [[ $kind == copy || $kind == kcat ]] && wlabel="1 (reference)"
   events=${n:-$expected}
   [[ -n $n ]] && rate_s=$(commas "$rate")
   if [[ -n ${user:-} && $events -gt 0 ]]; then
@@ -343,9 +383,12 @@ run_case() {
 
 for ((round = 1; round <= rounds; round++)); do
   ((rounds == 1)) || log "round $round of $rounds"
-  run_case ceiling "$ceiling_workers" "$round"
+  ((skip_references)) || run_case copy 1 "$round"
+  ((kcat_ok)) && run_case kcat 1 "$round"
+  run_case passthrough "$ceiling_workers" "$round"
   for w in "${workers[@]}"; do run_case pipeline "$w" "$round"; done
   for i in "${!variants[@]}"; do run_case variant "${workers[0]}" "$round" "$i"; done
+  ((skip_baseline)) || run_case confluent 1 "$round"
   ((skip_baseline)) || run_case baseline 1 "$round"
 done
 
@@ -365,23 +408,25 @@ for w in "${workers[@]}"; do
   [[ -n $r ]] || continue
   if [[ -z $best_rate ]] || awk "BEGIN { exit !($r > $best_rate) }"; then best_w=$w best_rate=$r; fi
 done
-ceiling_rate=$(median_rate ceiling "$ceiling_workers")
-baseline_rate=''
-((skip_baseline)) || baseline_rate=$(median_rate baseline 1)
+passthrough_rate=$(median_rate passthrough "$ceiling_workers")
+copy_rate=$(median_rate copy 1)
+kcat_rate=$(median_rate kcat 1)
+baseline_rate='' confluent_rate=''
+((skip_baseline)) || { baseline_rate=$(median_rate baseline 1); confluent_rate=$(median_rate confluent 1); }
 of=''
 ((rounds > 1)) && of=" (medians over $rounds rounds)"
-if [[ -n $best_rate && -n $ceiling_rate ]]; then
-  ratios+=("- pipeline (best: --workers $best_w, $(commas "$best_rate") events/s) / ceiling ($(commas "$ceiling_rate") events/s)$of: **$(calc '%.2f' "$best_rate / $ceiling_rate")** (target ≥ 0.9)")
-else
-  ratios+=("- pipeline / ceiling: n/a (no verified run of both)")
-fi
-if ((skip_baseline)); then
-  ratios+=("- pipeline / baseline: not run (--skip-baseline)")
-elif [[ -n $best_rate && -n $baseline_rate ]]; then
-  ratios+=("- pipeline (best: --workers $best_w) / Python baseline ($(commas "$baseline_rate") events/s on $(commas "$baseline_input_count") events)$of: **$(calc '%.1f' "$best_rate / $baseline_rate")×** (target ≥ 20×)")
-else
-  ratios+=("- pipeline / baseline: n/a (no verified run of both)")
-fi
+ratio() { # label numerator numerator-name denominator denominator-name target
+  if [[ -n $2 && -n $4 ]]; then
+    ratios+=("- $1: $3 $(commas "$2") / $5 $(commas "$4") events/s$of: **$(calc '%.2f' "$2 / $4")×** (target $6)")
+  else
+    ratios+=("- $1: n/a (no verified run of both)")
+  fi
+}
+ratio "pass-through / copy" "$passthrough_rate" "pass-through" "$copy_rate" "copy" "≥ 0.9"
+ratio "pipeline / copy" "$best_rate" "pipeline (--workers ${best_w:-?})" "$copy_rate" "copy" "≥ 0.6"
+ratio "pipeline / kcat" "$best_rate" "pipeline" "$kcat_rate" "kcat" "≥ 1.0"
+ratio "pipeline / confluent-kafka Python" "$best_rate" "pipeline" "$confluent_rate" "confluent" "≥ 3"
+ratio "pipeline / kafka-python baseline" "$best_rate" "pipeline" "$baseline_rate" "baseline" "≥ 20"
 
 base_rate=$(median_rate pipeline "${workers[0]}")
 for i in "${!variants[@]}"; do
@@ -417,7 +462,7 @@ kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here
   echo "- command: \`$command_line\`"
   echo "- git: $revision"
   echo "- machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB, $(uname -sr); broker Apache Kafka $kafka_version on the same host"
-  echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $("${py:-python3}" --version 2>&1) with kafka-python $(sed -n 's/^kafka-python==//p' "$root/tests/python/requirements.txt")"
+  echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $("${py:-python3}" --version 2>&1) with kafka-python $(sed -n 's/^kafka-python==//p' "$root/tests/python/requirements.txt") and confluent-kafka $(sed -n 's/^confluent-kafka==//p' "$root/tests/python/requirements.txt"); $(kcat -V 2>/dev/null | head -n 1 || echo 'kcat: not run')"
   echo "- date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
 } | tee "$report"
 log "wrote $report (run logs in $logs/)"
