@@ -169,7 +169,9 @@ pub fn parse_time_bound(s: &str) -> Result<TimeBound, String> {
     let s = s.trim();
     if let Some(days) = s.strip_suffix('d') {
         if let Ok(n) = days.parse::<u64>() {
-            return Ok(TimeBound::Ago(Duration::from_secs(n.saturating_mul(86_400))));
+            return Ok(TimeBound::Ago(Duration::from_secs(
+                n.saturating_mul(86_400),
+            )));
         }
     }
     if s.contains('-') {
@@ -334,7 +336,10 @@ mod tests {
         let ts = 1_720_589_700_000;
         assert!(f(&[], &[], Some(ts), Some(ts + 1)).matches(&l));
         assert!(!f(&[], &[], Some(ts + 1), None).matches(&l));
-        assert!(!f(&[], &[], None, Some(ts)).matches(&l), "until is exclusive");
+        assert!(
+            !f(&[], &[], None, Some(ts)).matches(&l),
+            "until is exclusive"
+        );
         let foreign = DeadLetter {
             headers: vec![],
             timestamp_ms: None,

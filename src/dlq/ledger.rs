@@ -232,7 +232,11 @@ mod tests {
             .unwrap()
         };
         let mut l = Ledger::default();
-        l.add_json(Some(&entry("dlq", "in", 0, vec![[0, 4], [8, 8]])), "dlq", "in");
+        l.add_json(
+            Some(&entry("dlq", "in", 0, vec![[0, 4], [8, 8]])),
+            "dlq",
+            "in",
+        );
         l.add_json(Some(&entry("dlq", "other", 0, vec![[5, 7]])), "dlq", "in");
         l.add_json(Some(&entry("dlq2", "in", 1, vec![[0, 9]])), "dlq", "in");
         l.add_json(Some(b"garbage"), "dlq", "in");

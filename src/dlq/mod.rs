@@ -136,7 +136,7 @@ fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
     let filter = Filter::new(&args.filter, now_ms);
     let mut reader = TopicReader::open(&source.kafka, &source.dlq_topic, source.timeout, false)?;
     let mut summary = Summary::new(args.by);
-    while let Some(m) = reader.next()? {
+    while let Some(m) = reader.next_record()? {
         let letter = dead_letter(&m);
         if filter.matches(&letter) {
             summary.add(&letter);
@@ -157,7 +157,7 @@ fn show_letters(args: &ShowArgs, now_ms: i64) -> anyhow::Result<()> {
     let filter = Filter::new(&args.filter, now_ms);
     let mut reader = TopicReader::open(&source.kafka, &source.dlq_topic, source.timeout, false)?;
     let (mut read, mut matched) = (0u64, 0u64);
-    while let Some(m) = reader.next()? {
+    while let Some(m) = reader.next_record()? {
         read += 1;
         let letter = dead_letter(&m);
         if !filter.matches(&letter) {
@@ -215,8 +215,7 @@ mod tests {
 
     #[test]
     fn summary_flags_and_defaults() {
-        let DlqCommand::Summary(a) = parse(&["summary", "--since", "1h", "--json"]).unwrap()
-        else {
+        let DlqCommand::Summary(a) = parse(&["summary", "--since", "1h", "--json"]).unwrap() else {
             panic!()
         };
         assert_eq!(a.source.dlq_topic, "user-login-dlq");

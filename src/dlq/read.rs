@@ -46,7 +46,9 @@ impl TopicReader {
         let consumer = consumer(kafka)?;
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
-            .with_context(|| format!("fetching metadata of topic {topic} from {}", kafka.brokers))?;
+            .with_context(|| {
+                format!("fetching metadata of topic {topic} from {}", kafka.brokers)
+            })?;
         let partitions: Vec<i32> = match metadata.topics().iter().find(|t| t.name() == topic) {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
                 t.partitions().iter().map(|p| p.id()).collect()
@@ -94,7 +96,7 @@ impl TopicReader {
 
     /// The next record, `None` once every partition is read to its end. Fails when the broker
     /// sends nothing for the timeout while records remain.
-    pub fn next(&mut self) -> anyhow::Result<Option<BorrowedMessage<'_>>> {
+    pub fn next_record(&mut self) -> anyhow::Result<Option<BorrowedMessage<'_>>> {
         let started = Instant::now();
         while !self.remaining.is_empty() {
             match self.consumer.poll(POLL) {

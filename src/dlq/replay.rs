@@ -272,7 +272,10 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
         );
     }
     if plan.ledger_topic == plan.target {
-        bail!("--ledger-topic must differ from the replay target {}", plan.target);
+        bail!(
+            "--ledger-topic must differ from the replay target {}",
+            plan.target
+        );
     }
     if super::read::partition_count(&source.kafka, &plan.target, source.timeout)? == 0 {
         bail!("replay target topic {} does not exist", plan.target);
@@ -288,7 +291,7 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     let bar = progress_bar(reader.total());
     let mut counts = ReplayCounts::default();
     let result = (|| {
-        while let Some(m) = reader.next()? {
+        while let Some(m) = reader.next_record()? {
             let letter = dead_letter(&m);
             let decision = decide(&letter, &filter, &ledger, plan.max_replays);
             if let (Ok(()), Some(r)) = (decision, replayer.as_mut()) {
@@ -321,7 +324,7 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
 fn read_ledger(source: &SourceArgs, plan: &Plan) -> anyhow::Result<Ledger> {
     let mut ledger = Ledger::default();
     let mut reader = TopicReader::open(&source.kafka, &plan.ledger_topic, source.timeout, true)?;
-    while let Some(m) = reader.next()? {
+    while let Some(m) = reader.next_record()? {
         use rdkafka::message::Message as _;
         ledger.add_json(m.payload(), &plan.dlq_topic, &plan.target);
     }
@@ -386,7 +389,10 @@ impl Replayer {
             .set("client.id", "kafka-pipeline-dlq-replay")
             .set(
                 "transactional.id",
-                format!("kafka-pipeline-dlq-replay.{}.{}", plan.dlq_topic, plan.target),
+                format!(
+                    "kafka-pipeline-dlq-replay.{}.{}",
+                    plan.dlq_topic, plan.target
+                ),
             )
             .set("linger.ms", "5")
             .set("partitioner", "murmur2_random");
@@ -585,10 +591,7 @@ mod tests {
             codes: vec!["invalid_json".into()],
             ..Filter::default()
         };
-        assert_eq!(
-            decide(&l, &other_code, &ledger, 3),
-            Err(Skip::NotSelected)
-        );
+        assert_eq!(decide(&l, &other_code, &ledger, 3), Err(Skip::NotSelected));
         ledger.insert(0, 5);
         assert_eq!(decide(&l, &all, &ledger, 3), Err(Skip::AlreadyReplayed));
         assert_eq!(decide(&letter(6, &[]), &all, &ledger, 3), Ok(()));

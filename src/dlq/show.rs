@@ -89,7 +89,10 @@ pub fn render(letter: &DeadLetter<'_>, topic: &str) -> String {
         Some(pretty) => pretty.replace('\n', &format!("\n{:LABEL$}", "")),
         None => {
             let mut text = value_line(letter.value, VALUE_CHARS);
-            if let Some(v) = letter.value.filter(|v| text.ends_with('…') && !v.is_empty()) {
+            if let Some(v) = letter
+                .value
+                .filter(|v| text.ends_with('…') && !v.is_empty())
+            {
                 let _ = write!(text, " ({} bytes)", v.len());
             }
             text
@@ -159,7 +162,10 @@ value    {
         let text = render(&l, "dlq");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "──       dlq 1/0  -");
-        assert!(lines[1].starts_with("code     (none): not the pipeline's"), "{text}");
+        assert!(
+            lines[1].starts_with("code     (none): not the pipeline's"),
+            "{text}"
+        );
         assert_eq!(lines[2], "key      (null)");
         assert!(lines[3].starts_with("value    \\u{0}\\u{1}"), "{text}");
         assert!(lines[3].ends_with("… (1000 bytes)"), "{text}");

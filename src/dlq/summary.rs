@@ -82,8 +82,7 @@ impl GroupStats {
     /// the span); `None` for one letter or no span.
     pub fn rate_per_s(&self) -> Option<f64> {
         let span_ms = self.last_ms? - self.first_ms?;
-        (self.count > 1 && span_ms > 0)
-            .then(|| (self.count - 1) as f64 * 1000.0 / span_ms as f64)
+        (self.count > 1 && span_ms > 0).then(|| (self.count - 1) as f64 * 1000.0 / span_ms as f64)
     }
 }
 
@@ -168,8 +167,14 @@ impl Summary {
                     o.insert("field".into(), json!(field));
                 }
                 o.insert("count".into(), json!(g.count));
-                o.insert("first_seen".into(), json!(g.first_ms.map(|t| time_ms(Some(t)))));
-                o.insert("last_seen".into(), json!(g.last_ms.map(|t| time_ms(Some(t)))));
+                o.insert(
+                    "first_seen".into(),
+                    json!(g.first_ms.map(|t| time_ms(Some(t)))),
+                );
+                o.insert(
+                    "last_seen".into(),
+                    json!(g.last_ms.map(|t| time_ms(Some(t)))),
+                );
                 o.insert("first_seen_ms".into(), json!(g.first_ms));
                 o.insert("last_seen_ms".into(), json!(g.last_ms));
                 o.insert("rate_per_s".into(), json!(g.rate_per_s()));
@@ -226,6 +231,7 @@ impl Summary {
             self.total,
             match self.by_code.len() {
                 0 => String::new(),
+                1 => " (1 code)".to_owned(),
                 n => format!(" ({n} codes)"),
             }
         );
@@ -401,7 +407,9 @@ mod tests {
         );
         assert!(lines[1].contains("1000.0/s"), "{table}");
         assert!(
-            lines.iter().any(|l| l.starts_with("(none) ") && l.contains("(null)")),
+            lines
+                .iter()
+                .any(|l| l.starts_with("(none) ") && l.contains("(null)")),
             "{table}"
         );
         assert_eq!(lines[5], "6 dead letters in dlq (3 codes)");
