@@ -13,7 +13,9 @@
 //! flag. List flags (`-X`, `--consumer-property`, `--producer-property`, `--optional-field`)
 //! combine instead: the file's entries come first and the command line's (or environment's)
 //! follow, so for a repeated key the flag wins. `--print-config` prints the resolved values as
-//! such a file, with secrets redacted ([`redact`]).
+//! such a file, with secrets redacted ([`redact`]). `topics` and the `dlq` commands read the
+//! same file; `dlq` takes only the keys it shares with `run` and `topics` (brokers,
+//! properties, topic names).
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};

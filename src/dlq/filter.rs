@@ -130,37 +130,28 @@ impl Filter {
 
 /// `--code`: one of the pipeline's error codes, or `none`.
 pub fn parse_code(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s == "none" || s == NONE_LABEL {
-        return Ok(NONE_LABEL.to_owned());
-    }
-    match ErrorCode::parse(s) {
-        Some(code) => Ok(code.as_str().to_owned()),
-        None => {
-            let known: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-            Err(format!(
-                "unknown error code {s:?}; expected none or one of {}",
-                known.join(", ")
-            ))
-        }
-    }
+    let known: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    parse_label(s, &known, "error code")
 }
 
 /// `--field`: one of the schema's fields, or `none`.
 pub fn parse_field(s: &str) -> Result<String, String> {
+    let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+    parse_label(s, &known, "field")
+}
+
+/// `s` if it is one of `known`; [`NONE_LABEL`] for `none`.
+fn parse_label(s: &str, known: &[&str], what: &str) -> Result<String, String> {
     let s = s.trim();
     if s == "none" || s == NONE_LABEL {
-        return Ok(NONE_LABEL.to_owned());
-    }
-    match Field::from_name(s) {
-        Some(field) => Ok(field.name().to_owned()),
-        None => {
-            let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
-            Err(format!(
-                "unknown field {s:?}; expected none or one of {}",
-                known.join(", ")
-            ))
-        }
+        Ok(NONE_LABEL.to_owned())
+    } else if known.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "unknown {what} {s:?}; expected none or one of {}",
+            known.join(", ")
+        ))
     }
 }
 

@@ -234,6 +234,50 @@ mod tests {
     }
 
     #[test]
+    fn config_file_gives_connection_and_topics_but_not_dlq_flags() {
+        let path = std::env::temp_dir().join(format!("kp-dlq-unit-{}.toml", std::process::id()));
+        let file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            crate::config::parse_cli([
+                "kafka-pipeline",
+                "dlq",
+                "replay",
+                "--config",
+                path.to_str().unwrap(),
+                "--brokers",
+                "flag:9092",
+            ])
+        };
+        let cli = file(
+            "brokers = \"file:9092\"\ndlq-topic = \"file-dlq\"\ninput-topic = \"file-in\"\n\
+             workers = 3\n[property]\nclient.id = \"f\"\n",
+        )
+        .unwrap();
+        let Command::Dlq(DlqArgs {
+            command: DlqCommand::Replay(a),
+        }) = cli.command
+        else {
+            panic!("not dlq replay")
+        };
+        assert_eq!(a.source.kafka.brokers, "flag:9092", "flag over file");
+        assert_eq!(a.source.dlq_topic, "file-dlq");
+        assert_eq!(a.input_topic, "file-in");
+        assert_eq!(
+            a.source.kafka.properties,
+            vec![("client.id".to_owned(), "f".to_owned())]
+        );
+        // A replay's own flags are per invocation, not file keys.
+        for key in ["dry-run = true", "max-replays = 9", "timeout = \"1s\""] {
+            let err = file(key).unwrap_err();
+            let crate::config::CliError::File(msg) = err else {
+                panic!("{key}: {err:?}")
+            };
+            assert!(msg.contains("unknown key"), "{key}: {msg}");
+        }
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
     fn replay_flags_are_checked_at_parse_time() {
         let DlqCommand::Replay(a) = parse(&[
             "replay",

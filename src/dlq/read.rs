@@ -11,20 +11,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::letter::DeadLetter;
 use crate::config::KafkaArgs;
+use crate::insights::reader::ReaderContext;
 
 const POLL: Duration = Duration::from_millis(200);
 
 /// A topic being read to its end.
 pub struct TopicReader {
-    consumer: BaseConsumer<QuietEof>,
+    consumer: BaseConsumer<ReaderContext>,
     topic: String,
     /// Per partition with records: the end offset to read up to.
     remaining: BTreeMap<i32, i64>,
@@ -160,24 +161,8 @@ pub fn dead_letter<'a>(m: &'a BorrowedMessage<'a>) -> DeadLetter<'a> {
     }
 }
 
-/// End of partition is how reading ends, not an error, so it is not logged (librdkafka also
-/// reports it through the error callback).
-struct QuietEof;
-
-impl ClientContext for QuietEof {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(error, KafkaError::PartitionEOF(_))
-            || matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF));
-        if !eof {
-            log::warn!("librdkafka: {error}: {reason}");
-        }
-    }
-}
-
-impl ConsumerContext for QuietEof {}
-
 /// A consumer that reads by assignment only: no group membership, no commits.
-fn consumer(kafka: &KafkaArgs) -> anyhow::Result<BaseConsumer<QuietEof>> {
+fn consumer(kafka: &KafkaArgs) -> anyhow::Result<BaseConsumer<ReaderContext>> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.brokers)
@@ -193,6 +178,6 @@ fn consumer(kafka: &KafkaArgs) -> anyhow::Result<BaseConsumer<QuietEof>> {
         config.set(key, value);
     }
     config
-        .create_with_context(QuietEof)
+        .create_with_context(ReaderContext)
         .with_context(|| format!("creating a Kafka consumer for {}", kafka.brokers))
 }
