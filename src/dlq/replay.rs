@@ -21,11 +21,16 @@
 //! transaction per chunk of at most [`CHUNK_LETTERS`] letters (or [`CHUNK_MAX_AGE`]), so a
 //! letter counts as replayed exactly when its record is committed: a replay that crashes or
 //! fails part-way leaves the committed chunks recorded and the open one rolled back, and
-//! running it again sends exactly the rest. The transactional id is derived from the DLQ and
-//! target topics, so a second replay of the same pair fences the first; the ledger is read only
-//! after the producer's `init_transactions`, which waits for any earlier transaction of that id
-//! to be completed. The pipeline reads `read_committed` (librdkafka's default), so it never sees
-//! an aborted replay.
+//! running it again sends exactly the rest. The pipeline reads `read_committed` (librdkafka's
+//! default), so it never sees an aborted replay.
+//!
+//! The transactional id is derived from the DLQ topic alone, so any two replays from one DLQ
+//! fence each other (the older one fails, its open chunk rolled back; run again, it resumes).
+//! The ledger is read only after the producer's `init_transactions`, which completes or aborts
+//! any earlier transaction of that id. Both matter because a `read_committed` reader stops at
+//! the first open transaction in the ledger: with one id per DLQ, none of this DLQ's replays
+//! has one open then, so every committed entry is read. (Hence one ledger per DLQ topic, as the
+//! default names it.)
 //!
 //! Not replayed: letters the filters do not select, foreign records (no error headers: there is
 //! no reason to think they belong on the input), letters already in the ledger for this target,
@@ -250,33 +255,43 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The plan of a replay; a target or ledger that would feed the DLQ back into itself is an
+    /// error.
+    fn new(args: &ReplayArgs, filter: &Filter) -> anyhow::Result<Plan> {
+        let dlq_topic = args.source.dlq_topic.clone();
+        let plan = Plan {
+            target: args.to.clone().unwrap_or_else(|| args.input_topic.clone()),
+            ledger_topic: args
+                .ledger_topic
+                .clone()
+                .unwrap_or_else(|| format!("{dlq_topic}-replays")),
+            dlq_topic,
+            selection: filter.describe(),
+            dry_run: args.dry_run,
+            max_replays: args.max_replays,
+        };
+        if plan.target == plan.dlq_topic || plan.ledger_topic == plan.dlq_topic {
+            bail!(
+                "replaying {} into itself: pass --to or --input-topic with the pipeline's input topic",
+                plan.dlq_topic
+            );
+        }
+        if plan.ledger_topic == plan.target {
+            bail!(
+                "--ledger-topic must differ from the replay target {}",
+                plan.target
+            );
+        }
+        Ok(plan)
+    }
+}
+
 /// Runs `dlq replay` and prints its closing line.
 pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     let source = &args.source;
     let filter = Filter::new(&args.filter, now_ms);
-    let plan = Plan {
-        dlq_topic: source.dlq_topic.clone(),
-        target: args.to.clone().unwrap_or_else(|| args.input_topic.clone()),
-        ledger_topic: args
-            .ledger_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}-replays", source.dlq_topic)),
-        selection: filter.describe(),
-        dry_run: args.dry_run,
-        max_replays: args.max_replays,
-    };
-    if plan.target == plan.dlq_topic || plan.ledger_topic == plan.dlq_topic {
-        bail!(
-            "replaying {} into itself: pass --to or --input-topic with the pipeline's input topic",
-            plan.dlq_topic
-        );
-    }
-    if plan.ledger_topic == plan.target {
-        bail!(
-            "--ledger-topic must differ from the replay target {}",
-            plan.target
-        );
-    }
+    let plan = Plan::new(args, &filter)?;
     if super::read::partition_count(&source.kafka, &plan.target, source.timeout)? == 0 {
         bail!("replay target topic {} does not exist", plan.target);
     }
@@ -288,27 +303,9 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     // After init_transactions (see the module doc).
     let ledger = read_ledger(source, &plan)?;
     let mut reader = TopicReader::open(&source.kafka, &plan.dlq_topic, source.timeout, false)?;
-    let bar = progress_bar(reader.total());
     let mut counts = ReplayCounts::default();
-    let result = (|| {
-        while let Some(m) = reader.next_record()? {
-            let letter = dead_letter(&m);
-            let decision = decide(&letter, &filter, &ledger, plan.max_replays);
-            if let (Ok(()), Some(r)) = (decision, replayer.as_mut()) {
-                r.send(&letter)?;
-            }
-            counts.count(decision);
-            bar.inc(1);
-            if counts.read % 256 == 0 {
-                bar.set_message(format!("{} replayed", counts.replayed));
-            }
-        }
-        if let Some(r) = replayer.as_mut() {
-            r.commit()?;
-        }
-        anyhow::Ok(())
-    })();
-    bar.finish_and_clear();
+    let selected = |letter: &DeadLetter<'_>| decide(letter, &filter, &ledger, plan.max_replays);
+    let result = replay_letters(&mut reader, selected, replayer.as_mut(), &mut counts);
     if let Some(r) = replayer.as_mut() {
         counts.transactions = r.transactions;
         if result.is_err() {
@@ -318,6 +315,34 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     result?;
     println!("{}", plan.report(&counts, args.json));
     Ok(())
+}
+
+/// Reads the DLQ to its end, sending the letters `decide` lets through (none with `--dry-run`,
+/// when there is no replayer), and commits the last chunk; a progress bar follows on a terminal.
+fn replay_letters(
+    reader: &mut TopicReader,
+    decide: impl Fn(&DeadLetter<'_>) -> Result<(), Skip>,
+    mut replayer: Option<&mut Replayer>,
+    counts: &mut ReplayCounts,
+) -> anyhow::Result<()> {
+    let bar = progress_bar(reader.total());
+    while let Some(m) = reader.next_record()? {
+        let letter = dead_letter(&m);
+        let decision = decide(&letter);
+        if let (Ok(()), Some(r)) = (decision, replayer.as_deref_mut()) {
+            r.send(&letter)?;
+        }
+        counts.count(decision);
+        bar.inc(1);
+        if counts.read % 256 == 0 {
+            bar.set_message(format!("{} replayed", counts.replayed));
+        }
+    }
+    bar.finish_and_clear();
+    match replayer {
+        Some(r) => r.commit(),
+        None => Ok(()),
+    }
 }
 
 /// The ledger's entries for this DLQ and target (none when the ledger topic does not exist).
@@ -389,10 +414,7 @@ impl Replayer {
             .set("client.id", "kafka-pipeline-dlq-replay")
             .set(
                 "transactional.id",
-                format!(
-                    "kafka-pipeline-dlq-replay.{}.{}",
-                    plan.dlq_topic, plan.target
-                ),
+                format!("kafka-pipeline-dlq-replay.{}", plan.dlq_topic),
             )
             .set("linger.ms", "5")
             .set("partitioner", "murmur2_random");
