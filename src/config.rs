@@ -13,7 +13,9 @@
 //! flag. List flags (`-X`, `--consumer-property`, `--producer-property`, `--optional-field`)
 //! combine instead: the file's entries come first and the command line's (or environment's)
 //! follow, so for a repeated key the flag wins. `--print-config` prints the resolved values as
-//! such a file, with secrets redacted ([`redact`]).
+//! such a file, with secrets redacted ([`redact`]). `topics` and the `dlq` commands read the
+//! same file; `dlq` takes only the keys it shares with `run` and `topics` (brokers,
+//! properties, topic names).
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -71,6 +73,8 @@ pub enum Command {
     /// Create the input, output, dead-letter and insights topics, or check their partition
     /// count and replication factor (exit 1 on a mismatch).
     Topics(crate::topics::TopicsArgs),
+    /// Triage the dead letters (summary, show) and replay them once the cause is fixed.
+    Dlq(crate::dlq::DlqArgs),
 }
 
 /// Connection flags shared by every subcommand that talks to Kafka.
@@ -468,9 +472,20 @@ impl From<clap::Error> for CliError {
     }
 }
 
-/// Subcommands that take `--config`; one file serves them all (a key that only another of them
-/// knows is skipped).
-const CONFIG_SUBCOMMANDS: [&str; 2] = ["run", "topics"];
+/// Subcommands that take `--config`, by their path of names; one file serves them all (a key
+/// that only another of them knows is skipped).
+const CONFIG_SUBCOMMANDS: [&[&str]; 5] = [
+    &["run"],
+    &["topics"],
+    &["dlq", "summary"],
+    &["dlq", "show"],
+    &["dlq", "replay"],
+];
+
+/// The subcommands whose flags are the file's keys. The others take from the file only the
+/// keys they share with these (connection and topic names); their own flags are per
+/// invocation (`dlq replay --dry-run` in a file would be a trap).
+const FILE_KEY_SUBCOMMANDS: [&str; 2] = ["run", "topics"];
 
 /// Keys of the config file that hold lists (`key=value` entries); the rest hold one value.
 const LIST_KEYS: [&str; 4] = [
@@ -489,23 +504,27 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let matches = Cli::command().try_get_matches_from(&args)?;
-    let file = match matches.subcommand() {
-        Some((name, sub)) if CONFIG_SUBCOMMANDS.contains(&name) => sub
-            .get_one::<PathBuf>("config")
-            .map(|path| (name, sub, path.clone())),
-        _ => None,
-    };
-    let Some((name, sub, path)) = file else {
+    let (mut names, mut sub) = (Vec::new(), &matches);
+    while let Some((name, inner)) = sub.subcommand() {
+        names.push(name);
+        sub = inner;
+    }
+    let file = CONFIG_SUBCOMMANDS
+        .into_iter()
+        .find(|path| *path == names.as_slice())
+        .and_then(|path| sub.get_one::<PathBuf>("config").map(|f| (path, f.clone())));
+    let Some((names, path)) = file else {
         return Ok(Cli::from_arg_matches(&matches)?);
     };
     let table = read_config_file(&path)?;
-    let (front, back) = file_arguments(&path, &table, name, sub)?;
-    // The first argument that is the subcommand's name (global flags may precede it).
-    let at = args
-        .iter()
-        .skip(1)
-        .position(|a| a == name)
-        .map_or(args.len(), |i| i + 2);
+    let (front, back) = file_arguments(&path, &table, names, sub)?;
+    // Right after the subcommand's names (global flags may precede them).
+    let at = names.iter().fold(1, |from, name| {
+        args[from..]
+            .iter()
+            .position(|a| a == name)
+            .map_or(args.len(), |i| from + i + 1)
+    });
     let merged: Vec<OsString> = args[..at]
         .iter()
         .cloned()
@@ -537,25 +556,27 @@ fn read_config_file(path: &Path) -> Result<toml::Table, CliError> {
 fn file_arguments(
     path: &Path,
     table: &toml::Table,
-    subcommand: &str,
+    subcommand: &[&str],
     matches: &ArgMatches,
 ) -> Result<(Vec<OsString>, Vec<OsString>), CliError> {
     let bad =
         |key: &str, what: String| CliError::File(format!("{}: {key}: {what}", path.display()));
     let command = Cli::command();
-    let sub_command = |name: &str| {
-        command
-            .find_subcommand(name)
-            .expect("a subcommand that takes --config")
+    let sub_command = |names: &[&str]| {
+        names.iter().fold(&command, |c, name| {
+            c.find_subcommand(name)
+                .expect("a subcommand that takes --config")
+        })
     };
     let this = sub_command(subcommand);
     let known_elsewhere = |key: &str| {
-        CONFIG_SUBCOMMANDS.iter().any(|&other| {
-            sub_command(other)
+        FILE_KEY_SUBCOMMANDS.iter().any(|&other| {
+            sub_command(&[other])
                 .get_arguments()
                 .any(|a| a.get_long() == Some(key))
         })
     };
+    let file_key_here = FILE_KEY_SUBCOMMANDS.contains(&subcommand[0]);
     let (mut front, mut back) = (Vec::new(), Vec::new());
     for (raw_key, value) in table {
         let key = raw_key.replace('_', "-");
@@ -567,7 +588,8 @@ fn file_arguments(
         let found = command
             .get_arguments()
             .chain(this.get_arguments())
-            .find(|a| a.get_long() == Some(key.as_str()));
+            .find(|a| a.get_long() == Some(key.as_str()))
+            .filter(|a| file_key_here || a.is_global_set() || known_elsewhere(&key));
         let arg =
             match found {
                 Some(arg) => arg,

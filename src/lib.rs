@@ -25,7 +25,8 @@
 //!   done once its output and its insight window are both delivered.
 //! - [`config`], [`error`], [`metrics`], [`record`], [`shutdown`], [`clients`], [`admin`]: the
 //!   plumbing; [`loadgen`] and [`insights`] also back the `loadgen` and `insights` subcommands,
-//!   [`topics`] the `topics` subcommand.
+//!   [`topics`] the `topics` subcommand, [`dlq`] the `dlq` subcommand (dead letters summarized,
+//!   shown and replayed).
 //! - [`http`] serves `/metrics`, `/health` and `/ready` from a thread of its own (the counters
 //!   are atomics the stages update per batch); [`logging`] writes text or JSON log lines.
 //!
@@ -38,6 +39,7 @@ pub mod admin;
 pub mod clients;
 pub mod config;
 pub mod consumer;
+pub mod dlq;
 pub mod error;
 pub mod http;
 pub mod insights;

@@ -27,6 +27,7 @@ fn main() {
         Command::Loadgen(args) => report(kafka_pipeline::loadgen::run(args)),
         Command::Insights(args) => report(kafka_pipeline::insights::run_reader(args)),
         Command::Topics(args) => topics(&args),
+        Command::Dlq(args) => report(kafka_pipeline::dlq::run(args)),
     };
     std::process::exit(code);
 }

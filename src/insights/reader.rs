@@ -543,8 +543,9 @@ fn summarize(table: &WindowTable, topic: &str) {
 }
 
 /// The reader's client context: end-of-partition is how catching up ends, not an error, so it
-/// is not logged (librdkafka also reports it through the error callback).
-struct ReaderContext;
+/// is not logged (librdkafka also reports it through the error callback). `dlq` reads the same
+/// way.
+pub(crate) struct ReaderContext;
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: KafkaError, reason: &str) {
