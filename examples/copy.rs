@@ -94,8 +94,11 @@ fn main() -> anyhow::Result<()> {
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
                 let assignment = consumer.assignment()?;
-                let assigned: BTreeSet<i32> =
-                    assignment.elements().iter().map(|e| e.partition()).collect();
+                let assigned: BTreeSet<i32> = assignment
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
                 if !assigned.is_empty() && assigned.is_subset(&at_end) && first.is_some() {
                     break;
                 }

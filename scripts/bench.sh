@@ -12,8 +12,8 @@
 #   copy      examples/copy.rs: one thread, BaseConsumer::poll + BaseProducer::send with the
 #             pipeline's librdkafka settings, nothing else — the ceiling
 #   kcat      kcat -C … -e | kcat -P … (Debian's kcat, its own librdkafka): events/s from wall
-#             time, start-up included; verified only as "output = input" (a value with a tab
-#             or newline would split)
+#             time, start-up included; verified as output = input (tombstones become empty
+#             values)
 #   passthrough  kafka-pipeline run --passthrough: the pipeline's threads, nothing parsed
 #   pipeline  kafka-pipeline run, once per --workers value
 #   confluent scripts/bench/confluent.py: the baseline's loop on confluent-kafka (librdkafka)
@@ -288,7 +288,8 @@ run_case() {
       cmd=("$copy_bin" --input-topic "$input" --output-topic "$out" --group-id "$group")
       ;;
     kcat)
-      cmd=(bash -c "kcat -C -b $bootstrap -t $input -o beginning -e -q -f '%k\t%s\n' | kcat -P -b $bootstrap -t $out -K '\t' -X enable.idempotence=true -X linger.ms=5")
+      # Key and value separated by \x1f, records by \x1e: no realistic record contains them.
+      cmd=(bash -c "kcat -C -b $bootstrap -t $input -o beginning -e -q -f '%k\x1f%s\x1e' | kcat -P -b $bootstrap -t $out -K '\x1f' -D '\x1e' -X enable.idempotence=true -X linger.ms=5")
       ;;
     confluent)
       cmd=("$py" "$here/bench/confluent.py" --bootstrap "$bootstrap" --input "$input"

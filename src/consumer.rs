@@ -38,7 +38,7 @@ use crate::config::{Config, Guarantee};
 use crate::error::PipelineError;
 use crate::metrics::{progress_line, Metrics, ProgressExtras, Snapshot};
 use crate::offsets::OffsetTracker;
-use crate::record::{Epoch, EpochClosed, Generation, InputBatch, Source};
+use crate::record::{BatchPools, Epoch, EpochClosed, Generation, InputBatch, Source};
 use crate::shutdown::Shutdown;
 
 /// How long a batch may wait for channel space before the consumer pauses its partitions.
@@ -351,7 +351,10 @@ struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, message: &BorrowedMessage<'_>, generation: Generation) {
+    fn add(&mut self, message: &BorrowedMessage<'_>, generation: Generation, pools: &BatchPools) {
+        if self.batch.records.capacity() == 0 {
+            self.batch = InputBatch::from_pool(pools, BATCH_RECORDS, BATCH_RECORDS * 256);
+        }
         let partition = message.partition();
         let offset = message.offset();
         match self
@@ -406,6 +409,7 @@ pub struct ConsumerStage<'a> {
     capacity: usize,
     batches: Batcher,
     pending: VecDeque<Pending>,
+    pools: &'a BatchPools,
     at_end: BTreeSet<i32>,
 }
 
@@ -453,6 +457,7 @@ impl<'a> ConsumerStage<'a> {
         done_rx: Receiver<Epoch>,
         control_tx: Sender<EpochClosed>,
         epoch: Arc<AtomicU64>,
+        pools: &'a BatchPools,
         metrics: Arc<Metrics>,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
@@ -488,6 +493,7 @@ impl<'a> ConsumerStage<'a> {
             capacity: Self::channel_batches(config.channel_capacity),
             batches: Batcher::default(),
             pending: VecDeque::new(),
+            pools,
             at_end: BTreeSet::new(),
         })
     }
@@ -566,7 +572,9 @@ impl<'a> ConsumerStage<'a> {
                     let partition = message.partition();
                     self.at_end.remove(&partition);
                     match self.batches.generation(context, partition) {
-                        Some(generation) => self.batches.building.add(&message, generation),
+                        Some(generation) => {
+                            self.batches.building.add(&message, generation, self.pools)
+                        }
                         // Not (or no longer) assigned: its next owner reads it.
                         None => {
                             log::debug!("dropping a record of unassigned partition {partition}")

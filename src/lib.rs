@@ -67,6 +67,7 @@ use crate::error::PipelineError;
 use crate::http::{MetricsServer, View};
 use crate::metrics::Metrics;
 use crate::producer::ProducerStage;
+use crate::record::BatchPools;
 use crate::shutdown::Shutdown;
 use crate::transform::Transformer;
 use crate::watermark::EventClock;
@@ -135,15 +136,24 @@ fn run_stages(
 
     let epoch = Arc::new(AtomicU64::new(0));
     let clock = EventClock::new();
+    let pools = BatchPools::new(batches);
     let consumer = ConsumerStage::new(
         config,
         done_rx,
         control_tx,
         Arc::clone(&epoch),
+        &pools,
         Arc::clone(metrics),
         shutdown,
     )?;
-    let producer = ProducerStage::new(config, control_rx, done_tx, Arc::clone(metrics), shutdown)?;
+    let producer = ProducerStage::new(
+        config,
+        control_rx,
+        done_tx,
+        &pools,
+        Arc::clone(metrics),
+        shutdown,
+    )?;
     let shared = WorkerShared {
         input_topic: &config.input_topic,
         metrics,
@@ -152,6 +162,7 @@ fn run_stages(
         windows: config.windows,
         input_headers: config.input_headers.clone(),
         passthrough: config.passthrough,
+        pools: &pools,
     };
     log::info!(
         "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}, {} (epochs of {:?})",

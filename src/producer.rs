@@ -45,7 +45,7 @@ use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
 use crate::merger::{EpochMerger, Publication};
 use crate::metrics::{destination_index, unix_ms, Metrics};
-use crate::record::{Destination, Epoch, EpochClosed, OutputBatch, ToProducer};
+use crate::record::{BatchPools, Destination, Epoch, EpochClosed, OutputBatch, ToProducer};
 use crate::shutdown::Shutdown;
 
 /// Records waiting for a retry beyond which no new work is taken.
@@ -231,6 +231,7 @@ struct Transactions {
 /// The producer thread's state.
 pub struct ProducerStage<'a> {
     producer: BaseProducer<DeliveryContext>,
+    pools: &'a BatchPools,
     topics: [String; 3],
     input_topic: String,
     instance: String,
@@ -252,6 +253,7 @@ impl<'a> ProducerStage<'a> {
         config: &Config,
         control_rx: Receiver<EpochClosed>,
         done_tx: Sender<Epoch>,
+        pools: &'a BatchPools,
         metrics: Arc<Metrics>,
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
@@ -277,6 +279,7 @@ impl<'a> ProducerStage<'a> {
         };
         Ok(ProducerStage {
             producer,
+            pools,
             topics: [
                 config.output_topic.clone(),
                 config.dlq_topic.clone(),
@@ -407,8 +410,10 @@ impl<'a> ProducerStage<'a> {
             total: batch.records.len() as u64,
             consumed_at: Some(batch.consumed_at),
         });
-        let OutputBatch { data, records, .. } = batch;
-        for record in records {
+        let OutputBatch {
+            data, mut records, ..
+        } = batch;
+        for record in records.drain(..) {
             let bytes = |r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| &data[r.clone()]);
             let failed = self.send(
                 opaque(slot, record.destination, 0),
@@ -421,6 +426,7 @@ impl<'a> ProducerStage<'a> {
                 self.schedule_retry(retry, &error);
             }
         }
+        self.pools.recycle_output(data, records);
     }
 
     /// Publishes every epoch the merger says is ready (exactly-once: only the epoch of the

@@ -10,6 +10,7 @@
 use std::ops::Range;
 use std::time::Instant;
 
+use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::OwnedHeaders;
 
@@ -104,6 +105,23 @@ impl InputBatch {
             consumed_at: Instant::now(),
             data: Vec::new(),
             records: Vec::new(),
+        }
+    }
+
+    /// An empty batch on recycled buffers (or new ones with room for `records` records of
+    /// about `bytes` bytes in all).
+    pub fn from_pool(pools: &BatchPools, records: usize, bytes: usize) -> Self {
+        InputBatch {
+            epoch: 0,
+            consumed_at: Instant::now(),
+            data: pools
+                .input_data
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(bytes)),
+            records: pools
+                .input_records
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(records)),
         }
     }
 
@@ -252,6 +270,84 @@ impl std::fmt::Debug for EpochClosed {
             .field("records", &self.records)
             .field("positions", &self.positions)
             .finish()
+    }
+}
+
+/// Recycles batch buffers between the threads: a thread that is done with a batch gives its
+/// (emptied) buffers back, the thread that builds the next batch takes them. A buffer of a
+/// batch is 50–100 KB; freeing one in glibc consolidates the allocator's free lists, and a
+/// buffer allocated on one thread and freed on another crosses arenas, which showed up as the
+/// largest cost of the consumer and producer threads in `perf` (README, Benchmarks). Bounded:
+/// a full pool drops the buffer.
+#[derive(Debug)]
+pub struct Pool<T> {
+    tx: Sender<T>,
+    rx: Receiver<T>,
+}
+
+impl<T> Pool<T> {
+    /// A pool holding at most `capacity` buffers.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        Pool { tx, rx }
+    }
+
+    /// A recycled buffer, if one is waiting.
+    pub fn take(&self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Gives a buffer back (dropped when the pool is full).
+    pub fn give(&self, buffer: T) {
+        let _ = self.tx.try_send(buffer);
+    }
+}
+
+/// The buffers the stages pass around, recycled.
+#[derive(Debug)]
+pub struct BatchPools {
+    /// Key and payload buffers of input batches.
+    pub input_data: Pool<Vec<u8>>,
+    /// Record lists of input batches.
+    pub input_records: Pool<Vec<InputRecord>>,
+    /// Key and value buffers of output batches.
+    pub output_data: Pool<Vec<u8>>,
+    /// Record lists of output batches.
+    pub output_records: Pool<Vec<OutputRecord>>,
+}
+
+impl BatchPools {
+    /// Pools for channels of up to `batches` batches each.
+    pub fn new(batches: usize) -> Self {
+        let capacity = 2 * batches + 16;
+        BatchPools {
+            input_data: Pool::new(capacity),
+            input_records: Pool::new(capacity),
+            output_data: Pool::new(capacity),
+            output_records: Pool::new(capacity),
+        }
+    }
+
+    /// Empties an input batch's buffers and gives them back.
+    pub fn recycle_input(&self, mut data: Vec<u8>, mut records: Vec<InputRecord>) {
+        data.clear();
+        records.clear();
+        self.input_data.give(data);
+        self.input_records.give(records);
+    }
+
+    /// Empties an output batch's buffers and gives them back.
+    pub fn recycle_output(&self, mut data: Vec<u8>, mut records: Vec<OutputRecord>) {
+        data.clear();
+        records.clear();
+        self.output_data.give(data);
+        self.output_records.give(records);
+    }
+}
+
+impl Default for BatchPools {
+    fn default() -> Self {
+        BatchPools::new(16)
     }
 }
 

@@ -107,6 +107,8 @@ pub struct WorkerShared<'a> {
     pub input_headers: InputHeaders,
     /// Copy records untouched (`--passthrough`, the benchmark ceiling).
     pub passthrough: bool,
+    /// Recycled batch buffers.
+    pub pools: &'a BatchPools,
 }
 
 /// One worker's insight state: its own window aggregator, no shared locks.
@@ -250,15 +252,24 @@ pub fn process_batch(
     now_ms: u64,
     tally: &mut WorkerTally,
 ) -> OutputBatch {
+    let pools = shared.pools;
     let mut out = OutputBatch {
         epoch: batch.epoch,
         consumed_at: batch.consumed_at,
-        data: Vec::with_capacity(batch.data.len() + batch.records.len() * 96),
-        records: Vec::with_capacity(batch.records.len()),
+        data: pools
+            .output_data
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(batch.data.len() + batch.records.len() * 96)),
+        records: pools
+            .output_records
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(batch.records.len())),
     };
-    let InputBatch { data, records, .. } = batch;
+    let InputBatch {
+        data, mut records, ..
+    } = batch;
     let mut last_partition = None;
-    for record in records {
+    for record in records.drain(..) {
         if last_partition != Some(record.source.partition) {
             last_partition = Some(record.source.partition);
             windows.note_partition(record.source.partition);
@@ -286,6 +297,7 @@ pub fn process_batch(
         };
         out.records.push(output);
     }
+    pools.recycle_input(data, records);
     out
 }
 
@@ -436,6 +448,7 @@ mod tests {
         metrics: Metrics,
         clock: EventClock,
         epoch: AtomicU64,
+        pools: BatchPools,
     }
 
     impl Fixture {
@@ -444,6 +457,7 @@ mod tests {
                 metrics: Metrics::default(),
                 clock: EventClock::new(),
                 epoch: AtomicU64::new(1),
+                pools: BatchPools::default(),
             }
         }
 
@@ -456,6 +470,7 @@ mod tests {
                 windows: WindowConfig::new(10, 10),
                 input_headers,
                 passthrough: false,
+                pools: &self.pools,
             }
         }
     }

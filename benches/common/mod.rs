@@ -7,7 +7,7 @@ use kafka_pipeline::consumer::BATCH_RECORDS;
 use kafka_pipeline::insights::window::{lag_ms, Observation, ObservationKind, WindowConfig};
 use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
 use kafka_pipeline::metrics::Metrics;
-use kafka_pipeline::record::{InputBatch, Source};
+use kafka_pipeline::record::{BatchPools, InputBatch, Source};
 use kafka_pipeline::transform::{IpClass, Transformer};
 use kafka_pipeline::watermark::EventClock;
 use kafka_pipeline::worker::{InputHeaders, WorkerShared};
@@ -105,6 +105,7 @@ pub struct WorkerFixture {
     metrics: Metrics,
     clock: EventClock,
     epoch: AtomicU64,
+    pools: BatchPools,
 }
 
 impl WorkerFixture {
@@ -118,6 +119,7 @@ impl WorkerFixture {
             windows: WindowConfig::new(10, 10),
             input_headers: InputHeaders::All,
             passthrough: false,
+            pools: &self.pools,
         }
     }
 }
