@@ -264,14 +264,8 @@ impl<'a> ProducerStage<'a> {
 
     fn insight_record(&self, p: Publication) -> OutputRecord {
         let published_at_ms = unix_ms();
-        let partial = p.stats.partial;
-        let record = InsightRecord::from_stats(
-            p.stats,
-            &self.instance,
-            &p.partitions,
-            partial,
-            published_at_ms,
-        );
+        let record =
+            InsightRecord::from_stats(p.stats, &self.instance, &p.partitions, published_at_ms);
         OutputRecord {
             origin: Origin {
                 source: None,

@@ -210,12 +210,11 @@ impl Breakdown {
 
 impl InsightRecord {
     /// The record of `stats` as published by `instance`, covering input `partitions` (sorted and
-    /// de-duplicated here) at `published_at_ms`. `partial` is or-ed with `stats.partial`.
+    /// de-duplicated here) at `published_at_ms`; partial exactly when `stats` is.
     pub fn from_stats(
         stats: WindowStats,
         instance: &str,
         partitions: &[i32],
-        partial: bool,
         published_at_ms: u64,
     ) -> InsightRecord {
         let partitions: BTreeSet<i32> = partitions.iter().copied().collect();
@@ -228,7 +227,7 @@ impl InsightRecord {
             window_end_time: rfc3339(stats.end),
             instance: instance.to_owned(),
             partitions: partitions.into_iter().collect(),
-            partial: partial || stats.partial,
+            partial: stats.partial,
             published_at_ms,
             published_at_time: rfc3339_ms(published_at_ms),
             received: stats.received,
@@ -351,12 +350,10 @@ pub fn merge_records<'a>(
     let published_at_ms = parts.iter().map(|r| r.published_at_ms).max().unwrap_or(0);
     let instance = instances.into_iter().collect::<Vec<_>>().join(",");
     let partitions: Vec<i32> = partitions.into_iter().collect();
-    let partial = stats.partial;
     Some(InsightRecord::from_stats(
         stats,
         &instance,
         &partitions,
-        partial,
         published_at_ms,
     ))
 }

@@ -53,7 +53,6 @@ fn record(
         stats(start, n, first_user),
         instance,
         partitions,
-        false,
         1_720_589_722_000,
     )
 }
@@ -201,7 +200,7 @@ fn rows_without_valid_events_or_with_odd_values() {
         },
         0,
     );
-    let row = format_row(&InsightRecord::from_stats(s, "a", &[], false, 0));
+    let row = format_row(&InsightRecord::from_stats(s, "a", &[], 0));
     assert_eq!(
         row,
         "05:34:50        1      0.1  100.0%  -                       -                          0       -      0"
@@ -223,7 +222,7 @@ fn rows_without_valid_events_or_with_odd_values() {
             i as i64,
         );
     }
-    let row = format_row(&InsightRecord::from_stats(s, "a", &[], false, 0));
+    let row = format_row(&InsightRecord::from_stats(s, "a", &[], 0));
     // Keys cut to nine characters, and the number of values not shown.
     assert!(row.contains("  a-very-l… 50% x 25% +1  "), "{row}");
     assert_eq!(row.chars().count(), format_header().chars().count());
@@ -381,18 +380,12 @@ fn broker_round_trip() {
                 .map(|s| (s, "pipeline-b", vec![2])),
         )
     {
-        published.push(InsightRecord::from_stats(
-            stats,
-            name,
-            &partitions,
-            false,
-            now_ms,
-        ));
+        published.push(InsightRecord::from_stats(stats, name, &partitions, now_ms));
     }
     let expected: Vec<InsightRecord> = whole
         .flush()
         .into_iter()
-        .map(|s| InsightRecord::from_stats(s, "", &[], false, now_ms))
+        .map(|s| InsightRecord::from_stats(s, "", &[], now_ms))
         .collect();
 
     let producer: BaseProducer = ClientConfig::new()
