@@ -10,8 +10,10 @@
 #       kill9 graceful broker scaleout unwritable hostile backpressure fuzz
 #
 # Environment: CHAOS_BROKERS (default localhost:29092, the shared broker, which is never
-# stopped), CHAOS_PRIVATE_PORT (default 39092: the broker-restart scenario starts, stops and
-# restarts its own broker there), CHAOS_KEEP_TOPICS=1 (keep the scenario topics),
+# stopped), CHAOS_PRIVATE_PORT (the broker-restart scenario starts, stops and restarts its own
+# broker there, the controller on the next port, data in target/chaos/<run>/private-broker;
+# default: a free port; scripts/kafka.sh refuses a port some other process listens on),
+# CHAOS_KEEP_TOPICS=1 (keep the scenario topics),
 # CHAOS_PROFILE=debug (use target/debug binaries, e.g. in CI right after `cargo test`),
 # CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 180 full).
 # Logs, RSS samples and the table go to target/chaos/<run>/. Exit status 1 if a scenario fails.
@@ -36,7 +38,6 @@ if ((${#scenarios[@]} == 0)); then
 fi
 
 brokers=${CHAOS_BROKERS:-localhost:29092}
-private_port=${CHAOS_PRIVATE_PORT:-39092}
 profile=${CHAOS_PROFILE:-release}
 run_id=$(date -u +%Y%m%dT%H%M%S)-$$
 out=target/chaos/$run_id
@@ -47,6 +48,26 @@ tool=target/$profile/examples/chaos
 suite_started=$SECONDS
 
 log() { printf '[chaos %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# A port for the private broker whose next port (its controller) is free too: below the
+# kernel's ephemeral range (32768+), nothing answering on either. kafka.sh still refuses a port
+# taken between this probe and its start.
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+      ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  log "no free port pair found for the private broker"
+  return 1
+}
+private_port=${CHAOS_PRIVATE_PORT:-$(free_port)}
+# Its own data directory: fresh each run, next to the run's logs.
+private_kafka() { KAFKA_PORT=$private_port KAFKA_BROKER_DATA=$PWD/$out/private-broker scripts/kafka.sh "$@"; }
 
 if [[ $profile == release ]]; then
   cargo build --release --locked --bin kafka-pipeline --example chaos
@@ -66,7 +87,8 @@ cleanup() {
   for pid in "${pids[@]}" "${background[@]}"; do
     kill -KILL "$pid" 2>/dev/null || true
   done
-  if ((private_broker)); then KAFKA_PORT=$private_port scripts/kafka.sh stop || true; fi
+  if ((private_broker)); then private_kafka stop || true; fi
+  rm -rf "$out/private-broker/logs"
 }
 trap cleanup EXIT
 
@@ -261,17 +283,17 @@ scenario_graceful() {
 scenario_broker() {
   begin broker "private broker on :$private_port stopped and restarted mid-stream"
   local b=localhost:$private_port input=chaos-broker-$run_id group=chaos-broker-$run_id-g rc
-  KAFKA_PORT=$private_port scripts/kafka.sh start
   private_broker=1
+  private_kafka start
   topics "$b" "$input" 3
   start_pipeline broker-1 "$b" "$input" "$group"
   loadgen "$b" "$input" --profile realistic --rate 10000 --count 400000 --seed 13
   sleep 10
   log "stopping the private broker"
-  KAFKA_PORT=$private_port scripts/kafka.sh stop
+  private_kafka stop
   sleep 10
   log "starting the private broker again"
-  KAFKA_PORT=$private_port scripts/kafka.sh start
+  private_kafka start
   wait_loadgen
   "$tool" wait-lag --brokers "$b" --group "$group" --topic "$input" --timeout 180 >&2 ||
     fail "lag did not reach 0 after the broker came back"
@@ -281,7 +303,7 @@ scenario_broker() {
   extra_note="broker down ~10 s + restart; one pipeline process throughout"
   finish
   drop_topics "$b" "$input"
-  KAFKA_PORT=$private_port scripts/kafka.sh stop
+  private_kafka stop
   private_broker=0
 }
 

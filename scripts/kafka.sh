@@ -17,7 +17,11 @@
 # KRaft controller on localhost:29093. Environment overrides: KAFKA_PIPELINE_CACHE (cache root),
 # KAFKA_PORT (listener port, default 29092; a second broker for fault tests runs on another port),
 # KAFKA_CONTROLLER_PORT (default KAFKA_PORT + 1), KAFKA_BROKER_DATA (data dir, default
-# <cache>/broker, or <cache>/broker-<port> for a non-default port), KAFKA_HEAP_OPTS.
+# <cache>/broker, or <cache>/broker-<port> for a non-default port), KAFKA_HEAP_OPTS,
+# KAFKA_ADOPT (1: a process this script did not start that already listens on KAFKA_PORT is
+# used as the broker; default 1 on 29092, where a Docker Compose broker may run, 0 on any other
+# port, where `start` then fails: a private broker for fault tests must be the test's own).
+# `start` also fails when the controller port or an extra listener's port is taken.
 #
 # Optional secure listeners (development only; certificates from scripts/tls-certs.sh):
 #   KAFKA_SSL_PORT=N    an SSL listener on localhost:N (clients: -X security.protocol=ssl
@@ -48,6 +52,7 @@ sasl_port=${KAFKA_SASL_PORT:-}
 sasl_user=${KAFKA_SASL_USER:-pipeline}
 sasl_password=${KAFKA_SASL_PASSWORD:-pipeline-secret}
 tls_dir=${KAFKA_TLS_DIR:-$cache/tls}
+if [[ $port == 29092 ]]; then adopt=${KAFKA_ADOPT:-1}; else adopt=${KAFKA_ADOPT:-0}; fi
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 
@@ -143,7 +148,8 @@ running_pid() {
   kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/localhost/$port") 2>/dev/null; }
+# port_open [PORT]: something accepts connections on localhost:PORT (default: the listener).
+port_open() { (exec 3<>"/dev/tcp/localhost/${1:-$port}") 2>/dev/null; }
 
 # The port opens before the broker has elected itself controller; an admin request that lists
 # topics only succeeds once it serves metadata.
@@ -158,9 +164,21 @@ start() {
     return
   fi
   if port_open; then
-    log "something else already listens on $bootstrap; using it as the broker"
-    return
+    if [[ $adopt == 1 ]]; then
+      log "something else already listens on $bootstrap; using it as the broker"
+      return
+    fi
+    log "$bootstrap is taken by a process this script did not start (no running broker.pid in" \
+      "$data); refusing to use it as the broker (KAFKA_ADOPT=1 would)"
+    exit 1
   fi
+  local p
+  for p in "$controller_port" $ssl_port $sasl_port; do
+    if port_open "$p"; then
+      log "port $p (controller or extra listener) is taken by another process; choose other ports"
+      exit 1
+    fi
+  done
   fetch_jars
   write_config
   format_storage
@@ -183,6 +201,11 @@ start() {
     fi
     sleep 1
   done
+  # The answer came from another process if ours is gone (it took the port first).
+  if ! running_pid >/dev/null; then
+    log "broker exited during start-up while something else answers on $bootstrap; see $logfile"
+    exit 1
+  fi
   log "broker ready on $bootstrap"
 }
 
@@ -214,5 +237,5 @@ case "${1:-}" in
   # GetOffsetShell prints topic:partition:offset; topic names cannot contain ':'.
   offsets) fetch_jars; java_cp org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "$2" | awk -F: '{ print $2, $3 }' ;;
   consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
-  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -168,33 +168,6 @@ fn single<T>(results: Vec<T>, topic: &str) -> anyhow::Result<T> {
         .ok_or_else(|| anyhow!("the broker sent no result for topic {topic}"))
 }
 
-/// For the test suites: the broker the tests should use (`KAFKA_PIPELINE_TEST_BROKERS`,
-/// default `localhost:29092`) if it accepts connections. Otherwise a test skips with a loud
-/// message on a laptop, and fails when `CI=true` (a CI run must never skip its broker tests).
-pub fn test_broker() -> Option<String> {
-    use std::net::{TcpStream, ToSocketAddrs};
-    let brokers =
-        std::env::var("KAFKA_PIPELINE_TEST_BROKERS").unwrap_or_else(|_| "localhost:29092".into());
-    let reachable = brokers.split(',').any(|b| {
-        b.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-    });
-    if reachable {
-        return Some(brokers);
-    }
-    let msg = format!(
-        "no Kafka broker at {brokers}: start one with `scripts/kafka.sh start` \
-         (or set KAFKA_PIPELINE_TEST_BROKERS)"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!! SKIPPING broker test: {msg} !!!!!!!!\n");
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,9 @@ pub enum PipelineError {
     ThreadPanicked(&'static str),
     /// An admin request (creating a topic) failed.
     Admin(String),
+    /// The operating system refused something the process needs to run: a thread, the signal
+    /// handler. Not the flags' fault, so not [`EXIT_CONFIG`].
+    System(String),
 }
 
 impl PipelineError {
@@ -73,6 +76,7 @@ impl fmt::Display for PipelineError {
             ),
             PipelineError::ThreadPanicked(name) => write!(f, "thread {name} panicked"),
             PipelineError::Admin(msg) => write!(f, "{msg}"),
+            PipelineError::System(msg) => write!(f, "cannot run: {msg}"),
         }
     }
 }
@@ -83,5 +87,43 @@ impl std::error::Error for PipelineError {
             PipelineError::Kafka { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed thread spawn or signal-handler install used to be a `Config` error (exit 2,
+    /// "fix the flags"); it is a runtime failure.
+    #[test]
+    fn each_kind_of_error_has_its_exit_code() {
+        let timeout =
+            rdkafka::error::KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::RequestTimedOut);
+        let cases = [
+            (PipelineError::Config("--workers 0".into()), EXIT_CONFIG),
+            (PipelineError::Startup("no broker".into()), EXIT_STARTUP),
+            (PipelineError::kafka("committing", timeout), EXIT_RUNTIME),
+            (
+                PipelineError::ShutdownTimeout { in_flight: 3 },
+                EXIT_RUNTIME,
+            ),
+            (PipelineError::ThreadPanicked("worker"), EXIT_RUNTIME),
+            (
+                PipelineError::Admin("creating topic t".into()),
+                EXIT_RUNTIME,
+            ),
+            (
+                PipelineError::System("cannot spawn thread consumer".into()),
+                EXIT_RUNTIME,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error}");
+        }
+        assert_eq!(
+            PipelineError::System("cannot install the signal handler: busy".into()).to_string(),
+            "cannot run: cannot install the signal handler: busy"
+        );
     }
 }

@@ -1,33 +1,59 @@
 //! The metrics and health endpoints: `GET /metrics` (Prometheus text format 0.0.4), `GET /health`
 //! and `GET /ready`, on `--metrics-addr`.
 //!
-//! A deliberately small HTTP/1.1 server on one std thread: it answers a handful of GET requests
-//! per scrape interval, one connection at a time, `Connection: close`, with 2 s read and write
-//! timeouts so a stuck client cannot hold it for long. That is all Prometheus and the
-//! Kubernetes probes need, and it keeps an async runtime and an HTTP stack out of a binary
-//! that otherwise has none. It never touches the hot path: a response is rendered from the
-//! atomics in [`Metrics`].
+//! A deliberately small HTTP/1.1 server, std only, on the one thread that calls
+//! [`MetricsServer::serve`]: it keeps an async runtime and an HTTP stack out of a binary that
+//! otherwise has none, and it never touches the hot path (a response is rendered from the atomics
+//! in [`Metrics`]). Each connection carries one request and is closed after the response
+//! (`Connection: close`).
+//!
+//! What it guarantees under slow, idle and hostile clients:
+//!
+//! - **A deadline per connection, not per read.** A client has [`REQUEST_DEADLINE`] (2 s) from
+//!   the accept to the end of its request head, and as long again to take the response; then
+//!   the connection is closed. Trickling a byte at a time buys nothing.
+//! - **No client waits for another.** All sockets are non-blocking; the thread sweeps every open
+//!   connection, reading what has arrived and answering each request the moment its head is
+//!   complete, and sleeps [`TICK`] (5 ms) only when a sweep found nothing to do. A slow or idle
+//!   connection costs one `read` per sweep, not a thread.
+//! - **Bounded resources.** One thread; at most [`MAX_CONNECTIONS`] (128) connections open and
+//!   [`MAX_REQUEST`] bytes of head each. A connection beyond the cap closes the oldest one (the
+//!   one nearest its deadline), so a new probe always gets in; accepts are taken at most
+//!   [`ACCEPT_BATCH`] per sweep, so even a flood of new connections leaves each a few sweeps to
+//!   send its request. A head over [`MAX_REQUEST`] gets 431.
+//! - **Stops promptly.** The stop flag is read every sweep: `serve` returns within a tick, open
+//!   connections are closed.
+//!
+//! `tests/http.rs` holds these to account: with 50 clients trickling a byte every 1.5 s and 200
+//! idle connections open, every `/health` answers within 200 ms.
 //!
 //! - `/health`: 200 `ok` while running; 503 `shutting down` once shutdown has started. A
 //!   liveness probe on it should allow failures for longer than `--shutdown-timeout`
 //!   (failure threshold × period), so a drain in progress is not cut short by a restart.
 //! - `/ready`: 200 `ready` or 503 with the reason from [`Metrics::readiness`].
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::PipelineError;
 use crate::metrics::{render, unix_ms, Metrics};
 use crate::shutdown::Shutdown;
 
 /// Longest request head accepted.
-const MAX_REQUEST: usize = 8192;
-/// Read and write timeout per connection.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the accept loop looks at the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
+pub const MAX_REQUEST: usize = 8192;
+/// Time from the accept to the end of the request head; the response then has as long again.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// Most connections open at once; one more closes the oldest.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Most connections accepted per sweep.
+pub const ACCEPT_BATCH: usize = 32;
+/// Sleep after a sweep that found nothing to do: the most it adds to a request's latency and to
+/// the time `serve` takes to see the stop flag.
+pub const TICK: Duration = Duration::from_millis(5);
+/// Accept failures (out of file descriptors, say) are logged at most this often.
+const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(10);
 
 /// What the endpoints report on.
 pub struct View<'a> {
@@ -112,47 +138,165 @@ impl MetricsServer {
         self.listener.local_addr().ok()
     }
 
-    /// Serves requests until `stop` is set.
+    /// Serves requests until `stop` is set (see the module doc for what it guarantees).
     pub fn serve(&self, view: &View<'_>, stop: &AtomicBool) {
+        let mut open: Vec<Connection> = Vec::new();
+        let mut accept_error_logged: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Err(e) = answer(stream, view) {
-                        log::debug!("metrics endpoint: {e}");
-                    }
+            let now = Instant::now();
+            let mut busy = self.accept(&mut open, now, &mut accept_error_logged);
+            // `open` stays in accept order, oldest first.
+            open.retain_mut(|c| match c.advance(view) {
+                Ok(Progress::Finished) => {
+                    busy = true;
+                    false
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                Ok(progress) if now < c.deadline => {
+                    busy |= progress == Progress::Some;
+                    true
+                }
+                Ok(_) => {
+                    log::debug!("metrics endpoint: {}: deadline passed, closing", c.peer);
+                    false
+                }
                 Err(e) => {
-                    log::warn!("metrics endpoint: accept failed: {e}");
-                    std::thread::sleep(ACCEPT_POLL);
+                    log::debug!("metrics endpoint: {}: {e}", c.peer);
+                    false
                 }
+            });
+            if !busy {
+                std::thread::sleep(TICK);
             }
         }
     }
+
+    /// Takes up to [`ACCEPT_BATCH`] waiting connections, closing the oldest open ones beyond
+    /// [`MAX_CONNECTIONS`]. Returns whether it accepted any.
+    fn accept(
+        &self,
+        open: &mut Vec<Connection>,
+        now: Instant,
+        error_logged: &mut Option<Instant>,
+    ) -> bool {
+        for accepted in 0..ACCEPT_BATCH {
+            let (stream, peer) = match self.listener.accept() {
+                Ok(conn) => conn,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return accepted > 0,
+                Err(e) => {
+                    if error_logged.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_EVERY) {
+                        log::warn!("metrics endpoint: accept failed: {e}");
+                        *error_logged = Some(now);
+                    }
+                    return accepted > 0;
+                }
+            };
+            // An accepted socket does not inherit the listener's non-blocking mode.
+            if let Err(e) = stream.set_nonblocking(true) {
+                log::debug!("metrics endpoint: {peer}: set_nonblocking: {e}");
+                continue;
+            }
+            if open.len() >= MAX_CONNECTIONS {
+                let oldest = open.remove(0);
+                log::debug!(
+                    "metrics endpoint: {MAX_CONNECTIONS} connections open; closing the oldest, {}",
+                    oldest.peer
+                );
+            }
+            open.push(Connection {
+                stream,
+                peer,
+                deadline: now + REQUEST_DEADLINE,
+                state: State::Reading(Vec::new()),
+            });
+        }
+        true
+    }
 }
 
-/// Reads one request head from `stream` and writes the response.
-fn answer(mut stream: TcpStream, view: &View<'_>) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
+/// One client connection.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// When it is closed whatever its state: [`REQUEST_DEADLINE`] after the accept while
+    /// reading, as long again after the response was made while writing it.
+    deadline: Instant,
+    state: State,
+}
+
+enum State {
+    /// The request head so far.
+    Reading(Vec<u8>),
+    /// The response, and how much of it the socket has taken.
+    Writing(Vec<u8>, usize),
+}
+
+/// What one [`Connection::advance`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Progress {
+    /// Nothing to read or write.
+    None,
+    /// Read or wrote something; the exchange goes on.
+    Some,
+    /// The response is written: close.
+    Finished,
+}
+
+impl Connection {
+    /// Reads what has arrived, makes the response once the head is complete (or the client
+    /// closed its side), and writes as much of it as the socket takes. Never blocks.
+    fn advance(&mut self, view: &View<'_>) -> io::Result<Progress> {
+        let mut progress = Progress::None;
+        if let State::Reading(head) = &mut self.state {
+            let mut buf = [0u8; 1024];
+            let response = loop {
+                match self.stream.read(&mut buf) {
+                    // The client closed its side: answer what it sent.
+                    Ok(0) => break respond(head, view),
+                    Ok(n) => {
+                        progress = Progress::Some;
+                        head.extend_from_slice(&buf[..n]);
+                        if head.len() > MAX_REQUEST {
+                            break encode(&Response::text(431, "request too large"), false);
+                        }
+                        if head_complete(head) {
+                            break respond(head, view);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(progress),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            self.state = State::Writing(response, 0);
+            self.deadline = Instant::now() + REQUEST_DEADLINE;
         }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_REQUEST {
-            return write_response(
-                &mut stream,
-                &Response::text(431, "request too large"),
-                false,
-            );
+        let State::Writing(out, written) = &mut self.state else {
+            unreachable!("a connection that is not reading is writing")
+        };
+        while *written < out.len() {
+            match self.stream.write(&out[*written..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    progress = Progress::Some;
+                    *written += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(progress),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(Progress::Finished)
     }
-    let head = String::from_utf8_lossy(&head);
+}
+
+/// Whether `head` holds a whole request head (a blank line; bare `\n` line ends accepted).
+fn head_complete(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The response bytes for a request head.
+fn respond(head: &[u8], view: &View<'_>) -> Vec<u8> {
+    let head = String::from_utf8_lossy(head);
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let response = if target.is_empty() {
@@ -160,10 +304,11 @@ fn answer(mut stream: TcpStream, view: &View<'_>) -> std::io::Result<()> {
     } else {
         route(method, target, view)
     };
-    write_response(&mut stream, &response, method == "HEAD")
+    encode(&response, method == "HEAD")
 }
 
-fn write_response(stream: &mut TcpStream, r: &Response, head_only: bool) -> std::io::Result<()> {
+/// Status line, headers and (unless `head_only`) body.
+fn encode(r: &Response, head_only: bool) -> Vec<u8> {
     let reason = match r.status {
         200 => "OK",
         400 => "Bad Request",
@@ -182,8 +327,7 @@ fn write_response(stream: &mut TcpStream, r: &Response, head_only: bool) -> std:
     if !head_only {
         out.extend_from_slice(r.body.as_bytes());
     }
-    stream.write_all(&out)?;
-    stream.flush()
+    out
 }
 
 #[cfg(test)]

@@ -102,7 +102,9 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
             thread::Builder::new()
                 .name("metrics".into())
                 .spawn_scoped(scope, || server.serve(&view, &stop))
-                .map_err(|e| PipelineError::Config(format!("metrics thread: {e}")))?;
+                .map_err(|e| {
+                    PipelineError::System(format!("cannot spawn the metrics thread: {e}"))
+                })?;
             if let Some(addr) = server.local_addr() {
                 log::info!("serving http://{addr}/metrics, /health and /ready");
             }
@@ -182,14 +184,16 @@ fn run_stages(
             scope: &'scope thread::Scope<'scope, 'env>,
             name: String,
             f: F,
-        ) -> thread::ScopedJoinHandle<'scope, Result<(), PipelineError>>
+        ) -> Result<thread::ScopedJoinHandle<'scope, Result<(), PipelineError>>, PipelineError>
         where
             F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
         {
+            // On failure `?` returns from the scope, dropping the channel ends it holds (and
+            // the closure's), so the threads already running drain and end before it returns.
             thread::Builder::new()
-                .name(name)
+                .name(name.clone())
                 .spawn_scoped(scope, f)
-                .expect("spawning a pipeline thread")
+                .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))
         }
         let mut handles = Vec::new();
         for i in 0..config.workers {
@@ -201,7 +205,7 @@ fn run_stages(
                 spawn(scope, format!("worker-{i}"), move || {
                     worker::run(rx, tx, transformer, windows, shared);
                     Ok(())
-                }),
+                })?,
             ));
         }
         drop((work_rx, out_tx));
@@ -213,11 +217,11 @@ fn run_stages(
                     shutdown.request(grace);
                 }
                 result
-            }),
+            })?,
         ));
         handles.push((
             "consumer",
-            spawn(scope, "consumer".into(), move || consumer.run(work_tx)),
+            spawn(scope, "consumer".into(), move || consumer.run(work_tx))?,
         ));
 
         let mut first_error = None;

@@ -104,6 +104,6 @@ fn run_pipeline(config: Config) -> Result<(), PipelineError> {
             std::process::exit(EXIT_FORCED);
         }
     })
-    .map_err(|e| PipelineError::Config(format!("cannot install the signal handler: {e}")))?;
+    .map_err(|e| PipelineError::System(format!("cannot install the signal handler: {e}")))?;
     kafka_pipeline::run(config, &shutdown)
 }

@@ -470,15 +470,10 @@ impl<'a> ProducerStage<'a> {
     }
 
     fn insight_record(&self, p: Publication, epoch: Epoch, published_at_ms: u64) -> String {
-        let mut record = InsightRecord::from_stats(
-            p.stats,
-            &self.instance,
-            &p.partitions,
-            !p.is_final,
-            published_at_ms,
-        );
-        record.partial = !p.is_final;
-        record.is_final = p.is_final;
+        let mut stats = p.stats;
+        stats.partial = !p.is_final;
+        let mut record =
+            InsightRecord::from_stats(stats, &self.instance, &p.partitions, published_at_ms);
         record.epoch = epoch;
         record.to_json()
     }

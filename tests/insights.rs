@@ -1,5 +1,7 @@
 //! Insights end to end against the real broker: known traffic with fixed event times gives
-//! windows whose merged totals equal the known counts, with one instance and with two.
+//! windows whose merged totals equal the known counts, with one instance and with two; and
+//! `kafka-pipeline insights` reads a topic written by two instances back into the windows of
+//! the whole.
 
 mod common;
 
@@ -7,7 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::*;
-use kafka_pipeline::insights::{merge_by_window, InsightRecord};
+use kafka_pipeline::insights::{
+    lag_ms, merge_by_window, InsightRecord, Observation, ObservationKind, WindowAggregator,
+    WindowConfig,
+};
+use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
+use kafka_pipeline::transform::{TransformOptions, Transformer};
 
 /// Window starts (10 s windows).
 const T0: u64 = 1_700_000_000;
@@ -269,4 +276,123 @@ fn windows_of_two_instances_add_up() {
         BTreeSet::from(["a", "b"]),
         "both instances published"
     );
+}
+
+/// Two instances publish the windows of 6,000 realistic events to a fresh topic of three
+/// partitions, keyed by window start, plus an exact re-send, a record that is not JSON and a
+/// tombstone. `kafka-pipeline insights --json` reads it back: the merged windows equal the
+/// windows of one aggregator that saw everything, and its summary counts the re-send and the two
+/// invalid records. The topic is deleted unless `INSIGHTS_KEEP_TOPIC` is set (to try
+/// `kafka-pipeline insights --topic …` by hand).
+#[test]
+fn reader_merges_instances_and_skips_resends_and_junk() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let topic = unique("insights-reader");
+    create_topic(&brokers, &topic, 3, &[]);
+    /// Deletes the topic however the test ends.
+    struct Cleanup<'a>(&'a str, &'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if std::env::var_os("INSIGHTS_KEEP_TOPIC").is_some() {
+                println!("kept topic {}", self.1);
+            } else if let Err(e) = kafka_pipeline::admin::delete_topic(self.0, &[], self.1) {
+                eprintln!("could not delete {}: {e:#}", self.1);
+            }
+        }
+    }
+    let _cleanup = Cleanup(&brokers, &topic);
+
+    // Two instances share the events; one aggregator sees them all.
+    let options = GenOptions {
+        rate: 200.0,
+        ..GenOptions::default()
+    };
+    let now_ms = (options.base_time + 40) * 1000;
+    let mut transformer = Transformer::new(TransformOptions::default());
+    let mut instances = [
+        WindowAggregator::new(WindowConfig::default()),
+        WindowAggregator::new(WindowConfig::default()),
+    ];
+    let mut whole = WindowAggregator::new(WindowConfig::default());
+    for (i, generated) in Generator::new(Profile::Realistic, 9, options)
+        .take(6_000)
+        .enumerate()
+    {
+        let result = transformer.process(generated.value.as_deref());
+        let (time, kind) = match &result {
+            Ok(event) => (event.timestamp, ObservationKind::valid(event)),
+            // A dead letter takes the time of its position in the feed, as a Kafka timestamp.
+            Err(rejection) => (
+                1_720_589_697 + i as u64 / 200,
+                ObservationKind::invalid(rejection),
+            ),
+        };
+        let obs = |kind| Observation {
+            event_time: time,
+            lag_ms: lag_ms(now_ms, time),
+            kind,
+        };
+        instances[i % 2].observe(&obs(kind));
+        whole.observe(&obs(kind));
+    }
+    let published: Vec<InsightRecord> = instances[0]
+        .advance(u64::MAX)
+        .into_iter()
+        .map(|s| InsightRecord::from_stats(s, "pipeline-a", &[0, 1], now_ms))
+        .chain(
+            instances[1]
+                .flush()
+                .into_iter()
+                .map(|s| InsightRecord::from_stats(s, "pipeline-b", &[2], now_ms)),
+        )
+        .collect();
+    let expected: Vec<InsightRecord> = whole
+        .flush()
+        .into_iter()
+        .map(|s| InsightRecord::from_stats(s, "", &[], now_ms))
+        .collect();
+
+    let mut records: Vec<Rec> = published
+        .iter()
+        .chain([&published[3]])
+        .map(|r| Rec::new(Some(r.key().as_bytes()), Some(r.to_json().as_bytes())))
+        .collect();
+    records.push(Rec::new(Some(b"x"), Some(b"not json")));
+    records.push(Rec::new(Some(b"x"), None));
+    produce(&brokers, &topic, &records);
+
+    let out = pipeline()
+        .args(["insights", "--brokers", &brokers, "--topic", &topic])
+        .args(["--timeout", "20s", "--json"])
+        .output()
+        .expect("kafka-pipeline insights");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{log}", out.status);
+    let merged: Vec<InsightRecord> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| InsightRecord::from_json(line.as_bytes()).expect("a merged record"))
+        .collect();
+    assert!(
+        log.contains(&format!(
+            "{topic}: {} windows from {} records (1 duplicates, 0 older than the windows kept, \
+             2 invalid skipped)",
+            expected.len(),
+            published.len()
+        )),
+        "{log}"
+    );
+    assert_eq!(merged.len(), expected.len());
+    for (m, e) in merged.iter().zip(&expected) {
+        // Who published is the one difference: partial exactly when the flushed instance did.
+        let from_b = m.instance.contains("pipeline-b");
+        assert_eq!(m.partial, from_b, "window {}", m.window_start);
+        assert_eq!(m.partitions.contains(&2), from_b);
+        let mut m = m.clone();
+        (m.instance, m.partitions, m.partial, m.is_final) =
+            (String::new(), Vec::new(), true, false);
+        assert_eq!(&m, e, "window {}", m.window_start);
+    }
 }

@@ -261,59 +261,113 @@ fn kafka_sh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")
 }
 
-/// A broker of this test's own (`KAFKA_PORT=port scripts/kafka.sh`, own data directory), so it
-/// can be stopped without touching the shared one. Stopped when dropped.
+/// Ports nothing listens on, all different: bound on 127.0.0.1:0 together, then released for
+/// the broker to take.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A broker of this test's own: `scripts/kafka.sh` on free ports (listener, controller and any
+/// extra listeners) with a fresh data directory, so it can be stopped without touching the
+/// shared one. kafka.sh refuses a port some other process took meanwhile instead of using
+/// that process as the broker. Stopped and its data removed when dropped.
 struct PrivateBroker {
-    port: u16,
     env: Vec<(String, String)>,
+    data: PathBuf,
 }
 
 impl PrivateBroker {
-    fn start(port: u16, env: &[(&str, &str)]) -> PrivateBroker {
-        let broker = PrivateBroker {
-            port,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
+    /// Starts it; each of `extra_ports` (`KAFKA_SSL_PORT`, `KAFKA_SASL_PORT`) gets a free port.
+    fn start(extra_ports: &[&str]) -> PrivateBroker {
+        let names = [&["KAFKA_PORT", "KAFKA_CONTROLLER_PORT"], extra_ports].concat();
+        let data = std::env::temp_dir().join(unique("private-broker"));
+        let mut env: Vec<(String, String)> = names
+            .iter()
+            .zip(free_ports(names.len()))
+            .map(|(name, port)| (name.to_string(), port.to_string()))
+            .collect();
+        env.push(("KAFKA_BROKER_DATA".into(), data.display().to_string()));
+        let broker = PrivateBroker { env, data };
         broker.kafka_sh("start");
         broker
     }
 
-    fn kafka_sh(&self, action: &str) {
-        let status = Command::new(kafka_sh())
-            .arg(action)
-            .env("KAFKA_PORT", self.port.to_string())
+    /// The port given to `name` (`KAFKA_PORT`, `KAFKA_SSL_PORT`, ...).
+    fn port(&self, name: &str) -> &str {
+        let (_, port) = self.env.iter().find(|(k, _)| k == name).expect(name);
+        port
+    }
+
+    fn command(&self, action: &str) -> Command {
+        let mut cmd = Command::new(kafka_sh());
+        cmd.arg(action)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
-            .status()
-            .expect("scripts/kafka.sh");
-        assert!(status.success(), "kafka.sh {action} on port {}", self.port);
+            .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m");
+        cmd
+    }
+
+    fn kafka_sh(&self, action: &str) {
+        let status = self.command(action).status().expect("scripts/kafka.sh");
+        assert!(status.success(), "kafka.sh {action} with {:?}", self.env);
     }
 
     fn brokers(&self) -> String {
-        format!("localhost:{}", self.port)
+        format!("localhost:{}", self.port("KAFKA_PORT"))
     }
 }
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        let _ = Command::new(kafka_sh())
-            .arg("stop")
-            .env("KAFKA_PORT", self.port.to_string())
-            .status();
+        let _ = self.command("stop").status();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
+/// `scripts/kafka.sh start` on a port that a process it did not start listens on (here: this
+/// test) fails and says so; it used to take that process as the broker, and a private-broker
+/// test then ran against whatever it was. A taken controller port fails before Java starts.
+/// Needs no broker.
+#[test]
+fn a_private_broker_refuses_ports_it_did_not_take() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().port().to_string();
+    let free = free_ports(1)[0].to_string();
+    let data = std::env::temp_dir().join(unique("private-broker"));
+    for (listener, controller) in [(&taken, &free), (&free, &taken)] {
+        let out = Command::new(kafka_sh())
+            .arg("start")
+            .env("KAFKA_PORT", listener)
+            .env("KAFKA_CONTROLLER_PORT", controller)
+            .env("KAFKA_BROKER_DATA", &data)
+            .output()
+            .expect("scripts/kafka.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let says = if listener == &taken {
+            format!("localhost:{taken} is taken by a process this script did not start")
+        } else {
+            format!("port {taken} (controller or extra listener) is taken by another process")
+        };
+        assert!(stderr.contains(&says), "{stderr}");
+        assert!(!stderr.contains("starting Apache Kafka"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 /// `/ready` answers 503 with a reason while the broker is down and 200 again once it is back;
-/// `/health` stays 200 throughout. On a private broker (port 39192), never the shared one.
+/// `/health` stays 200 throughout. On a private broker, never the shared one.
 #[test]
 fn ready_follows_the_broker() {
     if require_broker().is_none() {
         return;
     }
-    let broker = PrivateBroker::start(39192, &[]);
+    let broker = PrivateBroker::start(&[]);
     let brokers = broker.brokers();
     let input = unique("ops-ready");
     create_topic(&brokers, &input, 1, &[]);
@@ -665,11 +719,12 @@ fn pipeline_runs_over_tls_and_sasl() {
     if require_broker().is_none() {
         return;
     }
-    let broker = PrivateBroker::start(
-        39292,
-        &[("KAFKA_SSL_PORT", "39294"), ("KAFKA_SASL_PORT", "39295")],
-    );
+    let broker = PrivateBroker::start(&["KAFKA_SSL_PORT", "KAFKA_SASL_PORT"]);
     let plain = broker.brokers();
+    let (ssl_port, sasl_port) = (
+        broker.port("KAFKA_SSL_PORT"),
+        broker.port("KAFKA_SASL_PORT"),
+    );
     let cache = std::env::var("KAFKA_PIPELINE_CACHE")
         .unwrap_or_else(|_| format!("{}/.cache/kafka-pipeline", std::env::var("HOME").unwrap()));
     let ca = format!("ssl.ca.location={cache}/tls/ca.pem");
@@ -699,9 +754,9 @@ fn pipeline_runs_over_tls_and_sasl() {
         "sasl.password=pipeline-secret",
     ];
     for (name, port, security) in [
-        ("tls", "39294", tls),
-        ("scram", "39295", scram),
-        ("plain", "39295", plain_sasl),
+        ("tls", ssl_port, tls),
+        ("scram", sasl_port, scram),
+        ("plain", sasl_port, plain_sasl),
     ] {
         let input = unique(&format!("ops-{name}"));
         create_topic(&plain, &input, 1, &[]);
@@ -726,7 +781,7 @@ fn pipeline_runs_over_tls_and_sasl() {
     let input = unique("ops-tls-noca");
     create_topic(&plain, &input, 1, &[]);
     let mut run = Running::pipeline(
-        "localhost:39294",
+        &format!("localhost:{ssl_port}"),
         &input,
         &unique("ops-tls-group"),
         &["--metrics-addr", "", "-X", "security.protocol=ssl"],

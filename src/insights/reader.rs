@@ -227,12 +227,10 @@ impl WindowTable {
             .collect();
         let instance = instances.into_iter().collect::<Vec<_>>().join(",");
         let partitions: Vec<i32> = entry.partitions.iter().copied().collect();
-        let partial = entry.stats.partial;
         Some(InsightRecord::from_stats(
             entry.stats.clone(),
             &instance,
             &partitions,
-            partial,
             entry.published_at_ms,
         ))
     }

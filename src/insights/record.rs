@@ -219,12 +219,11 @@ impl Breakdown {
 
 impl InsightRecord {
     /// The record of `stats` as published by `instance`, covering input `partitions` (sorted and
-    /// de-duplicated here) at `published_at_ms`. `partial` is or-ed with `stats.partial`.
+    /// de-duplicated here) at `published_at_ms`; partial exactly when `stats` is.
     pub fn from_stats(
         stats: WindowStats,
         instance: &str,
         partitions: &[i32],
-        partial: bool,
         published_at_ms: u64,
     ) -> InsightRecord {
         let partitions: BTreeSet<i32> = partitions.iter().copied().collect();
@@ -237,8 +236,8 @@ impl InsightRecord {
             window_end_time: rfc3339(stats.end),
             instance: instance.to_owned(),
             partitions: partitions.into_iter().collect(),
-            partial: partial || stats.partial,
-            is_final: !(partial || stats.partial),
+            partial: stats.partial,
+            is_final: !stats.partial,
             epoch: 0,
             published_at_ms,
             published_at_time: rfc3339_ms(published_at_ms),
@@ -376,7 +375,6 @@ pub fn merge_records<'a>(
         stats,
         &instance,
         &partitions,
-        partial,
         published_at_ms,
     ))
 }

@@ -43,13 +43,8 @@ fn sample_stats() -> WindowStats {
 
 #[test]
 fn record_fields_are_derived_from_the_stats() {
-    let record = InsightRecord::from_stats(
-        sample_stats(),
-        "pipeline-a",
-        &[2, 0, 2],
-        false,
-        1_720_589_722_004,
-    );
+    let record =
+        InsightRecord::from_stats(sample_stats(), "pipeline-a", &[2, 0, 2], 1_720_589_722_004);
     assert_eq!(record.key(), "1720589690");
     assert_eq!(record.window_start_time, "2024-07-10T05:34:50Z");
     assert_eq!(record.window_end_time, "2024-07-10T05:35:00Z");
@@ -95,9 +90,22 @@ fn record_fields_are_derived_from_the_stats() {
     assert!(json["lag_ms"]["histogram"].is_string());
 }
 
+/// A record is partial exactly when its stats are (`from_stats` once took a `partial` flag that
+/// could disagree).
+#[test]
+fn partial_comes_from_the_stats() {
+    let mut stats = sample_stats();
+    for partial in [false, true] {
+        stats.partial = partial;
+        let record = InsightRecord::from_stats(stats.clone(), "a", &[], 0);
+        assert_eq!(record.partial, partial);
+        assert_eq!(record.to_stats().partial, partial);
+    }
+}
+
 #[test]
 fn json_round_trips() {
-    let record = InsightRecord::from_stats(sample_stats(), "a", &[1], false, 5);
+    let record = InsightRecord::from_stats(sample_stats(), "a", &[1], 5);
     let back = InsightRecord::from_json(record.to_json().as_bytes()).unwrap();
     assert_eq!(back, record);
     assert_eq!(back.to_stats(), sample_stats());
@@ -114,15 +122,14 @@ fn empty_lag_has_null_percentiles() {
         0,
     );
     let json: serde_json::Value =
-        serde_json::from_str(&InsightRecord::from_stats(stats, "a", &[], false, 0).to_json())
-            .unwrap();
+        serde_json::from_str(&InsightRecord::from_stats(stats, "a", &[], 0).to_json()).unwrap();
     assert!(json["lag_ms"]["p50"].is_null());
     assert_eq!(json["lag_ms"]["count"], 0);
 }
 
 #[test]
 fn unknown_fields_are_ignored_and_partitions_normalized() {
-    let record = InsightRecord::from_stats(sample_stats(), "a", &[1], false, 5);
+    let record = InsightRecord::from_stats(sample_stats(), "a", &[1], 5);
     let mut json: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
     json["added_in_a_later_version"] = serde_json::json!([1, 2]);
     json["partitions"] = serde_json::json!([3, 1, 3]);
@@ -132,10 +139,9 @@ fn unknown_fields_are_ignored_and_partitions_normalized() {
 
 #[test]
 fn bad_records_are_rejected_with_a_reason() {
-    let good: serde_json::Value = serde_json::from_str(
-        &InsightRecord::from_stats(sample_stats(), "a", &[1], false, 5).to_json(),
-    )
-    .unwrap();
+    let good: serde_json::Value =
+        serde_json::from_str(&InsightRecord::from_stats(sample_stats(), "a", &[1], 5).to_json())
+            .unwrap();
     let with = |field: &str, value: serde_json::Value| {
         let mut json = good.clone();
         json[field] = value;
@@ -165,10 +171,10 @@ fn times_past_year_9999_do_not_garble_the_text() {
 
 #[test]
 fn merged_instances_partitions_and_partial_flag() {
-    let a = InsightRecord::from_stats(sample_stats(), "b", &[2, 3], false, 10);
+    let a = InsightRecord::from_stats(sample_stats(), "b", &[2, 3], 10);
     let mut stats = sample_stats();
     stats.partial = false;
-    let b = InsightRecord::from_stats(stats.clone(), "a", &[0, 2], false, 30);
+    let b = InsightRecord::from_stats(stats.clone(), "a", &[0, 2], 30);
     let merged = merge_records([&a, &b]).unwrap();
     assert_eq!(merged.instance, "a,b");
     assert_eq!(merged.partitions, [0, 2, 3]);
@@ -177,7 +183,7 @@ fn merged_instances_partitions_and_partial_flag() {
     assert_eq!(merged.received, 12);
     assert_eq!(merged.distinct_users, 4, "the same users in both");
     assert_eq!(merged.by_device_type.counts.get("ios"), 8);
-    let c = InsightRecord::from_stats(stats, "a", &[0], false, 20);
+    let c = InsightRecord::from_stats(stats, "a", &[0], 20);
     let not_partial = merge_records([&b, &c]).unwrap();
     assert!(!not_partial.partial);
     assert_eq!(not_partial.instance, "a");
@@ -243,14 +249,14 @@ proptest! {
                 .map(|(e, _)| *e)
                 .collect();
             for stats in observe_all(&part) {
-                let record = InsightRecord::from_stats(stats, &format!("i{instance}"), &[instance as i32], false, 7);
+                let record = InsightRecord::from_stats(stats, &format!("i{instance}"), &[instance as i32], 7);
                 published.push(InsightRecord::from_json(record.to_json().as_bytes()).unwrap());
             }
         }
         let merged = merge_by_window(&published);
         let whole: Vec<InsightRecord> = observe_all(&events)
             .into_iter()
-            .map(|stats| InsightRecord::from_stats(stats, "", &[], false, 7))
+            .map(|stats| InsightRecord::from_stats(stats, "", &[], 7))
             .collect();
         prop_assert_eq!(merged.len(), whole.len());
         for (m, w) in merged.values().zip(&whole) {
@@ -267,13 +273,8 @@ proptest! {
 fn the_documented_example_is_consistent() {
     let example = include_str!("example.json");
     let r = InsightRecord::from_json(example.as_bytes()).unwrap();
-    let mut rederived = InsightRecord::from_stats(
-        r.to_stats(),
-        &r.instance,
-        &r.partitions,
-        r.partial,
-        r.published_at_ms,
-    );
+    let mut rederived =
+        InsightRecord::from_stats(r.to_stats(), &r.instance, &r.partitions, r.published_at_ms);
     rederived.epoch = r.epoch;
     assert_eq!(rederived, r);
     assert_eq!((r.received, r.valid, r.dead_lettered), (21, 19, 2));
