@@ -75,22 +75,15 @@ fn unpack(opaque: usize) -> (usize, Destination, u32) {
     )
 }
 
-/// What a delivery report said.
-enum Delivery {
-    Delivered {
-        opaque: usize,
-        timestamp_ms: Option<i64>,
-    },
-    Failed {
-        retry: Retry,
-        error: KafkaError,
-    },
-}
+/// A successful delivery report: the opaque and the message timestamp (16 bytes, so the list
+/// of a busy poll stays small).
+type Delivered = (usize, Option<i64>);
 
 /// Receives delivery reports (on the producer thread, inside `poll`) and queues them for the
 /// stage.
 pub struct DeliveryContext {
-    reports: Mutex<Vec<Delivery>>,
+    delivered: Mutex<Vec<Delivered>>,
+    failed: Mutex<Vec<(Retry, KafkaError)>>,
     metrics: Arc<Metrics>,
     log: ClientLog,
 }
@@ -128,34 +121,30 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
-        let report = match result {
-            Ok(message) => Delivery::Delivered {
-                opaque,
-                timestamp_ms: message.timestamp().to_millis(),
-            },
+        match result {
+            Ok(message) => lock(&self.delivered).push((opaque, message.timestamp().to_millis())),
             Err((error, message)) => {
                 let (_, destination, _) = unpack(opaque);
                 self.metrics.delivery_failures.fetch_add(1, Relaxed);
                 self.metrics.delivery_failures_by_topic[destination_index(destination)]
                     .fetch_add(1, Relaxed);
-                Delivery::Failed {
-                    retry: Retry {
-                        opaque,
-                        timestamp_ms: message.timestamp().to_millis(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                        headers: message.headers().map(|h| h.detach()),
-                        not_before: Instant::now(),
-                    },
-                    error: error.clone(),
-                }
+                let retry = Retry {
+                    opaque,
+                    timestamp_ms: message.timestamp().to_millis(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message.headers().map(|h| h.detach()),
+                    not_before: Instant::now(),
+                };
+                lock(&self.failed).push((retry, error.clone()));
             }
-        };
-        self.reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(report);
+        }
     }
+}
+
+/// The lock of a list only this thread touches (never poisoned in practice).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A record to send again.
@@ -232,6 +221,8 @@ struct Transactions {
 pub struct ProducerStage<'a> {
     producer: BaseProducer<DeliveryContext>,
     pools: &'a BatchPools,
+    /// The delivery report list of the last round, kept for its capacity.
+    reports: Vec<Delivered>,
     topics: [String; 3],
     input_topic: String,
     instance: String,
@@ -258,7 +249,8 @@ impl<'a> ProducerStage<'a> {
         shutdown: &'a Shutdown,
     ) -> Result<Self, PipelineError> {
         let context = DeliveryContext {
-            reports: Mutex::default(),
+            delivered: Mutex::default(),
+            failed: Mutex::default(),
             metrics,
             log: ClientLog::default(),
         };
@@ -280,6 +272,7 @@ impl<'a> ProducerStage<'a> {
         Ok(ProducerStage {
             producer,
             pools,
+            reports: Vec::new(),
             topics: [
                 config.output_topic.clone(),
                 config.dlq_topic.clone(),
@@ -566,15 +559,12 @@ impl<'a> ProducerStage<'a> {
     /// Applies the delivery reports queued by the context: slots and epochs advance, failures
     /// go to the retry queue (exactly-once: a failure ends the run).
     fn apply_delivery_reports(&mut self) -> Result<(), PipelineError> {
-        let reports = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .reports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        if reports.is_empty() {
+        // Swapped with a list kept from the last round, so neither side reallocates.
+        let mut reports = std::mem::take(&mut self.reports);
+        std::mem::swap(&mut reports, &mut *lock(&self.producer.context().delivered));
+        let failed = std::mem::take(&mut *lock(&self.producer.context().failed));
+        if reports.is_empty() && failed.is_empty() {
+            self.reports = reports;
             return Ok(());
         }
         // One clock read per batch of delivery reports.
@@ -582,41 +572,36 @@ impl<'a> ProducerStage<'a> {
         let mut delivered = 0;
         let mut latency = LagHistogram::new();
         let mut by_topic = [0u64; 3];
-        for report in reports {
-            match report {
-                Delivery::Delivered {
-                    opaque,
-                    timestamp_ms,
-                } => {
-                    let (slot, destination, _) = unpack(opaque);
-                    by_topic[destination_index(destination)] += 1;
-                    if destination != Destination::Insights {
-                        delivered += 1;
-                        if let Some(ts) = timestamp_ms {
-                            latency.record(now_ms - ts);
-                        }
-                    }
-                    if let Some(done) = self.slots.delivered(slot) {
-                        match done.consumed_at {
-                            Some(at) => {
-                                self.merger.delivered(done.epoch, done.total);
-                                self.metrics().latency.observe(at.elapsed());
-                            }
-                            None => self.merger.insights_delivered(done.epoch, done.total),
-                        }
-                    }
-                }
-                Delivery::Failed { retry, error } => {
-                    if self.txn.is_some() {
-                        return Err(PipelineError::kafka(
-                            "exactly-once: a delivery failed inside a transaction; stopping so \
-                             the epoch is processed again",
-                            error,
-                        ));
-                    }
-                    self.schedule_retry(retry, &error);
+        for &(opaque, timestamp_ms) in &reports {
+            let (slot, destination, _) = unpack(opaque);
+            by_topic[destination_index(destination)] += 1;
+            if destination != Destination::Insights {
+                delivered += 1;
+                if let Some(ts) = timestamp_ms {
+                    latency.record(now_ms - ts);
                 }
             }
+            if let Some(done) = self.slots.delivered(slot) {
+                match done.consumed_at {
+                    Some(at) => {
+                        self.merger.delivered(done.epoch, done.total);
+                        self.metrics().latency.observe(at.elapsed());
+                    }
+                    None => self.merger.insights_delivered(done.epoch, done.total),
+                }
+            }
+        }
+        reports.clear();
+        self.reports = reports;
+        for (retry, error) in failed {
+            if self.txn.is_some() {
+                return Err(PipelineError::kafka(
+                    "exactly-once: a delivery failed inside a transaction; stopping so the \
+                     epoch is processed again",
+                    error,
+                ));
+            }
+            self.schedule_retry(retry, &error);
         }
         let metrics = self.metrics();
         if delivered > 0 {

@@ -337,17 +337,20 @@ pub fn process(
                 kind: ObservationKind::valid(&event),
             });
             tally.valid += 1;
-            let mut lineage = Vec::with_capacity(48);
+            // The lineage value is written after the value and cut off again once librdkafka
+            // has copied it into the header: no allocation of its own.
+            let lineage = out.len();
             write_source(
-                &mut lineage,
+                out,
                 shared.input_topic,
                 record.source.partition,
                 record.source.offset,
             );
             let headers = shared.input_headers.carried(record.headers).insert(Header {
                 key: HEADER_SOURCE,
-                value: Some(&lineage),
+                value: Some(&out[lineage..]),
             });
+            out.truncate(lineage);
             return OutputRecord {
                 destination: Destination::Processed,
                 timestamp_ms: record.timestamp_ms,
