@@ -71,6 +71,9 @@ pub enum Command {
     /// Create the input, output, dead-letter and insights topics, or check their partition
     /// count and replication factor (exit 1 on a mismatch).
     Topics(crate::topics::TopicsArgs),
+    /// Keep the insight windows in PostgreSQL: read the insights topic as a consumer group,
+    /// merge every instance's records per window, upsert one row per window, exactly once.
+    Sink(crate::sink::SinkArgs),
 }
 
 /// Connection flags shared by every subcommand that talks to Kafka.
@@ -407,7 +410,7 @@ impl From<clap::Error> for CliError {
 
 /// Subcommands that take `--config`; one file serves them all (a key that only another of them
 /// knows is skipped).
-const CONFIG_SUBCOMMANDS: [&str; 2] = ["run", "topics"];
+const CONFIG_SUBCOMMANDS: [&str; 3] = ["run", "topics", "sink"];
 
 /// Keys of the config file that hold lists (`key=value` entries); the rest hold one value.
 const LIST_KEYS: [&str; 4] = [
@@ -511,7 +514,7 @@ fn file_arguments(
                 None if known_elsewhere(&key) => continue,
                 None => return Err(bad(
                     raw_key,
-                    "unknown key (keys are the long flags of `run` and `topics`, e.g. input-topic)"
+                    "unknown key (keys are the long flags of `run`, `topics` and `sink`, e.g. input-topic)"
                         .into(),
                 )),
             };
