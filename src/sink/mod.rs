@@ -244,7 +244,7 @@ pub fn run_sink(args: SinkArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
         match store.prepare().and_then(|()| store.offsets()) {
             Ok(offsets) => break offsets,
             Err(StoreError::Unavailable(e)) if !shutdown.is_requested() => {
-                log::warn!("{e}; retrying in {backoff:?}");
+                log::warn!("PostgreSQL unavailable ({e}); retrying in {backoff:?}");
                 store.disconnect();
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -398,10 +398,10 @@ impl Sink {
                     self.store.disconnect();
                     self.totals.retries += 1;
                     if shutdown.overdue() {
-                        bail!("{e}; shutdown deadline reached with {} records not written (they are read again on the next start)", self.batch.len());
+                        bail!("PostgreSQL unavailable ({e}); shutdown deadline reached with {} records not written (they are read again on the next start)", self.batch.len());
                     }
                     log::warn!(
-                        "{e}; holding {} records, retrying in {backoff:?}",
+                        "PostgreSQL unavailable ({e}); holding {} records, retrying in {backoff:?}",
                         self.batch.len()
                     );
                     if !paused {

@@ -64,7 +64,10 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         let text = match e.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => e.to_string(),
+            None => match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
         };
         match e.code().map(|c| &c.code()[..2]) {
             None | Some("08" | "40" | "53" | "55" | "57" | "58") => StoreError::Unavailable(text),
