@@ -319,6 +319,50 @@ fn check_rows(f: &Fixture, db: &str) {
     assert_eq!(skipped as usize, f.bad);
 }
 
+/// Every SQL query of the insights dashboard and of the alert rule runs on the real schema
+/// (Grafana's macros replaced as Grafana expands them), and each dashboard query finds rows.
+fn check_grafana_queries(db: &str) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("dashboards/insights.json")).unwrap(),
+    )
+    .unwrap();
+    let range = "BETWEEN '2023-11-14T00:00:00Z' AND '2023-11-16T00:00:00Z'";
+    let expand = |sql: &str| {
+        let mut sql = sql.to_owned();
+        while let Some(at) = sql.find("$__timeFilter(") {
+            let end = at + sql[at..].find(')').unwrap();
+            let column = sql[at + "$__timeFilter(".len()..end].to_owned();
+            sql.replace_range(at..=end, &format!("{column} {range}"));
+        }
+        sql
+    };
+    let mut c = Client::connect(db, NoTls).unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let sql = expand(target["rawSql"].as_str().unwrap());
+            let found = c.query(&sql, &[]).unwrap_or_else(|e| panic!("{}: {e}\n{sql}", panel["title"]));
+            let skipped_panel = sql.contains("sink_skipped");
+            assert!(!found.is_empty() || skipped_panel, "{}: no rows\n{sql}", panel["title"]);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10);
+    // The alert's query: the block under `rawSql: |-`.
+    let alert = std::fs::read_to_string(root.join("provisioning/alerting/insights.yml")).unwrap();
+    let lines: Vec<&str> = alert.lines().collect();
+    let at = lines.iter().position(|l| l.trim() == "rawSql: |-").unwrap();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let sql: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| indent(l) > indent(lines[at]))
+        .copied()
+        .collect();
+    let share: f64 = c.query_one(&sql.join("\n"), &[]).unwrap().get(0);
+    assert_eq!(share, 0.0, "2023's windows are not in the last 15 minutes");
+}
+
 fn applied_offsets(db: &str) -> i64 {
     Client::connect(db, NoTls)
         .ok()
@@ -363,6 +407,7 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     assert!(log.contains("skipped the record at"), "{log}");
     let reference = rows(&db, false);
     assert_eq!(reference.len() as u64, 3 + EXTRA_WINDOWS);
+    check_grafana_queries(&db);
 
     // Again over the same topic and database, in another group: nothing changes, not even
     // updated_at.
