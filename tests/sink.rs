@@ -53,7 +53,10 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
     let mut n = 0usize;
     let mut push = |halves: &mut [Vec<Rec>; 2], value: serde_json::Value| {
         let key = format!("k-{n}");
-        halves[n % 2].push(Rec::new(Some(key.as_bytes()), Some(value.to_string().as_bytes())));
+        halves[n % 2].push(Rec::new(
+            Some(key.as_bytes()),
+            Some(value.to_string().as_bytes()),
+        ));
         n += 1;
     };
     for k in 0..3u64 {
@@ -64,7 +67,10 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
             let device = if u % 3 == 0 { "android" } else { "iOS" };
             let locale = LOCALES[(u % 5) as usize];
             for repeat in 0..2 {
-                push(&mut halves, login(&user, start + (u + repeat) % 10, Some(device), locale));
+                push(
+                    &mut halves,
+                    login(&user, start + (u + repeat) % 10, Some(device), locale),
+                );
                 e.valid += 1;
                 e.received += 1;
                 *e.by_device.entry(device.to_lowercase()).or_default() += 1;
@@ -73,13 +79,19 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
             e.users.insert(user);
         }
         for i in 0..10 * (k + 1) {
-            push(&mut halves, login(&format!("m-{k}-{i}"), start + 3, None, "WA"));
+            push(
+                &mut halves,
+                login(&format!("m-{k}-{i}"), start + 3, None, "WA"),
+            );
             e.received += 1;
             e.missing_device_type += 1;
             *e.by_code.entry("missing_field".into()).or_default() += 1;
         }
         for i in 0..5 {
-            push(&mut halves, login(&format!("b-{k}-{i}"), start + 4, Some("ios"), "WAS"));
+            push(
+                &mut halves,
+                login(&format!("b-{k}-{i}"), start + 4, Some("ios"), "WAS"),
+            );
             e.received += 1;
             *e.by_code.entry("invalid_value".into()).or_default() += 1;
         }
@@ -100,11 +112,13 @@ fn login(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> serd
 
 /// The PostgreSQL URL, or None (skipping loudly; panics in CI).
 fn require_postgres() -> Option<String> {
-    let url = std::env::var("KAFKA_PIPELINE_TEST_POSTGRES").ok().or_else(|| {
-        std::fs::read_to_string(cache().join("postgres/url"))
-            .ok()
-            .map(|s| s.trim().to_owned())
-    });
+    let url = std::env::var("KAFKA_PIPELINE_TEST_POSTGRES")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string(cache().join("postgres/url"))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        });
     if let Some(url) = url.filter(|u| Client::connect(u, NoTls).is_ok()) {
         return Some(url);
     }
@@ -175,7 +189,11 @@ fn fixture(brokers: &str) -> Fixture {
             ],
         );
         let status = run.wait(Duration::from_secs(60));
-        assert!(status.success(), "pipeline {instance}: {status:?}\n{}", run.log_text());
+        assert!(
+            status.success(),
+            "pipeline {instance}: {status:?}\n{}",
+            run.log_text()
+        );
     }
     let published = read_all(brokers, &insights, 6, Duration::from_secs(20));
     let mut records: Vec<InsightRecord> = published
@@ -192,12 +210,15 @@ fn fixture(brokers: &str) -> Fixture {
         v["window_start"] = (r.window_start + 1000 * k).into();
         v["window_end"] = (r.window_end + 1000 * k).into();
         let bytes = serde_json::to_vec(&v).unwrap();
-        extra.push(Rec::new(Some(v["window_start"].to_string().as_bytes()), Some(&bytes)));
+        extra.push(Rec::new(
+            Some(v["window_start"].to_string().as_bytes()),
+            Some(&bytes),
+        ));
         records.push(InsightRecord::from_json(&bytes).unwrap());
     }
     let mut bad_sketch: serde_json::Value = serde_json::from_str(&records[0].to_json()).unwrap();
     bad_sketch["users_sketch"] = "AgwB".into();
-    let bad = vec![
+    let bad = [
         Rec::new(Some(b"x"), Some(b"not an insight record")),
         Rec::new(Some(b"x"), None),
         Rec::new(Some(b"x"), Some("[".repeat(100_000).as_bytes())),
@@ -205,7 +226,11 @@ fn fixture(brokers: &str) -> Fixture {
     ];
     // An exact re-send of a real record: dropped by digest, as the reader drops it.
     let resend = Rec::new(Some(b"resend"), Some(records[0].to_json().as_bytes()));
-    produce(brokers, &insights, &[&extra[..], &bad[..], &[resend]].concat());
+    produce(
+        brokers,
+        &insights,
+        &[&extra[..], &bad[..], &[resend]].concat(),
+    );
     Fixture {
         brokers: brokers.to_owned(),
         insights,
@@ -221,7 +246,12 @@ fn start_sink(f: &Fixture, topic: &str, db: &str, extra: &[&str]) -> Running {
     let file = std::fs::File::create(&log).unwrap();
     let child = pipeline()
         .args(["sink", "--brokers", &f.brokers, "--insights-topic", topic])
-        .args(["--postgres-url", db, "--sink-group-id", &unique("it-sink-g")])
+        .args([
+            "--postgres-url",
+            db,
+            "--sink-group-id",
+            &unique("it-sink-g"),
+        ])
         .args(["--progress-interval", "1s"])
         .args(extra)
         .stdout(file.try_clone().unwrap())
@@ -242,7 +272,11 @@ fn sink_to_end(f: &Fixture, topic: &str, db: &str, extra: &[&str]) -> String {
 
 /// Every row as JSON text, in window order; `updated_at` left out unless asked for.
 fn rows(db: &str, with_updated_at: bool) -> Vec<String> {
-    let drop = if with_updated_at { "" } else { " - 'updated_at'" };
+    let drop = if with_updated_at {
+        ""
+    } else {
+        " - 'updated_at'"
+    };
     let mut c = Client::connect(db, NoTls).unwrap();
     c.query(
         &format!("SELECT (to_jsonb(w){drop})::text FROM insight_windows w ORDER BY window_start"),
@@ -281,13 +315,21 @@ fn check_rows(f: &Fixture, db: &str) {
         let start = row.get::<_, i64>(0) as u64;
         let m = &merged[&start];
         assert_eq!(row.get::<_, i64>(1), m.received as i64, "window {start}");
-        assert_eq!(row.get::<_, i64>(7), m.distinct_users as i64, "window {start}");
+        assert_eq!(
+            row.get::<_, i64>(7),
+            m.distinct_users as i64,
+            "window {start}"
+        );
         let Some(e) = f.expected.get(&start) else {
             continue;
         };
         assert_eq!(row.get::<_, i64>(1), e.received, "window {start}");
         assert_eq!(row.get::<_, i64>(2), e.valid, "window {start}");
-        assert_eq!(row.get::<_, i64>(3), e.missing_device_type, "window {start}");
+        assert_eq!(
+            row.get::<_, i64>(3),
+            e.missing_device_type,
+            "window {start}"
+        );
         assert_eq!(json_counts(&row.get(4)), e.by_code, "window {start}");
         assert_eq!(json_counts(&row.get(5)), e.by_device, "window {start}");
         assert_eq!(json_counts(&row.get(6)), e.by_locale, "window {start}");
@@ -295,7 +337,10 @@ fn check_rows(f: &Fixture, db: &str) {
         for (what, estimate) in [("sketch", row.get::<_, i64>(7)), ("hll", row.get(8))] {
             let error = (estimate as f64 - truth).abs() / truth;
             // Three standard errors of precision 12 (1.04 / 64).
-            assert!(error < 0.049, "window {start}: {what} {estimate} for {truth} users");
+            assert!(
+                error < 0.049,
+                "window {start}: {what} {estimate} for {truth} users"
+            );
         }
         assert_eq!(row.get::<_, Vec<String>>(9), ["a", "b"], "window {start}");
         // One record per instance (the re-send of the first is not counted).
@@ -311,7 +356,10 @@ fn check_rows(f: &Fixture, db: &str) {
         )
         .unwrap()
         .get(0);
-    assert!((union - total).abs() / total < 0.049, "union {union} for {total} users");
+    assert!(
+        (union - total).abs() / total < 0.049,
+        "union {union} for {total} users"
+    );
     let skipped: i64 = c
         .query_one("SELECT count(*) FROM sink_skipped", &[])
         .unwrap()
@@ -342,9 +390,15 @@ fn check_grafana_queries(db: &str) {
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let sql = expand(target["rawSql"].as_str().unwrap());
-            let found = c.query(&sql, &[]).unwrap_or_else(|e| panic!("{}: {e}\n{sql}", panel["title"]));
+            let found = c
+                .query(&sql, &[])
+                .unwrap_or_else(|e| panic!("{}: {e}\n{sql}", panel["title"]));
             let skipped_panel = sql.contains("sink_skipped");
-            assert!(!found.is_empty() || skipped_panel, "{}: no rows\n{sql}", panel["title"]);
+            assert!(
+                !found.is_empty() || skipped_panel,
+                "{}: no rows\n{sql}",
+                panel["title"]
+            );
             checked += 1;
         }
     }
@@ -367,8 +421,11 @@ fn applied_offsets(db: &str) -> i64 {
     Client::connect(db, NoTls)
         .ok()
         .and_then(|mut c| {
-            c.query_one("SELECT coalesce(sum(next_offset), 0)::bigint FROM sink_offsets", &[])
-                .ok()
+            c.query_one(
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM sink_offsets",
+                &[],
+            )
+            .ok()
         })
         .map_or(0, |r| r.get(0))
 }
@@ -413,7 +470,10 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     // updated_at.
     let before = rows(&db, true);
     let log = sink_to_end(&f, &f.insights, &db, &[]);
-    assert!(log.contains("0 records merged, 0 window rows written"), "{log}");
+    assert!(
+        log.contains("0 records merged, 0 window rows written"),
+        "{log}"
+    );
     assert_eq!(rows(&db, true), before);
     eprintln!("reference and re-run done after {:?}", started.elapsed());
 
@@ -421,22 +481,85 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     let db_killed = new_database(&url);
     let total = end_total(&brokers, &f.insights);
     let mut sink = start_sink(&f, &f.insights, &db_killed, &["--max-batch", "1"]);
-    let midway = wait_until(Duration::from_secs(30), || applied_offsets(&db_killed) >= 10);
+    let midway = wait_until(Duration::from_secs(30), || {
+        applied_offsets(&db_killed) >= 10
+    });
     sink.signal("KILL");
     sink.wait(Duration::from_secs(10));
     let at_kill = applied_offsets(&db_killed);
-    assert!(midway && at_kill < total, "killed at {at_kill} of {total}\n{}", sink.log_text());
+    assert!(
+        midway && at_kill < total,
+        "killed at {at_kill} of {total}\n{}",
+        sink.log_text()
+    );
     eprintln!("killed with -9 after {at_kill} of {total} records");
     sink_to_end(&f, &f.insights, &db_killed, &[]);
-    assert_eq!(rows(&db_killed, false), reference, "killed at {at_kill} of {total}");
+    assert_eq!(
+        rows(&db_killed, false),
+        reference,
+        "killed at {at_kill} of {total}"
+    );
 
     // Two sinks writing one database at once, each reading every record.
     let db_two = new_database(&url);
-    let mut first = start_sink(&f, &f.insights, &db_two, &["--exit-at-end", "--max-batch", "7"]);
+    let mut first = start_sink(
+        &f,
+        &f.insights,
+        &db_two,
+        &["--exit-at-end", "--max-batch", "7"],
+    );
     sink_to_end(&f, &f.insights, &db_two, &["--max-batch", "5"]);
-    assert!(first.wait(Duration::from_secs(60)).success(), "{}", first.log_text());
+    assert!(
+        first.wait(Duration::from_secs(60)).success(),
+        "{}",
+        first.log_text()
+    );
     assert_eq!(rows(&db_two, false), reference);
-    eprintln!("kill and concurrent runs done after {:?}", started.elapsed());
+    eprintln!(
+        "kill and concurrent runs done after {:?}",
+        started.elapsed()
+    );
+
+    // PostgreSQL refusing a window's row (here a CHECK constraint): the batch is written record
+    // by record and the record that is refused alone is skipped with the server's reason.
+    let db_refusing = new_database(&url);
+    let mut c = Client::connect(&db_refusing, NoTls).unwrap();
+    c.batch_execute(include_str!("../migrations/0001_insights.sql"))
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE sink_schema_version (version integer PRIMARY KEY, name text NOT NULL,
+                                           applied_at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO sink_schema_version (version, name) VALUES (1, '0001_insights.sql');
+         ALTER TABLE insight_windows ADD CONSTRAINT below_2000 CHECK (received < 2000)",
+    )
+    .unwrap();
+    let log = sink_to_end(&f, &f.insights, &db_refusing, &[]);
+    assert!(
+        log.contains("writing the") && log.contains("one by one"),
+        "{log}"
+    );
+    let refused: Vec<String> = c
+        .query(
+            "SELECT reason FROM sink_skipped WHERE reason LIKE 'refused%'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("below_2000"), "{refused:?}");
+    let third: i64 = c
+        .query_one(
+            "SELECT received FROM insight_windows WHERE window_start = to_timestamp($1)",
+            &[&((T0 + 20) as f64)],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        third < 2000 && third > 1000,
+        "one of the two records: {third}"
+    );
 
     // PostgreSQL stopped for 10 s while records arrive: the sink holds them and retries.
     if std::env::var("KAFKA_PIPELINE_TEST_POSTGRES").is_ok() {
@@ -445,16 +568,25 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     }
     let topic = format!("{}-again", f.insights);
     create_topic(&brokers, &topic, 2, &[]);
-    let copies = read_all(&brokers, &f.insights, total as usize, Duration::from_secs(20));
+    let copies = read_all(
+        &brokers,
+        &f.insights,
+        total as usize,
+        Duration::from_secs(20),
+    );
     let db_outage = new_database(&url);
     let mut sink = start_sink(&f, &topic, &db_outage, &[]);
-    assert!(wait_until(Duration::from_secs(20), || sink.log_text().contains("assigned")));
+    assert!(wait_until(Duration::from_secs(20), || sink
+        .log_text()
+        .contains("assigned")));
     postgres_script("stop");
     let outage = Instant::now();
     produce(&brokers, &topic, &copies);
     std::thread::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed()));
     postgres_script("start");
-    let done = wait_until(Duration::from_secs(40), || applied_offsets(&db_outage) == total);
+    let done = wait_until(Duration::from_secs(40), || {
+        applied_offsets(&db_outage) == total
+    });
     sink.stop("sink");
     let log = sink.log_text();
     assert!(done, "{log}");

@@ -146,7 +146,8 @@ mod tests {
         assert_eq!(bytes[1], 0xAC);
         assert_eq!(bytes[2], CUTOFF);
         let bit = |i: usize| (bytes[3 + i / 8] >> (7 - i % 8)) & 1;
-        let read = |at: usize, width: usize| (0..width).fold(0u32, |v, k| v << 1 | u32::from(bit(at + k)));
+        let read =
+            |at: usize, width: usize| (0..width).fold(0u32, |v, k| v << 1 | u32::from(bit(at + k)));
         let mut out = Box::new([0u8; REGISTERS]);
         match bytes[0] {
             0x11 => assert_eq!(bytes.len(), 3),

@@ -311,7 +311,12 @@ fn partition_count(consumer: &BaseConsumer<SinkContext>, args: &SinkArgs) -> any
     let topic = &args.insights_topic;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .with_context(|| format!("fetching metadata of topic {topic} from {}", args.kafka.brokers))?;
+        .with_context(|| {
+            format!(
+                "fetching metadata of topic {topic} from {}",
+                args.kafka.brokers
+            )
+        })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len()),
         _ => bail!("topic {topic} does not exist (create it with `kafka-pipeline topics`)"),
@@ -344,10 +349,15 @@ impl Sink {
                 last_flush = Instant::now();
             }
             if at_end && self.batch.is_empty() {
-                log::info!("every partition of {} read to its end and written", self.topic);
+                log::info!(
+                    "every partition of {} read to its end and written",
+                    self.topic
+                );
                 break;
             }
-            if !args.progress_interval.is_zero() && last_progress.elapsed() >= args.progress_interval {
+            if !args.progress_interval.is_zero()
+                && last_progress.elapsed() >= args.progress_interval
+            {
                 self.progress();
                 last_progress = Instant::now();
             }
@@ -383,12 +393,12 @@ impl Sink {
     /// Applies the held batch, retrying while PostgreSQL is unavailable (see the module doc).
     fn flush(&mut self, shutdown: &Shutdown) -> anyhow::Result<()> {
         let mut backoff = BACKOFF_MIN;
-        let mut reject = BTreeMap::new();
         let mut paused = false;
         loop {
-            match self.store.apply(&self.batch, &reject) {
+            match self.store.apply(&self.batch, &BTreeMap::new()) {
                 Ok(applied) => {
                     self.applied(applied);
+                    self.batch.clear();
                     if paused {
                         self.set_paused(false);
                     }
@@ -413,38 +423,34 @@ impl Sink {
                 }
                 Err(StoreError::Refused(e)) => {
                     log::warn!("{e}; writing the {} records one by one", self.batch.len());
-                    reject = self.isolate()?;
+                    self.isolate()?;
                 }
                 Err(e @ StoreError::Fatal(_)) => return Err(e.into()),
             }
         }
     }
 
-    /// Applies each held record alone; returns those PostgreSQL refuses alone, with its reason.
-    fn isolate(&mut self) -> anyhow::Result<BTreeMap<(i32, i64), String>> {
-        let mut reject = BTreeMap::new();
-        let records: Vec<((i32, i64), Option<Vec<u8>>)> = self
-            .batch
-            .iter()
-            .map(|(at, v)| (at, v.map(<[u8]>::to_vec)))
-            .collect();
-        for ((p, o), payload) in records {
-            let mut one = Batch::default();
-            one.insert(p, o, payload.as_deref());
-            match self.store.apply(&one, &BTreeMap::new()) {
+    /// Applies each held record alone, in order; one that PostgreSQL refuses alone is applied
+    /// as skipped, with the server's reason, before the next (so offsets stay in order). Stops
+    /// early when PostgreSQL goes away: the caller retries the batch, and what was applied
+    /// here is then dropped as applied.
+    fn isolate(&mut self) -> anyhow::Result<()> {
+        for (at, one) in self.batch.singles() {
+            let mut result = self.store.apply(&one, &BTreeMap::new());
+            if let Err(StoreError::Refused(e)) = &result {
+                let reject = BTreeMap::from([(at, format!("refused by PostgreSQL: {e}"))]);
+                result = self.store.apply(&one, &reject);
+            }
+            match result {
                 Ok(applied) => self.applied(applied),
-                Err(StoreError::Refused(e)) => {
-                    reject.insert((p, o), format!("refused by PostgreSQL: {e}"));
-                }
-                // Unavailable: the caller retries the whole batch; what was applied stays.
-                Err(e @ StoreError::Unavailable(_)) => {
+                Err(e @ StoreError::Fatal(_)) => return Err(e.into()),
+                Err(e) => {
                     log::warn!("{e} while writing records one by one");
                     break;
                 }
-                Err(e @ StoreError::Fatal(_)) => return Err(e.into()),
             }
         }
-        Ok(reject)
+        Ok(())
     }
 
     /// Polls (serving the group) for `duration` while PostgreSQL is away; records that arrive
@@ -514,7 +520,6 @@ impl Sink {
                 log::debug!("offset commit to the group: {e}");
             }
         }
-        self.batch.clear();
     }
 
     fn progress(&self) {

@@ -175,6 +175,8 @@ mod tests {
         let row = WindowRow::of(&WindowState::new(record));
         assert_eq!(row.instances, ["a\u{FFFD}b"]);
         assert_eq!(row.maps[1]["and\u{FFFD}roid"], 12);
-        assert!(!serde_json::to_string(&row.maps).unwrap().contains("\\u0000"));
+        assert!(!serde_json::to_string(&row.maps)
+            .unwrap()
+            .contains("\\u0000"));
     }
 }

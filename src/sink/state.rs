@@ -51,6 +51,19 @@ impl Batch {
         self.records.iter().map(|(&at, v)| (at, v.as_deref()))
     }
 
+    /// The batch as one batch per record, in order (to find a record PostgreSQL refuses).
+    pub fn singles(&self) -> Vec<((i32, i64), Batch)> {
+        self.records
+            .iter()
+            .map(|(&at, v)| {
+                let one = Batch {
+                    records: BTreeMap::from([(at, v.clone())]),
+                };
+                (at, one)
+            })
+            .collect()
+    }
+
     /// Drops everything (after the batch is committed).
     pub fn clear(&mut self) {
         self.records.clear();
@@ -83,7 +96,11 @@ pub struct Plan {
 
 /// Sorts a batch into fresh records, skips and replays against the `stored` next offsets.
 /// `reject` names records to skip whatever they hold (PostgreSQL refused them alone).
-pub fn plan(batch: &Batch, stored: &BTreeMap<i32, i64>, reject: &BTreeMap<(i32, i64), String>) -> Plan {
+pub fn plan(
+    batch: &Batch,
+    stored: &BTreeMap<i32, i64>,
+    reject: &BTreeMap<(i32, i64), String>,
+) -> Plan {
     let mut plan = Plan {
         offsets: stored.clone(),
         ..Plan::default()

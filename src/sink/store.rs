@@ -215,7 +215,12 @@ impl Store {
             tx.execute(
                 "INSERT INTO sink_skipped (topic, partition, \"offset\", reason)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&topic, &skip.partition, &skip.offset, &clean_text(&skip.reason)],
+                &[
+                    &topic,
+                    &skip.partition,
+                    &skip.offset,
+                    &clean_text(&skip.reason),
+                ],
             )?;
         }
         tx.commit()?;
@@ -451,13 +456,18 @@ mod tests {
         assert!(!sql.contains("window_start = EXCLUDED"));
         let migration = MIGRATIONS[0].2;
         for (name, _) in ROW_COLUMNS {
-            assert!(migration.contains(&format!("\n    {name} ")), "{name} not in the migration");
+            assert!(
+                migration.contains(&format!("\n    {name} ")),
+                "{name} not in the migration"
+            );
         }
     }
 
     #[test]
     fn a_missing_hll_extension_names_the_package() {
-        assert!(migration_failed("0001_insights.sql", "extension \"hll\" is not available")
-            .contains("postgresql-15-hll"));
+        assert!(
+            migration_failed("0001_insights.sql", "extension \"hll\" is not available")
+                .contains("postgresql-15-hll")
+        );
     }
 }
