@@ -475,6 +475,14 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
         "{log}"
     );
     assert_eq!(rows(&db, true), before);
+    // One database, one topic: another topic's sink is refused before it writes anything.
+    let mut other = start_sink(&f, &format!("{}-other", f.insights), &db, &[]);
+    assert!(!other.wait(Duration::from_secs(30)).success());
+    assert!(
+        other.log_text().contains("use another database"),
+        "{}",
+        other.log_text()
+    );
     eprintln!("reference and re-run done after {:?}", started.elapsed());
 
     // Killed with -9 mid-way (one transaction per record), then restarted.
