@@ -80,9 +80,16 @@ init_cluster() {
 
 start() {
   if pid=$(running_pid); then
-    log "already running (pid $pid) on port $(port)"
-    url
-    return
+    local wait_until=$((SECONDS + 10))
+    until answers || ((SECONDS > wait_until)); do sleep 0.5; done
+    if answers; then
+      log "already running (pid $pid) on port $(port)"
+      url
+      return
+    fi
+    # A pid file whose process does not answer: a stale file whose pid was reused, or a server
+    # stuck starting. pg_ctl start below refuses if a postmaster really runs in the directory.
+    log "pid $pid in $cluster/postmaster.pid does not answer; starting anew"
   fi
   init_cluster
   choose_port
