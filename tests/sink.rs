@@ -139,13 +139,35 @@ fn cache() -> PathBuf {
 
 /// A new database on the server of `url`; returns its URL.
 fn new_database(url: &str) -> String {
-    let name = unique("sink").replace('-', "_");
+    let name = format!("{TEST_DB_PREFIX}{}", unique("").replace('-', "_"));
     let mut admin = Client::connect(url, NoTls).expect("connect");
     admin
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .expect("create database");
     let (base, _) = url.rsplit_once('/').expect("URL with a database");
     format!("{base}/{name}")
+}
+
+/// Names of the test databases: [`drop_test_databases`] removes them after a passing run (a
+/// failing run leaves its databases to look at, until the next passing one).
+const TEST_DB_PREFIX: &str = "sink_test";
+
+fn drop_test_databases(url: &str) {
+    let mut admin = Client::connect(url, NoTls).expect("connect");
+    let names: Vec<String> = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{TEST_DB_PREFIX}%")],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for name in names {
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
+    }
 }
 
 /// The pipeline's topics and records, shared by the tests: input (2 partitions) through
@@ -572,6 +594,7 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     // PostgreSQL stopped for 10 s while records arrive: the sink holds them and retries.
     if std::env::var("KAFKA_PIPELINE_TEST_POSTGRES").is_ok() {
         eprintln!("external PostgreSQL: the outage test needs scripts/postgres.sh's server");
+        drop_test_databases(&url);
         return;
     }
     let topic = format!("{}-again", f.insights);
@@ -601,4 +624,5 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     assert!(log.contains("PostgreSQL unavailable"), "{log}");
     assert_eq!(rows(&db_outage, false), reference);
     eprintln!("outage done after {:?}", started.elapsed());
+    drop_test_databases(&url);
 }

@@ -111,8 +111,8 @@ pub struct SinkArgs {
     #[arg(long, env = "KAFKA_PIPELINE_PROGRESS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub progress_interval: Duration,
 
-    /// Stop once every partition of the topic has been read to its end and written (for batch
-    /// jobs and tests).
+    /// Stop once every partition of the topic is assigned, read to its end and written (for
+    /// batch jobs and tests; one sink per group, or it never holds every partition).
     #[arg(long, env = "KAFKA_PIPELINE_EXIT_AT_END")]
     pub exit_at_end: bool,
 
