@@ -35,6 +35,8 @@ RUN mkdir -p src benches \
 
 COPY src ./src
 COPY benches ./benches
+# The sink's SQL migrations, compiled into the binary (include_str!).
+COPY migrations ./migrations
 # .git is not in the build context, so the build script cannot ask git: pass the revision with
 # --build-arg REVISION=$(git rev-parse --short=12 HEAD). Declared after the dependency layer so
 # a new revision does not rebuild the dependencies.

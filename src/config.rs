@@ -75,6 +75,9 @@ pub enum Command {
     Topics(crate::topics::TopicsArgs),
     /// Triage the dead letters (summary, show) and replay them once the cause is fixed.
     Dlq(crate::dlq::DlqArgs),
+    /// Keep the insight windows in PostgreSQL: read the insights topic as a consumer group,
+    /// merge every instance's records per window, upsert one row per window, exactly once.
+    Sink(crate::sink::SinkArgs),
 }
 
 /// Connection flags shared by every subcommand that talks to Kafka.
@@ -474,9 +477,10 @@ impl From<clap::Error> for CliError {
 
 /// Subcommands that take `--config`, by their path of names; one file serves them all (a key
 /// that only another of them knows is skipped).
-const CONFIG_SUBCOMMANDS: [&[&str]; 5] = [
+const CONFIG_SUBCOMMANDS: [&[&str]; 6] = [
     &["run"],
     &["topics"],
+    &["sink"],
     &["dlq", "summary"],
     &["dlq", "show"],
     &["dlq", "replay"],
@@ -485,7 +489,7 @@ const CONFIG_SUBCOMMANDS: [&[&str]; 5] = [
 /// The subcommands whose flags are the file's keys. The others take from the file only the
 /// keys they share with these (connection and topic names); their own flags are per
 /// invocation (`dlq replay --dry-run` in a file would be a trap).
-const FILE_KEY_SUBCOMMANDS: [&str; 2] = ["run", "topics"];
+const FILE_KEY_SUBCOMMANDS: [&str; 3] = ["run", "topics", "sink"];
 
 /// Keys of the config file that hold lists (`key=value` entries); the rest hold one value.
 const LIST_KEYS: [&str; 4] = [
@@ -596,7 +600,7 @@ fn file_arguments(
                 None if known_elsewhere(&key) => continue,
                 None => return Err(bad(
                     raw_key,
-                    "unknown key (keys are the long flags of `run` and `topics`, e.g. input-topic)"
+                    "unknown key (keys are the long flags of `run`, `topics` and `sink`, e.g. input-topic)"
                         .into(),
                 )),
             };

@@ -26,7 +26,7 @@
 //! - [`config`], [`error`], [`metrics`], [`record`], [`shutdown`], [`clients`], [`admin`]: the
 //!   plumbing; [`loadgen`] and [`insights`] also back the `loadgen` and `insights` subcommands,
 //!   [`topics`] the `topics` subcommand, [`dlq`] the `dlq` subcommand (dead letters summarized,
-//!   shown and replayed).
+//!   shown and replayed), [`sink`] the `sink` subcommand (insight windows into PostgreSQL).
 //! - [`http`] serves `/metrics`, `/health` and `/ready` from a thread of its own (the counters
 //!   are atomics the stages update per batch); [`logging`] writes text or JSON log lines.
 //!
@@ -51,6 +51,7 @@ pub mod offsets;
 pub mod producer;
 pub mod record;
 pub mod shutdown;
+pub mod sink;
 pub mod topics;
 pub mod transform;
 pub mod watermark;

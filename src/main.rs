@@ -28,6 +28,7 @@ fn main() {
         Command::Insights(args) => report(kafka_pipeline::insights::run_reader(args)),
         Command::Topics(args) => topics(&args),
         Command::Dlq(args) => report(kafka_pipeline::dlq::run(args)),
+        Command::Sink(args) => sink(args),
     };
     std::process::exit(code);
 }
@@ -88,11 +89,10 @@ fn report(result: anyhow::Result<()>) -> i32 {
     }
 }
 
-/// Installs the SIGINT/SIGTERM handler (first signal: graceful shutdown within the timeout;
-/// second: exit at once) and runs the pipeline.
-fn run_pipeline(config: Config) -> Result<(), PipelineError> {
+/// Installs the SIGINT/SIGTERM handler (first signal: graceful shutdown within `grace`;
+/// second: exit at once).
+fn install_shutdown(grace: std::time::Duration) -> Result<Arc<Shutdown>, String> {
     let shutdown = Arc::new(Shutdown::new());
-    let grace = config.shutdown_timeout;
     let handler_shutdown = Arc::clone(&shutdown);
     ctrlc::set_handler(move || {
         if handler_shutdown.request(grace) {
@@ -104,6 +104,20 @@ fn run_pipeline(config: Config) -> Result<(), PipelineError> {
             std::process::exit(EXIT_FORCED);
         }
     })
-    .map_err(|e| PipelineError::System(format!("cannot install the signal handler: {e}")))?;
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    Ok(shutdown)
+}
+
+/// Runs the pipeline until a signal (or the end of the input with `--exit-at-end`).
+fn run_pipeline(config: Config) -> Result<(), PipelineError> {
+    let shutdown = install_shutdown(config.shutdown_timeout).map_err(PipelineError::System)?;
     kafka_pipeline::run(config, &shutdown)
+}
+
+/// `sink`: the insight windows into PostgreSQL until a signal.
+fn sink(args: kafka_pipeline::sink::SinkArgs) -> i32 {
+    match install_shutdown(args.shutdown_timeout) {
+        Ok(shutdown) => report(kafka_pipeline::sink::run_sink(args, &shutdown)),
+        Err(e) => report(Err(anyhow::anyhow!(e))),
+    }
 }

@@ -80,6 +80,7 @@ func checkCompose(r *report, root string) {
 			}
 		}
 	}
+	checkComposeInsights(r, root, load([]string{"monitoring", "insights"}), known)
 	// The Prometheus image runs the same rule-file parser version the alerts are checked with
 	// (Go module v0.3XX.Y is Prometheus v3.XX.Y).
 	img := mon.Services["prometheus"].Image
@@ -88,4 +89,46 @@ func checkCompose(r *report, root string) {
 	ver := strings.TrimPrefix(img, "prom/prometheus:v3.")
 	r.check(strings.Contains(string(gm), "github.com/prometheus/prometheus v0.3"+ver+"\n"),
 		"prometheus image %s matches the rule parser in deploy/validate/go.mod", img)
+}
+
+// checkComposeInsights checks profile insights: PostgreSQL (healthy before the sink starts) and
+// the sink, with environment twins kafka-pipeline reads and a grace period over its shutdown
+// timeout; Grafana gets the password its PostgreSQL datasource interpolates.
+func checkComposeInsights(r *report, root string, p *types.Project, known map[string]bool) {
+	if p == nil {
+		return
+	}
+	for _, name := range []string{"postgres", "sink"} {
+		s, ok := p.Services[name]
+		r.check(ok && slices.Equal(s.Profiles, []string{"insights"}), "%s only in profile insights", name)
+	}
+	sink := p.Services["sink"]
+	r.check(slices.Equal([]string(sink.Command), []string{"sink"}) && sink.Image == p.Services["pipeline"].Image,
+		"sink runs `kafka-pipeline sink` from the pipeline's image")
+	r.check(sink.DependsOn["postgres"].Condition == "service_healthy" && sink.DependsOn["kafka"].Condition == "service_healthy",
+		"sink waits for a healthy PostgreSQL and broker")
+	r.check(p.Services["postgres"].HealthCheck != nil && len(p.Services["postgres"].HealthCheck.Test) > 0,
+		"postgres has a health check")
+	env := func(s types.ServiceConfig, k string) string {
+		if v := s.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	r.check(strings.HasPrefix(env(sink, "KAFKA_PIPELINE_POSTGRES_URL"), "postgres://") &&
+		strings.Contains(env(sink, "KAFKA_PIPELINE_POSTGRES_URL"), "@postgres:5432/kafka_pipeline"),
+		"sink writes to the postgres service's database kafka_pipeline")
+	for k := range sink.Environment {
+		if strings.HasPrefix(k, "KAFKA_PIPELINE_") && !known[k] {
+			r.errorf("sink environment %s is not read by kafka-pipeline", k)
+		}
+	}
+	shutdown, err := time.ParseDuration(env(sink, "KAFKA_PIPELINE_SHUTDOWN_TIMEOUT"))
+	if err != nil {
+		shutdown = 30 * time.Second
+	}
+	r.check(sink.StopGracePeriod != nil && time.Duration(*sink.StopGracePeriod) > shutdown,
+		"sink stop_grace_period exceeds its shutdown timeout %s", shutdown)
+	r.check(env(p.Services["grafana"], "KAFKA_PIPELINE_POSTGRES_PASSWORD") != "",
+		"grafana has the password of its PostgreSQL datasource")
 }

@@ -2,7 +2,8 @@
 // Docker daemon or Prometheus: the Kubernetes manifests by strict decoding into the official
 // API types (and custom resources against their CRDs' OpenAPI schemas, as the API server does),
 // the alert rules with Prometheus' own rule-file and PromQL parsers, the Grafana dashboard's
-// queries with the same parser, the compose file with the compose-spec loader that
+// queries with the same parser (its SQL queries and Grafana's alert rule with PostgreSQL's own
+// parser, libpg_query, against the tables and columns that migrations/ create), the compose file with the compose-spec loader that
 // `docker compose config` uses, and the Dockerfile with BuildKit's parser and linter. Every
 // metric name and label used by the dashboard and the alerts must be in deploy/metrics.txt.
 //
@@ -93,7 +94,13 @@ func run(root, keda, promOp string, out io.Writer) *report {
 	checkKustomize(r, root)
 	checkAlerts(r, root, contract)
 	checkPrometheusConfig(r, root)
-	checkDashboard(r, root, contract)
+	schema, err := loadSQLSchema(root)
+	if err != nil {
+		r.errorf("%v", err)
+		schema = &sqlSchema{tables: map[string][]string{}}
+	}
+	checkDashboard(r, root, contract, schema)
+	checkGrafanaAlerts(r, root, provisionedDatasources(r, root), schema)
 	checkDashboardSchema(r, root)
 	checkCompose(r, root)
 	checkDockerfile(r, root)

@@ -111,8 +111,10 @@ var grafanaVar = regexp.MustCompile(`\$__(rate_interval|interval|range)\b`)
 // checkDashboard parses the dashboard JSON and every PromQL query in it (panels and template
 // variables), after substituting Grafana's interval variables as Grafana does before it sends
 // the query.
-func checkDashboard(r *report, root string, c *contract) {
+func checkDashboard(r *report, root string, c *contract, schema *sqlSchema) {
 	r.start("grafana dashboard")
+	datasources := provisionedDatasources(r, root)
+	sqlColumns := map[string]bool{}
 	dir := filepath.Join(root, "deploy/grafana/dashboards")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	r.check(len(files) > 0, "dashboards found in %s", rel(root, dir))
@@ -154,7 +156,23 @@ func checkDashboard(r *report, root string, c *contract) {
 			targets, _ := panel["targets"].([]any)
 			r.check(len(targets) > 0, "panel %q: has queries", title)
 			for _, t := range targets {
-				expr, _ := t.(map[string]any)["expr"].(string)
+				target, _ := t.(map[string]any)
+				if dsType(target) == postgresType || (dsType(target) == "" && dsType(panel) == postgresType) {
+					queries++
+					if uid := str(target, "datasource", "uid"); !strings.HasPrefix(uid, "$") && datasources[uid] != postgresType {
+						r.errorf("panel %q: datasource %s is not a provisioned PostgreSQL datasource", title, uid)
+					}
+					sql, _ := target["rawSql"].(string)
+					columns, problems := schema.checkSQL(sql)
+					for _, col := range columns {
+						sqlColumns[col] = true
+					}
+					for _, pr := range problems {
+						r.errorf("panel %q: %s (query %s)", title, pr, sql)
+					}
+					continue
+				}
+				expr, _ := target["expr"].(string)
 				queries++
 				names, problems := c.checkExpr(p, grafanaVar.ReplaceAllString(expr, "5m"))
 				for _, n := range names {
@@ -186,6 +204,9 @@ func checkDashboard(r *report, root string, c *contract) {
 			r.check(slices.Contains(labels, inner[2]) || slices.Contains(c.targetLabels, inner[2]),
 				"variable %v: label %s exists on %s", v["name"], inner[2], inner[1])
 		}
+		if d.UID != "kafka-pipeline" {
+			continue
+		}
 		// The issue's list of what the dashboard shows.
 		for _, want := range []string{"kafka_pipeline_events_received_total", "kafka_pipeline_events_dead_lettered_total",
 			"kafka_pipeline_consumer_lag", "kafka_pipeline_processing_latency_seconds", "kafka_pipeline_in_flight_records",
@@ -197,9 +218,15 @@ func checkDashboard(r *report, root string, c *contract) {
 	ds, err := os.ReadFile(filepath.Join(root, "deploy/grafana/provisioning/datasources/prometheus.yml"))
 	r.check(err == nil && strings.Contains(string(ds), "uid: prometheus") && strings.Contains(string(ds), "url: http://prometheus:9090"),
 		"datasource provisioning: uid prometheus at http://prometheus:9090")
+	checkInsightsProvisioning(r, root, datasources, sqlColumns)
 	pv, err := os.ReadFile(filepath.Join(root, "deploy/grafana/provisioning/dashboards/kafka-pipeline.yml"))
 	r.check(err == nil && strings.Contains(string(pv), "path: /etc/grafana/dashboards"),
 		"dashboard provisioning reads /etc/grafana/dashboards (compose mounts the dashboards there)")
+}
+
+// dsType is the datasource type of a panel or query ("" when it names none).
+func dsType(v map[string]any) string {
+	return str(v, "datasource", "type")
 }
 
 func rel(root, path string) string {

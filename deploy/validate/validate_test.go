@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-var repoFiles = []string{"deploy", "docker-compose.yml", "Dockerfile", ".dockerignore", "src", ".github"}
+var repoFiles = []string{"deploy", "docker-compose.yml", "Dockerfile", ".dockerignore", "src", ".github", "migrations"}
 
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
@@ -130,6 +130,22 @@ func TestBrokenFilesFail(t *testing.T) {
 			`struct X { metrics_addr: String } // env = "KAFKA_PIPELINE_METRICS_LISTEN"`, "KAFKA_PIPELINE_METRICS_ADDR is not read"},
 		{"kustomization with an unknown field", "deploy/k8s/kustomization.yaml", "labels:\n", "lables:\n", "kustomize build deploy/k8s"},
 		{"Dockerfile running as root", "Dockerfile", "USER 10001:10001", "USER root", "non-root"},
+		{"insights panel on a column the migrations lack", "deploy/grafana/dashboards/insights.json", `distinct_users AS \"users\"`,
+			`distinct_user AS \"users\"`, `no column "distinct_user"`},
+		{"insights panel on a table the migrations lack", "deploy/grafana/dashboards/insights.json", `FROM sink_skipped`,
+			`FROM sink_skip`, "table sink_skip is not created by migrations/"},
+		{"insights panel SQL that does not parse", "deploy/grafana/dashboards/insights.json", `GROUP BY 1\nORDER BY 2 DESC`,
+			`GROUP BY BY 1\nORDER BY 2 DESC`, "does not parse"},
+		{"insights panel qualified column of the wrong table", "deploy/grafana/dashboards/insights.json", `jsonb_each_text(w.by_locale)`,
+			`jsonb_each_text(w.by_locales)`, `table insight_windows has no column "by_locales"`},
+		{"alert on a datasource that is not provisioned", "deploy/grafana/provisioning/alerting/insights.yml", "datasourceUid: insights-postgres",
+			"datasourceUid: insights-pg", "datasource insights-pg is not provisioned"},
+		{"alert condition naming no query", "deploy/grafana/provisioning/alerting/insights.yml", "condition: C", "condition: D", "condition D is one of its queries"},
+		{"alert rule with an unknown field", "deploy/grafana/provisioning/alerting/insights.yml", "noDataState: OK", "noData: OK", "unknown field"},
+		{"alert SQL on a column the migrations lack", "deploy/grafana/provisioning/alerting/insights.yml", "sum(missing_device_type)",
+			"sum(missing_device)", `no column "missing_device"`},
+		{"sink environment twin that does not exist", "docker-compose.yml", "KAFKA_PIPELINE_POSTGRES_URL:", "KAFKA_PIPELINE_PG_URL:",
+			"KAFKA_PIPELINE_PG_URL is not read"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
