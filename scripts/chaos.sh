@@ -7,7 +7,7 @@
 #   scripts/chaos.sh --quick          short graceful, scaleout and hostile runs and 60 s of
 #                                     fuzzing (what CI runs, ~3 minutes)
 #   scripts/chaos.sh [--quick] NAME…  only these scenarios:
-#       kill9 graceful broker scaleout unwritable hostile backpressure fuzz
+#       kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz
 #
 # Environment: CHAOS_BROKERS (default localhost:29092, the shared broker, which is never
 # stopped), CHAOS_PRIVATE_PORT (the broker-restart scenario starts, stops and restarts its own
@@ -25,7 +25,7 @@ scenarios=()
 for arg in "$@"; do
   case $arg in
     --quick) quick=1 ;;
-    kill9 | graceful | broker | scaleout | unwritable | hostile | backpressure | fuzz) scenarios+=("$arg") ;;
+    kill9 | kill9-eos | crashloop | graceful | broker | scaleout | unwritable | hostile | backpressure | fuzz) scenarios+=("$arg") ;;
     *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
@@ -33,7 +33,7 @@ if ((${#scenarios[@]} == 0)); then
   if ((quick)); then
     scenarios=(graceful scaleout hostile fuzz)
   else
-    scenarios=(kill9 graceful broker scaleout unwritable hostile backpressure fuzz)
+    scenarios=(kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz)
   fi
 fi
 
@@ -102,12 +102,14 @@ watch_rss() {
 }
 
 # start_pipeline NAME BROKERS INPUT GROUP [run flags…]: a pipeline on INPUT's -out/-dlq topics.
+# No --instance-id by default: an explicit one makes a static group member, which keeps its
+# partitions after it stops until the session times out (crashloop passes one on purpose).
 start_pipeline() {
   local name=$1 b=$2 input=$3 group=$4
   shift 4
   "$bin" run --brokers "$b" --input-topic "$input" --output-topic "$input-out" \
     --dlq-topic "$input-dlq" --insights-topic "$input-insights" --group-id "$group" \
-    --instance-id "$name" --workers 2 --progress-interval 5s "$@" >>"$logs/$name.log" 2>&1 &
+    --workers 2 --progress-interval 5s "$@" >>"$logs/$name.log" 2>&1 &
   pids[$name]=$!
   watch_rss "${pids[$name]}" &
   background+=($!)
@@ -227,32 +229,85 @@ sleep_random() { sleep "$(awk -v lo="$1" -v hi="$2" -v s="$RANDOM" 'BEGIN { sran
 scenario_kill9() {
   begin kill9 "kill -9 under load, restart each time"
   # A killed member stays in the group until its session times out (45 s by default), and a
-  # restarted instance gets no partitions before that: 6 s (the broker's minimum) lets each
-  # restart consume within seconds. Commits wait for insight windows (window + lateness; with
-  # the defaults 20 s of event time = 1M events at 50k/s, more than a restart re-reads between
-  # kills 10-20 s apart, so nothing would ever be committed): 2 s windows and 1 s of lateness
-  # let commits follow within ~150,000 events, so kills land between commits.
+  # restarted instance (a new member id) gets no partitions before that: 6 s (the broker's
+  # minimum) lets each restart consume within seconds. Everything else is the defaults:
+  # commits follow every 1 s commit epoch, so a kill re-delivers about two epochs.
   local input=chaos-kill9-$run_id group=chaos-kill9-$run_id-g kills=6 rate=50000 count=5500000
-  local flags=(--consumer-property session.timeout.ms=6000 --window 2s --allowed-lateness 1s)
-  local bound=0 i lag lags=()
+  kill_cycles kill9 "$input" "$group" "$kills" "$rate" "$count" 10 20 \
+    --consumer-property session.timeout.ms=6000
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates "$bound"
+  extra_note="$kills kills at ${rate}/s; uncommitted at each kill: ${lags[*]} (sum $bound: the duplicates bound; at most $(max_of "${lags[@]}") = $(calc "$(max_of "${lags[@]}") / $rate") s of traffic)"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# kill_cycles NAME INPUT GROUP KILLS RATE COUNT MIN_S MAX_S [run flags…]: labelled traffic,
+# then KILLS times: start a pipeline, wait MIN_S–MAX_S seconds, kill -9 it and note end -
+# committed (what a restart may write again) in $lags and their sum in $bound; then a last run
+# drains the input. The run flags go to every pipeline.
+kill_cycles() {
+  local name=$1 input=$2 group=$3 kills=$4 rate=$5 count=$6 lo=$7 hi=$8 i lag
+  shift 8
+  bound=0 lags=() committed_seen=()
   topics "$brokers" "$input" 6
   loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count "$count" --seed 11
   for ((i = 1; i <= kills; i++)); do
-    start_pipeline "kill9-$i" "$brokers" "$input" "$group" "${flags[@]}"
-    sleep_random 10 20
-    stop_pipeline "kill9-$i" KILL 137
+    start_pipeline "$name-$i" "$brokers" "$input" "$group" "$@"
+    sleep_random "$lo" "$hi"
+    stop_pipeline "$name-$i" KILL 137
     # Nothing more is committed by a dead process: end - committed now bounds what it could
     # have written without committing, i.e. what the restart may write again.
     lag=$(lag_total "$brokers" "$group" "$input")
     bound=$((bound + lag))
     lags+=("$lag")
-    log "kill $i: uncommitted (end - committed) $lag"
+    committed_seen+=("$(committed_total "$brokers" "$group" "$input")")
+    log "kill $i: uncommitted (end - committed) $lag, committed ${committed_seen[-1]}"
   done
   wait_loadgen
-  start_pipeline kill9-final "$brokers" "$input" "$group" "${flags[@]}" --exit-at-end
-  wait_pipeline kill9-final
+  start_pipeline "$name-final" "$brokers" "$input" "$group" "$@" --exit-at-end
+  wait_pipeline "$name-final"
+}
+
+max_of() { printf '%s\n' "$@" | sort -n | tail -n 1; }
+calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
+
+# 1b. The same in exactly-once mode: a read_committed reader sees every record once, and the
+# insights count every valid record exactly once across the kills.
+scenario_kill9-eos() {
+  begin kill9-eos "kill -9 under load with --guarantee exactly-once"
+  local input=chaos-kill9eos-$run_id group=chaos-kill9eos-$run_id-g kills=4 rate=30000 count=2400000
+  # A stable --instance-id, as recommended for exactly-once: the restart's transactional id is
+  # the killed one's, so its first init_transactions aborts the dead instance's open
+  # transaction at once (a read_committed reader would otherwise wait for it to time out),
+  # and static membership hands it the partitions back without a session timeout.
+  kill_cycles kill9-eos "$input" "$group" "$kills" "$rate" "$count" 10 20 \
+    --guarantee exactly-once --instance-id kill9-eos
+  # The accounting reads with librdkafka's default isolation.level=read_committed.
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
+  local valid counted
+  valid=$(field outputs)
+  counted=$("$bin" insights --brokers "$brokers" --topic "$input-insights" --json 2>/dev/null |
+    awk -F'"valid":' '{ split($2, a, ","); s += a[1] } END { print s + 0 }')
+  log "insights: valid counted $counted, valid records written $valid"
+  [[ $counted == "$valid" ]] || fail "insights count $counted valid events, the output holds $valid"
+  extra_note="$kills kills at ${rate}/s; uncommitted at each kill: ${lags[*]}; insights valid = outputs = $counted"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 1c. A crash loop with static membership: kill -9 every 5 s for a minute, restarted under the
+# same --instance-id; every cycle commits progress.
+scenario_crashloop() {
+  begin crashloop "kill -9 every 5 s for 60 s, same --instance-id (static membership)"
+  local input=chaos-crashloop-$run_id group=chaos-crashloop-$run_id-g kills=12 rate=5000 count=400000
+  kill_cycles crashloop "$input" "$group" "$kills" "$rate" "$count" 5 5 --instance-id crashloop
+  local i stalled=0
+  for ((i = 1; i < ${#committed_seen[@]}; i++)); do
+    if ((committed_seen[i] <= committed_seen[i - 1])); then stalled=$((stalled + 1)); fi
+  done
+  ((stalled == 0)) || fail "$stalled of $((kills - 1)) cycles committed nothing (committed: ${committed_seen[*]})"
   account "$brokers" "$input" "$group" --require-committed --max-duplicates "$bound"
-  extra_note="$kills kills at ${rate}/s, 2 s windows; uncommitted at each kill: ${lags[*]} (sum $bound: the duplicates bound)"
+  extra_note="$kills kills 5 s apart at ${rate}/s; committed after each: ${committed_seen[*]}"
   finish
   drop_topics "$brokers" "$input"
 }

@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(row.lag, [19, 4024]);
         assert_eq!(row.lag_quantiles, [Some(855), Some(4024), Some(4024)]);
         assert_eq!(row.instances, ["pipeline-a"]);
-        assert_eq!((row.records, row.partial, row.final_), (1, false, Some(true)));
+        assert_eq!(
+            (row.records, row.partial, row.final_),
+            (1, false, Some(true))
+        );
         assert_eq!(row.hll[0][0], 0x13, "14 users: sparse");
     }
 
