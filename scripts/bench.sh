@@ -227,6 +227,12 @@ topic_total() {
   awk '{ s += $2 } END { print s }' <<<"$lines"
 }
 
+# Records a read_committed reader sees in a topic (kcat), for transactional outputs.
+committed_records() {
+  command -v kcat >/dev/null || { echo '?'; return; }
+  kcat -C -b "$bootstrap" -t "$1" -o beginning -e -q -X isolation.level=read_committed -f 'x\n' | wc -l
+}
+
 # ---------------------------------------------------------------------------------------------
 # 2. Prefill.
 
@@ -340,6 +346,11 @@ run_case() {
   out_total=$(topic_total "$out") || { out_total='?'; problems+=("cannot read the end offsets of $out"); }
   if [[ $kind == passthrough || $kind == pipeline || $kind == variant ]]; then
     dlq_total=$(topic_total "$dlq") || { dlq_total='?'; problems+=("cannot read the end offsets of $dlq"); }
+  fi
+  if [[ " ${extra[*]} " == *" exactly-once "* ]]; then
+    # Transactional topics hold a commit marker per transaction and partition: count the
+    # committed records themselves.
+    out_total=$(committed_records "$out") dlq_total=$(committed_records "$dlq")
   fi
   if [[ -n $n ]]; then
     ((n == expected)) || problems+=("summary counts $n records, the input holds $expected")
