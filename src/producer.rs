@@ -223,6 +223,8 @@ pub struct ProducerStage<'a> {
     pools: &'a BatchPools,
     /// The delivery report list of the last round, kept for its capacity.
     reports: Vec<Delivered>,
+    /// Exactly-once: most batches of the next epoch held while a transaction completes.
+    hold_limit: usize,
     topics: [String; 3],
     input_topic: String,
     instance: String,
@@ -273,6 +275,9 @@ impl<'a> ProducerStage<'a> {
             producer,
             pools,
             reports: Vec::new(),
+            hold_limit: 2 * crate::consumer::ConsumerStage::channel_batches(
+                config.channel_capacity,
+            ),
             topics: [
                 config.output_topic.clone(),
                 config.dlq_topic.clone(),
@@ -307,6 +312,12 @@ impl<'a> ProducerStage<'a> {
             if self.retries.len() >= MAX_RETRY_BACKLOG {
                 // Backpressure: leave new work in the channel until retries get through.
                 self.producer.poll(Duration::from_millis(50));
+                continue;
+            }
+            if self.holding_enough() {
+                // Exactly-once: the open transaction only waits for its deliveries now, and
+                // enough of the next epoch is held; leave the rest in the channel.
+                self.producer.poll(Duration::from_millis(1));
                 continue;
             }
             // BaseProducer::poll waits out its whole timeout even when events arrive, so the
@@ -378,6 +389,16 @@ impl<'a> ProducerStage<'a> {
             }
         }
         self.send_batch(batch);
+    }
+
+    /// Exactly-once: whether enough of the next epoch is held while the open transaction's
+    /// epoch is fully received and published (so nothing it still needs is in the channel).
+    fn holding_enough(&self) -> bool {
+        self.txn.as_ref().is_some_and(|txn| {
+            txn.held.len() >= self.hold_limit
+                && self.merger.published_through() >= txn.committing
+                && self.merger.fully_received(txn.committing)
+        })
     }
 
     fn begin_transaction_if_needed(&mut self) {
