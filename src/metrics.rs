@@ -84,7 +84,7 @@ pub struct Metrics {
 }
 
 /// Point-in-time values the stages set.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Gauges {
     /// Worker threads.
     pub workers: AtomicU64,
@@ -101,6 +101,34 @@ pub struct Gauges {
     pub lag: Mutex<Vec<(i32, i64)>>,
     /// Sum of `lag`; -1 until statistics arrived.
     pub lag_sum: AtomicI64,
+}
+
+/// Lag and broker counts start as "unknown" (-1) until the first statistics arrive, whether the
+/// counters come from [`Metrics::new`] or [`Default`].
+impl Default for Gauges {
+    fn default() -> Self {
+        Gauges {
+            workers: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            workers_channel: AtomicU64::new(0),
+            producer_channel: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            lag: Mutex::new(Vec::new()),
+            lag_sum: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            subscribed: AtomicBool::new(false),
+            producer_brokers_up: AtomicI64::new(-1),
+            lag_since_ms: AtomicU64::new(0),
+            stall_after_ms: AtomicU64::new(0),
+            started_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Metrics {
@@ -120,8 +148,6 @@ impl Metrics {
     pub fn new(workers: usize, stall_after: Duration) -> Self {
         let m = Metrics::default();
         m.gauges.workers.store(workers as u64, Relaxed);
-        m.gauges.lag_sum.store(-1, Relaxed);
-        m.health.producer_brokers_up.store(-1, Relaxed);
         m.health
             .stall_after_ms
             .store(stall_after.as_millis() as u64, Relaxed);
@@ -358,7 +384,7 @@ impl Latency {
 }
 
 /// What `/ready` decides on, besides the counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
     /// The consumer has subscribed (it then has an assignment or waits for one).
     pub subscribed: AtomicBool,
@@ -643,6 +669,26 @@ fn label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_and_new_both_start_with_lag_and_brokers_unknown() {
+        for m in [Metrics::default(), Metrics::new(2, Duration::from_secs(60))] {
+            assert_eq!(m.gauges.lag_sum.load(Relaxed), -1);
+            m.health.subscribed.store(true, Relaxed);
+            assert_eq!(
+                m.readiness(false, unix_ms()),
+                Err("starting: no producer statistics yet".into()),
+                "not 'connected to no broker'"
+            );
+            let text = render(&m, ["o", "d", "i"], "in", false);
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("kafka_pipeline_consumer_lag_sum ")),
+                "an unknown lag is not rendered as 0"
+            );
+        }
+    }
 
     #[test]
     fn publish_adds_and_resets_the_tally() {
