@@ -667,3 +667,91 @@ fn passthrough_copies_records_untouched() {
     ends.retain(|_, end| *end > 0);
     assert_eq!(committed(&brokers, &group, &input, 2), ends);
 }
+
+/// Exactly-once: each commit epoch is one transaction carrying its outputs, dead letters,
+/// insight deltas and the input offsets. A read_committed reader sees every record once, the
+/// group's offsets end at the input's end although the consumer itself never commits, and the
+/// output partitions hold transaction markers beside the records (so the writes were
+/// transactional). The headers of the input travel to the output (`--input-headers all`).
+#[test]
+fn exactly_once_commits_outputs_and_offsets_in_transactions() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-eos");
+    let group = unique("it-group");
+    create_topic(&brokers, &input, 3, &[]);
+    create_topic(&brokers, &format!("{input}-out"), 3, &[]);
+    create_topic(&brokers, &format!("{input}-dlq"), 1, &[]);
+    let mut records = Vec::new();
+    for i in 0..600 {
+        let mut r = if i % 10 == 9 {
+            Rec::new(Some(b"k"), Some(b"[1, 2]"))
+        } else {
+            Rec::new(Some(b"k"), Some(&valid_event(i)))
+        };
+        r.partition = (i % 3) as i32;
+        r.headers.push((
+            "traceparent".into(),
+            Some(format!("00-{i:032x}-01").into_bytes()),
+        ));
+        records.push(r);
+    }
+    produce(&brokers, &input, &records);
+    let instance = unique("eos");
+    let mut run = Running::pipeline(
+        &brokers,
+        &input,
+        &group,
+        &[
+            "--guarantee",
+            "exactly-once",
+            "--instance-id",
+            &instance,
+            "--commit-interval",
+            "200ms",
+            "--exit-at-end",
+        ],
+    );
+    assert!(
+        run.wait(Duration::from_secs(90)).success(),
+        "log:\n{}",
+        run.log_text()
+    );
+    let out = read_all(
+        &brokers,
+        &format!("{input}-out"),
+        540,
+        Duration::from_secs(30),
+    );
+    let users: BTreeSet<String> = out
+        .iter()
+        .map(|r| r.json()["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        (out.len(), users.len()),
+        (540, 540),
+        "each valid record once"
+    );
+    assert!(out.iter().all(|r| r.header("traceparent").is_some()));
+    let dlq = read_all(
+        &brokers,
+        &format!("{input}-dlq"),
+        60,
+        Duration::from_secs(20),
+    );
+    assert_eq!(dlq.len(), 60);
+    assert_eq!(
+        committed(&brokers, &group, &input, 3),
+        end_offsets(&brokers, &input, 3),
+        "the transactions committed the input offsets"
+    );
+    let out_end: i64 = end_offsets(&brokers, &format!("{input}-out"), 3)
+        .values()
+        .sum();
+    assert!(
+        out_end > 540,
+        "transaction markers take offsets beside the 540 records (end offsets sum {out_end})"
+    );
+    assert!(run.log_text().contains("exactly-once (epochs of 200ms)"));
+}
