@@ -79,7 +79,7 @@ EXPOSE 9898
 # (200 while alive, 503 once shutdown started). Only meaningful for `run`: other subcommands
 # (loadgen, insights, topics) serve no endpoint, so their containers report "unhealthy" —
 # Docker only reports it, it does not restart them. Kubernetes ignores HEALTHCHECK and uses the
-# probes in deploy/k8s/deployment.yaml instead.
+# probes in deploy/k8s/statefulset.yaml instead.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9898 && printf 'GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
 

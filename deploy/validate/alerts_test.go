@@ -21,12 +21,13 @@ import (
 	"github.com/prometheus/prometheus/util/teststorage"
 )
 
-// healthy is 1,000 events/s with 5 % dead letters, lag steady at 20 s of traffic, commits every
-// minute (the commit timestamp equals the evaluation time), ready, scraped.
+// healthy is 1,000 events/s with 5 % dead letters, lag steady at 2 s of traffic (commits every
+// epoch of 1 s trail the input by one to two epochs), the commit timestamp equal to the
+// evaluation time, ready, scraped.
 var healthy = map[string]string{
 	"received":  `kafka_pipeline_events_received_total{job="kafka-pipeline",instance="a"} 0+60000x70`,
 	"dlq":       `kafka_pipeline_events_dead_lettered_total{job="kafka-pipeline",instance="a",code="missing_field"} 0+3000x70`,
-	"lag":       `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 20000+0x70`,
+	"lag":       `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+0x70`,
 	"commit":    `kafka_pipeline_last_commit_timestamp_seconds{job="kafka-pipeline",instance="a"} 0+60x70`,
 	"ready":     `kafka_pipeline_ready{job="kafka-pipeline",instance="a"} 1+0x70`,
 	"up":        `up{job="kafka-pipeline",instance="a"} 1+0x70`,
@@ -46,23 +47,40 @@ func TestAlertBehaviour(t *testing.T) {
 		firing  []string          // alerts firing at 70m (alertname or alertname/label value)
 	}{
 		{"healthy pipeline: nothing fires (lag is never 0, by design)", nil, nil},
-		{"lag grows by 10,000 records a minute", map[string]string{
-			"lag": `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 20000+10000x70`},
-			[]string{"KafkaPipelineLagGrowing"}},
-		{"lag jumps once and then stays: not growing", map[string]string{
-			"lag": `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 20000+0x10 500000+0x60`},
+		{"healthy at 200,000 events/s: 400,000 records of lag are 2 s", map[string]string{
+			"received": `kafka_pipeline_events_received_total{job="kafka-pipeline",instance="a"} 0+12000000x70`,
+			"dlq":      `kafka_pipeline_events_dead_lettered_total{job="kafka-pipeline",instance="a",code="missing_field"} 0+600000x70`,
+			"lag":      `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 400000+0x10 400000+100x60`},
 			nil},
+		{"lag grows by 10,000 records a minute", map[string]string{
+			"lag": `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+10000x70`},
+			[]string{"KafkaPipelineLagGrowing", "KafkaPipelineLagHigh"}},
+		{"lag grows by 300 records a minute but stays under 30 s of traffic", map[string]string{
+			"lag": `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+300x70`},
+			nil},
+		{"a 100 events/s input falls behind by 1,000 records a minute (70,000 records: 700 s)", map[string]string{
+			"received": `kafka_pipeline_events_received_total{job="kafka-pipeline",instance="a"} 0+6000x70`,
+			"dlq":      `kafka_pipeline_events_dead_lettered_total{job="kafka-pipeline",instance="a",code="missing_field"} 0+300x70`,
+			"lag":      `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 200+1000x70`},
+			[]string{"KafkaPipelineLagGrowing", "KafkaPipelineLagHigh"}},
+		{"lag jumps once and drains: not growing, not high for long", map[string]string{
+			"lag": `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+0x10 500000-10000x48 2000+0x10`},
+			nil},
+		{"lag jumps once to 500 s of traffic and stays: high, not growing", map[string]string{
+			"lag": `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+0x10 500000+0x60`},
+			[]string{"KafkaPipelineLagHigh"}},
+		// Lag over a receive rate of 0 is +Inf: the lag rules must leave this to NoProgress.
 		{"stuck after 20 minutes: nothing received, no commits, lag waiting", map[string]string{
 			"received": `kafka_pipeline_events_received_total{job="kafka-pipeline",instance="a"} 0+60000x20 1200000+0x50`,
 			"dlq":      `kafka_pipeline_events_dead_lettered_total{job="kafka-pipeline",instance="a",code="missing_field"} 0+3000x20 60000+0x50`,
 			"commit":   `kafka_pipeline_last_commit_timestamp_seconds{job="kafka-pipeline",instance="a"} 0+60x20 1200+0x50`,
-			"lag":      `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 20000+0x20 20000+1000x50`},
+			"lag":      `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+0x20 2000+1000x50`},
 			[]string{"KafkaPipelineNoProgress", "KafkaPipelineCommitStale"}},
 		{"idle input: nothing received, nothing to commit, lag 0", map[string]string{
 			"received": `kafka_pipeline_events_received_total{job="kafka-pipeline",instance="a"} 0+60000x20 1200000+0x50`,
 			"dlq":      `kafka_pipeline_events_dead_lettered_total{job="kafka-pipeline",instance="a",code="missing_field"} 0+3000x20 60000+0x50`,
 			"commit":   `kafka_pipeline_last_commit_timestamp_seconds{job="kafka-pipeline",instance="a"} 0+60x20 1200+0x50`,
-			"lag":      `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 20000+0x20 0+0x50`},
+			"lag":      `kafka_pipeline_consumer_lag_sum{job="kafka-pipeline",instance="a"} 2000+0x20 0+0x50`},
 			nil},
 		{"15 % dead letters", map[string]string{
 			"dlq": `kafka_pipeline_events_dead_lettered_total{job="kafka-pipeline",instance="a",code="invalid_json"} 0+9000x70`},

@@ -64,6 +64,11 @@ func checkCompose(r *report, root string) {
 		"pipeline stop_grace_period exceeds its shutdown timeout %s", shutdown)
 	r.check(pl.DependsOn["kafka"].Condition == "service_healthy" && pl.DependsOn["topics"].Condition == "service_completed_successfully",
 		"pipeline waits for a healthy broker and the created topics")
+	// `--scale pipeline=3` runs the same environment three times: one explicit instance id
+	// would be every replica's static member id and transactional.id (they would fence each
+	// other). The default, HOSTNAME-PID, differs per container.
+	_, fixedID := pl.Environment["KAFKA_PIPELINE_INSTANCE_ID"]
+	r.check(!fixedID, "pipeline sets no KAFKA_PIPELINE_INSTANCE_ID (replicas of --scale would share it)")
 	known := knownEnv(root)
 	for k := range pl.Environment {
 		if strings.HasPrefix(k, "KAFKA_PIPELINE_") && !known[k] && !isPending(root, k) {

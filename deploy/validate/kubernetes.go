@@ -144,7 +144,8 @@ func checkKubernetes(r *report, root string, crdPaths []string, kafkaScalerSourc
 		return
 	}
 	var (
-		dep     *appsv1.Deployment
+		sts     *appsv1.StatefulSet
+		svcs    = map[string]*corev1.Service{}
 		cms     = map[string]*corev1.ConfigMap{}
 		secrets = map[string]*corev1.Secret{}
 		pdb     *policyv1.PodDisruptionBudget
@@ -157,10 +158,17 @@ func checkKubernetes(r *report, root string, crdPaths []string, kafkaScalerSourc
 			r.check(!hasNS, "%s %s: namespace-free (no metadata.namespace)", m.kind, m.name)
 		}
 		switch m.apiVersion + "/" + m.kind {
+		case "apps/v1/StatefulSet":
+			sts = &appsv1.StatefulSet{}
+			if !strict(r, m, sts) {
+				sts = nil
+			}
 		case "apps/v1/Deployment":
-			dep = &appsv1.Deployment{}
-			if !strict(r, m, dep) {
-				dep = nil
+			r.errorf("Deployment %s (%s): run the pipeline as a StatefulSet (stable pod names are its static member ids and transactional ids)", m.name, m.file)
+		case "v1/Service":
+			svc := &corev1.Service{}
+			if strict(r, m, svc) {
+				svcs[svc.Name] = svc
 			}
 		case "v1/ConfigMap":
 			cm := &corev1.ConfigMap{}
@@ -195,8 +203,8 @@ func checkKubernetes(r *report, root string, crdPaths []string, kafkaScalerSourc
 	} else {
 		r.errorf("no kustomization.yaml")
 	}
-	if dep == nil {
-		r.errorf("no valid Deployment")
+	if sts == nil {
+		r.errorf("no valid StatefulSet")
 		return
 	}
 	cm := cms["kafka-pipeline"]
@@ -204,9 +212,9 @@ func checkKubernetes(r *report, root string, crdPaths []string, kafkaScalerSourc
 		r.errorf("no ConfigMap kafka-pipeline")
 		return
 	}
-	checkDeployment(r, root, dep, cm, secrets)
+	checkStatefulSet(r, root, sts, cm, secrets, svcs)
 	if pdb != nil {
-		r.check(selects(pdb.Spec.Selector.MatchLabels, dep.Spec.Template.Labels), "PodDisruptionBudget selects the Deployment's pods")
+		r.check(selects(pdb.Spec.Selector.MatchLabels, sts.Spec.Template.Labels), "PodDisruptionBudget selects the StatefulSet's pods")
 		r.check(pdb.Spec.MaxUnavailable != nil || pdb.Spec.MinAvailable != nil, "PodDisruptionBudget sets maxUnavailable or minAvailable")
 	} else {
 		r.errorf("no PodDisruptionBudget")
@@ -214,16 +222,16 @@ func checkKubernetes(r *report, root string, crdPaths []string, kafkaScalerSourc
 	if pm, ok := objs["PodMonitor"]; ok {
 		spec := pm.obj["spec"].(map[string]any)
 		sel := toStringMap(dig(spec, "selector", "matchLabels"))
-		r.check(selects(sel, dep.Spec.Template.Labels), "PodMonitor selects the Deployment's pods")
+		r.check(selects(sel, sts.Spec.Template.Labels), "PodMonitor selects the StatefulSet's pods")
 		ports := []string{}
 		for _, e := range spec["podMetricsEndpoints"].([]any) {
 			ports = append(ports, fmt.Sprint(e.(map[string]any)["port"]))
 		}
-		r.check(slices.Contains(ports, "metrics") && hasPortNamed(dep, "metrics"), "PodMonitor scrapes the container port named metrics")
-		r.check(spec["jobLabel"] == "app.kubernetes.io/name" && dep.Spec.Template.Labels["app.kubernetes.io/name"] == "kafka-pipeline",
+		r.check(slices.Contains(ports, "metrics") && hasPortNamed(sts, "metrics"), "PodMonitor scrapes the container port named metrics")
+		r.check(spec["jobLabel"] == "app.kubernetes.io/name" && sts.Spec.Template.Labels["app.kubernetes.io/name"] == "kafka-pipeline",
 			"PodMonitor's job label is kafka-pipeline (what the alerts' up{job=...} expects)")
 	}
-	checkKeda(r, objs, dep, cm, secrets, kafkaScalerSource)
+	checkKeda(r, objs, sts, cm, secrets, kafkaScalerSource)
 }
 
 func validateCustomResource(r *report, m manifest, s crdSchema) {
@@ -311,11 +319,23 @@ func checkEnvName(r *report, root string, known map[string]bool, name, where str
 	}
 }
 
-func checkDeployment(r *report, root string, dep *appsv1.Deployment, cm *corev1.ConfigMap, secrets map[string]*corev1.Secret) {
-	spec := dep.Spec.Template.Spec
-	r.check(dep.Spec.Selector != nil && selects(dep.Spec.Selector.MatchLabels, dep.Spec.Template.Labels),
-		"Deployment selector matches its pod template labels")
-	r.check(dep.Spec.Replicas == nil, "Deployment leaves replicas to the autoscaler")
+func checkStatefulSet(r *report, root string, sts *appsv1.StatefulSet, cm *corev1.ConfigMap, secrets map[string]*corev1.Secret, svcs map[string]*corev1.Service) {
+	spec := sts.Spec.Template.Spec
+	r.check(sts.Spec.Selector != nil && selects(sts.Spec.Selector.MatchLabels, sts.Spec.Template.Labels),
+		"StatefulSet selector matches its pod template labels")
+	r.check(sts.Spec.Replicas == nil, "StatefulSet leaves replicas to the autoscaler")
+	r.check(sts.Spec.PodManagementPolicy == appsv1.ParallelPodManagement,
+		"podManagementPolicy Parallel (members do not wait for one another; got %q)", sts.Spec.PodManagementPolicy)
+	us := sts.Spec.UpdateStrategy
+	r.check(us.Type == appsv1.RollingUpdateStatefulSetStrategyType &&
+		(us.RollingUpdate == nil || us.RollingUpdate.Partition == nil || *us.RollingUpdate.Partition == 0),
+		"updateStrategy RollingUpdate over every pod (partition 0; got type %q)", us.Type)
+	r.check(len(sts.Spec.VolumeClaimTemplates) == 0, "no volumeClaimTemplates: the pipeline keeps no state on disk")
+	if sts.Spec.ServiceName != "" {
+		svc := svcs[sts.Spec.ServiceName]
+		r.check(svc != nil && svc.Spec.ClusterIP == corev1.ClusterIPNone && selects(svc.Spec.Selector, sts.Spec.Template.Labels),
+			"serviceName %s is a headless Service selecting the pods", sts.Spec.ServiceName)
+	}
 	r.check(len(spec.Containers) == 1, "one container")
 	if len(spec.Containers) == 0 {
 		return
@@ -329,10 +349,22 @@ func checkDeployment(r *report, root string, dep *appsv1.Deployment, cm *corev1.
 		checkEnvName(r, root, known, e.Name, "container env")
 	}
 
+	// The instance id is the static member id (group.instance.id) and part of the
+	// transactional.id: it must be the pod's own stable name, never one value for all pods.
+	_, inCM := cm.Data["KAFKA_PIPELINE_INSTANCE_ID"]
+	r.check(!inCM, "ConfigMap sets no KAFKA_PIPELINE_INSTANCE_ID (one value for every pod: a shared static member id and transactional.id)")
+	fromName := false
+	for _, e := range c.Env {
+		if e.Name == "KAFKA_PIPELINE_INSTANCE_ID" {
+			fromName = e.Value == "" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+		}
+	}
+	r.check(fromName, "KAFKA_PIPELINE_INSTANCE_ID comes from the pod's metadata.name (stable in a StatefulSet)")
+
 	// Ports and probes against --metrics-addr.
 	addr := cm.Data["KAFKA_PIPELINE_METRICS_ADDR"]
 	r.check(addr == "0.0.0.0:9898", "metrics listen on 0.0.0.0:9898 in the pod (ConfigMap KAFKA_PIPELINE_METRICS_ADDR=%q)", addr)
-	r.check(hasPortNamed(dep, "metrics") && c.Ports[0].ContainerPort == 9898, "container port metrics is 9898")
+	r.check(hasPortNamed(sts, "metrics") && c.Ports[0].ContainerPort == 9898, "container port metrics is 9898")
 	probe := func(name string, p *corev1.Probe, path string) {
 		ok := p != nil && p.HTTPGet != nil && p.HTTPGet.Path == path && p.HTTPGet.Port.String() == "metrics"
 		r.check(ok, "%s probe: GET %s on port metrics", name, path)
@@ -366,7 +398,7 @@ func checkDeployment(r *report, root string, dep *appsv1.Deployment, cm *corev1.
 	req, lim := c.Resources.Requests, c.Resources.Limits
 	r.check(!req.Cpu().IsZero() && !req.Memory().IsZero() && !lim.Memory().IsZero(), "cpu and memory requests and a memory limit are set")
 	r.check(req.Memory().Cmp(*lim.Memory()) <= 0, "memory request <= limit")
-	r.check(req.Memory().Value() >= 135<<20, "memory request %s >= the measured peak RSS (135 MB, README benchmarks)", req.Memory())
+	r.check(req.Memory().Value() >= 180<<20, "memory request %s >= the measured peak RSS (180 MB, scripts/bench.sh)", req.Memory())
 	workers := cm.Data["KAFKA_PIPELINE_WORKERS"]
 	r.check(workers != "", "KAFKA_PIPELINE_WORKERS is set explicitly (default = cores the process sees)")
 	psc, csc := spec.SecurityContext, c.SecurityContext
@@ -404,7 +436,7 @@ func checkDeployment(r *report, root string, dep *appsv1.Deployment, cm *corev1.
 			}
 		}
 	}
-	props := propertiesOf(dep)
+	props := propertiesOf(sts)
 	if loc := props["ssl.ca.location"]; loc != "" {
 		mounted := false
 		for _, vm := range c.VolumeMounts {
@@ -418,9 +450,9 @@ func checkDeployment(r *report, root string, dep *appsv1.Deployment, cm *corev1.
 }
 
 // propertiesOf parses KAFKA_PIPELINE_PROPERTIES (key=value;...) from the container's env.
-func propertiesOf(dep *appsv1.Deployment) map[string]string {
+func propertiesOf(sts *appsv1.StatefulSet) map[string]string {
 	out := map[string]string{}
-	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+	for _, e := range sts.Spec.Template.Spec.Containers[0].Env {
 		if e.Name == "KAFKA_PIPELINE_PROPERTIES" {
 			for _, kv := range strings.Split(e.Value, ";") {
 				if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
@@ -460,7 +492,7 @@ func kedaParams(path string) (trigger, auth map[string][]string, err error) {
 	return trigger, auth, nil
 }
 
-func checkKeda(r *report, objs map[string]manifest, dep *appsv1.Deployment, cm *corev1.ConfigMap, secrets map[string]*corev1.Secret, scalerSource string) {
+func checkKeda(r *report, objs map[string]manifest, sts *appsv1.StatefulSet, cm *corev1.ConfigMap, secrets map[string]*corev1.Secret, scalerSource string) {
 	so, ok := objs["ScaledObject"]
 	if !ok {
 		r.errorf("no KEDA ScaledObject")
@@ -473,13 +505,23 @@ func checkKeda(r *report, objs map[string]manifest, dep *appsv1.Deployment, cm *
 	}
 	spec := so.obj["spec"].(map[string]any)
 	ref := spec["scaleTargetRef"].(map[string]any)
-	r.check(ref["name"] == dep.Name && (ref["kind"] == nil || ref["kind"] == "Deployment"), "ScaledObject targets Deployment %s", dep.Name)
+	// KEDA defaults a missing kind to Deployment: it must say StatefulSet.
+	r.check(ref["name"] == sts.Name && ref["kind"] == "StatefulSet" && ref["apiVersion"] == "apps/v1",
+		"ScaledObject targets StatefulSet %s (apps/v1, kind explicit)", sts.Name)
 	minR, _ := spec["minReplicaCount"].(float64)
 	maxR, _ := spec["maxReplicaCount"].(float64)
 	r.check(minR >= 1 && maxR >= minR, "1 <= minReplicaCount (%v) <= maxReplicaCount (%v)", minR, maxR)
 	triggers, _ := spec["triggers"].([]any)
 	r.check(len(triggers) == 1, "one trigger")
-	props := propertiesOf(dep)
+	props := propertiesOf(sts)
+	commitInterval := time.Second
+	if s, ok := cm.Data["KAFKA_PIPELINE_COMMIT_INTERVAL"]; ok {
+		if d, err := time.ParseDuration(s); err == nil {
+			commitInterval = d
+		} else {
+			r.errorf("KAFKA_PIPELINE_COMMIT_INTERVAL %q: %v", s, err)
+		}
+	}
 	for _, t := range triggers {
 		tm := t.(map[string]any)
 		r.check(tm["type"] == "kafka", "trigger type kafka")
@@ -500,11 +542,18 @@ func checkKeda(r *report, objs map[string]manifest, dep *appsv1.Deployment, cm *
 		r.check(md["topic"] == cm.Data["KAFKA_PIPELINE_INPUT_TOPIC"], "trigger topic = the pipeline's input topic (%s)", md["topic"])
 		r.check(md["bootstrapServers"] == cm.Data["KAFKA_PIPELINE_BROKERS"], "trigger bootstrapServers = the pipeline's brokers")
 		r.check(md["offsetResetPolicy"] == "earliest", "offsetResetPolicy earliest, like the pipeline's auto.offset.reset")
-		var threshold int64
+		var threshold float64
 		fmt.Sscan(md["lagThreshold"], &threshold)
-		// The committed position trails by window + lateness (20 s by default); a threshold of
-		// at least 100,000 keeps that structural lag from driving scale-out at modest rates.
-		r.check(threshold >= 100000, "lagThreshold %d is well above the ~20 s of traffic a healthy replica trails by", threshold)
+		// A healthy replica's committed position trails its input by up to two commit epochs,
+		// so KEDA adds a replica per threshold / (2 intervals) events/s. Held to 2-50 % of the
+		// lower end of one replica's measured throughput (scripts/bench.sh): below, the
+		// structural lag alone keeps KEDA at maxReplicaCount; above, a replica is past half its
+		// throughput before KEDA adds one.
+		const replicaEventsPerSecond = 250000
+		perReplica := threshold / (2 * commitInterval.Seconds())
+		r.check(perReplica >= 0.02*replicaEventsPerSecond && perReplica <= 0.5*replicaEventsPerSecond,
+			"lagThreshold %.0f = 2 commit intervals (%s) of %.0f events/s per replica, within 2-50 %% of the measured %d events/s",
+			threshold, commitInterval, perReplica, replicaEventsPerSecond)
 		// TLS/SASL agree with what the pipeline itself uses.
 		proto := props["security.protocol"]
 		wantTLS := "disable"
@@ -546,8 +595,8 @@ func selects(sel, labels map[string]string) bool {
 	return true
 }
 
-func hasPortNamed(dep *appsv1.Deployment, name string) bool {
-	for _, c := range dep.Spec.Template.Spec.Containers {
+func hasPortNamed(sts *appsv1.StatefulSet, name string) bool {
+	for _, c := range sts.Spec.Template.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.Name == name {
 				return true
