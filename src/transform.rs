@@ -1084,8 +1084,10 @@ fn check_timestamp(value: &Raw<'_>) -> Result<u64, Rejection> {
     match value {
         Raw::Int(v) if in_range(*v) => Ok(*v as u64),
         Raw::Int(_) => out_of_range(),
-        // Integers too big for 64 bits arrive as floats from both parsers.
-        Raw::Float(f) if f.fract() == 0.0 && f.abs() > MAX_TIMESTAMP as f64 => out_of_range(),
+        // Integers too big for 64 bits arrive as floats from both parsers; and a float beyond
+        // the range is out of range whatever its fraction: above 2^51 the two parsers may round
+        // a fraction differently (one to a whole number), so the fraction cannot decide.
+        Raw::Float(f) if f.abs() > MAX_TIMESTAMP as f64 => out_of_range(),
         Raw::Str(s) => {
             let s = trim(s);
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {

@@ -11,11 +11,12 @@
 //! # Merging and duplicates
 //!
 //! All records with the same window start are added up ([`super::record::merge_records`]). That
-//! is right because every record is an increment: an instance publishes each window once, and
-//! publishes it again only for events that arrive after a partial flush (shutdown, rebalance)
-//! or after a restart — new events, or events re-processed after a crash, which the
-//! at-least-once contract allows to count twice. "Last record per instance and window wins"
-//! would be wrong: after a partial flush, the second part would erase the first.
+//! is right because every record is an increment: an instance publishes, per commit epoch,
+//! what each window gained in that epoch (a delta), and a last, final delta once the window has
+//! closed; after a crash the re-processed epochs publish their deltas again (records the
+//! at-least-once contract allows to count twice; none in exactly-once mode, whose aborted
+//! deltas a read_committed reader never sees). "Last record per instance and window wins" would
+//! be wrong: every delta adds to the ones before it.
 //!
 //! What is dropped is an exact re-send: a record identical in every field (same instance, same
 //! publication time to the millisecond, same counts and sketches) to one already read for the
