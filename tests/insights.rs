@@ -93,12 +93,22 @@ fn traffic() -> (Vec<Rec>, BTreeMap<u64, Expected>) {
     (records, expected)
 }
 
+/// Every record of the (one-partition, non-transactional) insights topic, up to its end offset
+/// (there is one record per window and commit epoch, so a count known in advance would not
+/// do), merged by window; at least `at_least` of them.
 fn merged_windows(
     brokers: &str,
     topic: &str,
     at_least: usize,
 ) -> (BTreeMap<u64, InsightRecord>, Vec<InsightRecord>) {
-    let raw = read_all(brokers, topic, at_least, Duration::from_secs(30));
+    let end: i64 = end_offsets(brokers, topic, 1).values().sum();
+    let raw = read_all(
+        brokers,
+        topic,
+        at_least.max(end as usize),
+        Duration::from_secs(30),
+    );
+    assert_eq!(raw.len() as i64, end, "read the insights topic to its end");
     let records: Vec<InsightRecord> = raw
         .iter()
         .map(|r| {
