@@ -4,14 +4,34 @@
 //! ```text
 //! chaos account --input IN --output OUT --dlq DLQ [--brokers B] [--group G]
 //!               [--max-duplicates N] [--require-committed] [--committed-only] [--show N]
-//! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B]
+//! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B] [--replication-factor N]
 //! chaos alter-topic TOPIC key=value …                 [--brokers B]
 //! chaos delete-topic TOPIC …                          [--brokers B]
 //! chaos lag --group G --topic T                       [--brokers B]
 //!     (prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`)
 //! chaos wait-lag --group G --topic T --timeout SECS   [--brokers B]  (exit 1 on timeout)
 //! chaos produce-corpus --topic T --dir tests/data [--big] [--brokers B]
+//! chaos leaders --topic T                             [--brokers B]
+//!     (one `partition leader end` line per partition; leader -1: none)
+//! chaos watch-ends --topic T [--interval-ms 200]      [--brokers B]
+//!     (until killed: `unix_ms partition end` lines, one thread per partition)
+//! chaos recovery --ends FILE --at UNIX_MS [--until UNIX_MS]
+//!     (from watch-ends lines: how long the output took to flow again after UNIX_MS)
 //! ```
+//!
+//! Every reader here uses `isolation.level=read_committed` (librdkafka's default, stated):
+//! records of aborted or open transactions are not read, and the end offsets are the last
+//! stable offsets, so exactly-once runs are accounted as downstream readers see them.
+//!
+//! ## `recovery`
+//!
+//! For a fault injected at `--at` (a `kill -9` of a broker), from the output topic's end
+//! offsets sampled by `watch-ends`: `first` is the time to the first output delivered on any
+//! partition afterwards, `recover` the time until every partition has grown past its end
+//! offset at the fault (the partitions the dead broker led are the slow ones; they are named in
+//! `slow`, those over 2 s or never), and `gap` the longest time without any output on any partition
+//! between `--at` and `--until`. Printed as `RECOVERY first_ms=… recover_ms=… gap_ms=…
+//! slow=p:ms,…`; a partition that never grows again gives `recover_ms=never`.
 //!
 //! ## `account`
 //!
@@ -143,6 +163,7 @@ fn read_topic(
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "kafka-pipeline-account")
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.message.max.bytes", "10485760")
@@ -702,10 +723,155 @@ fn produce_corpus(chore: &Chore) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A consumer for metadata and end offsets (no group, read_committed end offsets).
+fn offsets_client(brokers: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("isolation.level", "read_committed")
+        .create()?)
+}
+
+fn partition_count(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<i32> {
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    match md.topics().first().map(|t| t.partitions().len() as i32) {
+        Some(n) if n > 0 => Ok(n),
+        _ => bail!("topic {topic} does not exist or has no partitions"),
+    }
+}
+
+/// `partition leader end`, one line per partition of `topic`.
+fn leaders(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let consumer = offsets_client(brokers)?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let t = md.topics().first().context("no metadata")?;
+    for p in t.partitions() {
+        let (_, end) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        println!("{} {} {end}", p.id(), p.leader());
+    }
+    Ok(())
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Samples the end offset of every partition of `topic` every `interval`, one thread per
+/// partition (a partition whose leader is dead only delays its own samples), until killed.
+fn watch_ends(brokers: &str, topic: &str, interval: Duration) -> anyhow::Result<()> {
+    let consumer = offsets_client(brokers)?;
+    let partitions = partition_count(&consumer, topic)?;
+    let consumer = &consumer;
+    std::thread::scope(|scope| {
+        for p in 0..partitions {
+            scope.spawn(move || loop {
+                let started = Instant::now();
+                if let Ok((_, end)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(1)) {
+                    println!("{} {p} {end}", unix_ms());
+                }
+                std::thread::sleep(interval.saturating_sub(started.elapsed()));
+            });
+        }
+    });
+    Ok(())
+}
+
+/// What `recovery` reports for one fault.
+#[derive(Debug, PartialEq)]
+struct Recovery {
+    /// Fault → first growth of any partition.
+    first_ms: Option<u64>,
+    /// Fault → every partition grown past its end at the fault (`None`: one never did).
+    recover_ms: Option<u64>,
+    /// Longest time without growth anywhere in [at, until].
+    gap_ms: u64,
+    /// Partitions that took over 2 s, with their time.
+    slow: Vec<(i32, u64)>,
+}
+
+/// Computes [`Recovery`] from `(unix_ms, partition, end)` samples in time order.
+fn recovery(samples: &[(u64, i32, i64)], at: u64, until: u64) -> Recovery {
+    let mut at_fault: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut previous: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut recovered: BTreeMap<i32, u64> = BTreeMap::new();
+    let (mut first, mut last_growth, mut gap) = (None, at, 0u64);
+    for &(t, p, end) in samples {
+        if t > until {
+            break;
+        }
+        let grew = previous.get(&p).is_some_and(|&before| end > before);
+        previous.insert(p, end);
+        if t <= at {
+            at_fault.insert(p, end);
+            continue;
+        }
+        if grew {
+            first.get_or_insert(t - at);
+            gap = gap.max(t - last_growth);
+            last_growth = t;
+        }
+        let base = at_fault.get(&p).copied().unwrap_or(i64::MIN);
+        if end > base {
+            recovered.entry(p).or_insert(t - at);
+        }
+    }
+    gap = gap.max(until.saturating_sub(last_growth));
+    let all: Vec<i32> = at_fault.keys().copied().collect();
+    let recover_ms = all
+        .iter()
+        .map(|p| recovered.get(p).copied())
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|times| times.into_iter().max());
+    // Over 2 s, or never (listed with the whole window).
+    let slow = all
+        .iter()
+        .filter(|p| recovered.get(p).is_none_or(|&ms| ms > 2000))
+        .map(|&p| (p, recovered.get(&p).copied().unwrap_or(until.saturating_sub(at))))
+        .collect();
+    Recovery {
+        first_ms: first,
+        recover_ms,
+        gap_ms: gap,
+        slow,
+    }
+}
+
+fn recovery_command(chore: &Chore) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(chore.flag("--ends")?)?;
+    let at: u64 = chore.flag("--at")?.parse()?;
+    let until: u64 = match chore.flags.get("--until") {
+        Some(u) => u.parse()?,
+        None => u64::MAX,
+    };
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        if let (Some(t), Some(p), Some(end)) = (fields.next(), fields.next(), fields.next()) {
+            if let (Ok(t), Ok(p), Ok(end)) = (t.parse(), p.parse(), end.parse()) {
+                samples.push((t, p, end));
+            }
+        }
+    }
+    samples.sort_by_key(|s| s.0);
+    let until = until.min(samples.last().map_or(at, |s| s.0));
+    let r = recovery(&samples, at, until);
+    let ms = |v: Option<u64>| v.map_or("never".to_string(), |v| v.to_string());
+    let slow: Vec<String> = r.slow.iter().map(|(p, ms)| format!("p{p}:{ms}")).collect();
+    println!(
+        "RECOVERY first_ms={} recover_ms={} gap_ms={} slow={}",
+        ms(r.first_ms),
+        ms(r.recover_ms),
+        r.gap_ms,
+        if slow.is_empty() { "-".into() } else { slow.join(",") }
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
-        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus …");
+        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus|leaders|watch-ends|recovery …");
     }
     let command = argv.remove(0);
     match command.as_str() {
@@ -717,12 +883,16 @@ fn main() -> anyhow::Result<()> {
                 _ => bail!("usage: chaos create-topic TOPIC PARTITIONS [key=value …]"),
             };
             let configs = chore.configs(2)?;
+            let replication = match chore.flags.get("--replication-factor") {
+                Some(rf) => rf.parse()?,
+                None => 1,
+            };
             admin::create_topic_if_missing(
                 &chore.brokers,
                 &[],
                 topic,
                 partitions,
-                1,
+                replication,
                 &pairs(&configs),
             )?;
             Ok(())
@@ -773,6 +943,52 @@ fn main() -> anyhow::Result<()> {
             }
         }
         "produce-corpus" => produce_corpus(&Chore::parse(argv, &["--big"])?),
+        "leaders" => {
+            let chore = Chore::parse(argv, &[])?;
+            leaders(&chore.brokers, chore.flag("--topic")?)
+        }
+        "watch-ends" => {
+            let chore = Chore::parse(argv, &[])?;
+            let interval = match chore.flags.get("--interval-ms") {
+                Some(ms) => Duration::from_millis(ms.parse()?),
+                None => Duration::from_millis(200),
+            };
+            watch_ends(&chore.brokers, chore.flag("--topic")?, interval)
+        }
+        "recovery" => recovery_command(&Chore::parse(argv, &[])?),
         other => bail!("unknown subcommand {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_finds_the_slow_partition_and_the_gap() {
+        // Partition 0 keeps growing every 200 ms; partition 1 stops at the fault (t=1000) and
+        // grows again at t=4000; nothing at all grows between 1200 and 2000.
+        let mut samples = vec![];
+        for t in (0..=6000).step_by(200) {
+            let p0 = if (1200..2000).contains(&t) { 1100 } else { t as i64 };
+            samples.push((t, 0, p0));
+            let p1 = if (1000..4000).contains(&t) { 1000 } else { t as i64 };
+            samples.push((t, 1, p1));
+        }
+        let r = recovery(&samples, 1000, 6000);
+        assert_eq!(r.first_ms, Some(200));
+        assert_eq!(r.recover_ms, Some(3000));
+        assert_eq!(r.gap_ms, 800);
+        assert_eq!(r.slow, vec![(1, 3000)]);
+    }
+
+    #[test]
+    fn a_partition_that_never_grows_again_is_never_recovered() {
+        let samples = [(0, 0, 5), (500, 0, 6), (1000, 0, 6), (2000, 0, 6)];
+        let r = recovery(&samples, 600, 2000);
+        assert_eq!(r.recover_ms, None);
+        assert_eq!(r.first_ms, None);
+        assert_eq!(r.gap_ms, 1400);
+        assert_eq!(r.slow, vec![(0, 1400)]);
     }
 }
