@@ -27,9 +27,9 @@
 //!
 //! For a fault injected at `--at` (a `kill -9` of a broker), from the output topic's end
 //! offsets sampled by `watch-ends`: `first` is the time to the first output delivered on any
-//! partition afterwards, `recover` the time until every partition has grown past its end
-//! offset at the fault (the partitions the dead broker led are the slow ones; they are named in
-//! `slow`, those over 2 s or never), and `gap` the longest time without any output on any partition
+//! partition afterwards (often output that was in flight), `recover` the time until output
+//! flows again on every partition that stalled (went over 1 s without growing; named in `slow`
+//! with their longest stall), and `gap` the longest time without any output on any partition
 //! between `--at` and `--until`. Printed as `RECOVERY first_ms=… recover_ms=… gap_ms=…
 //! slow=p:ms,…`; a partition that never grows again gives `recover_ms=never`.
 //!
@@ -782,19 +782,26 @@ fn watch_ends(brokers: &str, topic: &str, interval: Duration) -> anyhow::Result<
 struct Recovery {
     /// Fault → first growth of any partition.
     first_ms: Option<u64>,
-    /// Fault → every partition grown past its end at the fault (`None`: one never did).
+    /// Fault → output flowing again on every partition that stalled (`None`: one never grew
+    /// again); 0 when none stalled.
     recover_ms: Option<u64>,
     /// Longest time without growth anywhere in [at, until].
     gap_ms: u64,
-    /// Partitions that took over 2 s, with their time.
+    /// Partitions that stalled (a gap over [`STALL_MS`]), with their longest gap.
     slow: Vec<(i32, u64)>,
 }
 
-/// Computes [`Recovery`] from `(unix_ms, partition, end)` samples in time order.
+/// A partition without growth for longer than this stalled (at 3,000 events/s over 6
+/// partitions each grows at every 200 ms sample).
+const STALL_MS: u64 = 1000;
+
+/// Computes [`Recovery`] from `(unix_ms, partition, end)` samples in time order. Output that
+/// was already in flight lands right after a fault, so "recovered" is not the first growth
+/// but the end of each partition's longest stall in the window.
 fn recovery(samples: &[(u64, i32, i64)], at: u64, until: u64) -> Recovery {
-    let mut at_fault: BTreeMap<i32, i64> = BTreeMap::new();
     let mut previous: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut recovered: BTreeMap<i32, u64> = BTreeMap::new();
+    // Per partition: last growth (or the fault), longest gap, when that gap ended.
+    let mut stalls: BTreeMap<i32, (u64, u64, Option<u64>)> = BTreeMap::new();
     let (mut first, mut last_growth, mut gap) = (None, at, 0u64);
     for &(t, p, end) in samples {
         if t > until {
@@ -803,32 +810,37 @@ fn recovery(samples: &[(u64, i32, i64)], at: u64, until: u64) -> Recovery {
         let grew = previous.get(&p).is_some_and(|&before| end > before);
         previous.insert(p, end);
         if t <= at {
-            at_fault.insert(p, end);
+            stalls.insert(p, (at, 0, None));
             continue;
         }
         if grew {
             first.get_or_insert(t - at);
             gap = gap.max(t - last_growth);
             last_growth = t;
-        }
-        let base = at_fault.get(&p).copied().unwrap_or(i64::MIN);
-        if end > base {
-            recovered.entry(p).or_insert(t - at);
+            if let Some((last, longest, ended)) = stalls.get_mut(&p) {
+                if t - *last > *longest {
+                    *longest = t - *last;
+                    *ended = Some(t);
+                }
+                *last = t;
+            }
         }
     }
     gap = gap.max(until.saturating_sub(last_growth));
-    let all: Vec<i32> = at_fault.keys().copied().collect();
-    let recover_ms = all
-        .iter()
-        .map(|p| recovered.get(p).copied())
-        .collect::<Option<Vec<u64>>>()
-        .and_then(|times| times.into_iter().max());
-    // Over 2 s, or never (listed with the whole window).
-    let slow = all
-        .iter()
-        .filter(|p| recovered.get(p).is_none_or(|&ms| ms > 2000))
-        .map(|&p| (p, recovered.get(&p).copied().unwrap_or(until.saturating_sub(at))))
-        .collect();
+    let mut recover_ms = Some(0);
+    let mut slow = Vec::new();
+    for (&p, &(last, longest, ended)) in &stalls {
+        let open = until.saturating_sub(last);
+        if open > STALL_MS && open >= longest {
+            // Still stalled at the end of the window.
+            recover_ms = None;
+            slow.push((p, open));
+        } else if longest > STALL_MS {
+            let ended = ended.unwrap_or(at);
+            recover_ms = recover_ms.map(|r: u64| r.max(ended - at));
+            slow.push((p, longest));
+        }
+    }
     Recovery {
         first_ms: first,
         recover_ms,
@@ -863,7 +875,11 @@ fn recovery_command(chore: &Chore) -> anyhow::Result<()> {
         ms(r.first_ms),
         ms(r.recover_ms),
         r.gap_ms,
-        if slow.is_empty() { "-".into() } else { slow.join(",") }
+        if slow.is_empty() {
+            "-".into()
+        } else {
+            slow.join(",")
+        }
     );
     Ok(())
 }
@@ -965,30 +981,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recovery_finds_the_slow_partition_and_the_gap() {
-        // Partition 0 keeps growing every 200 ms; partition 1 stops at the fault (t=1000) and
-        // grows again at t=4000; nothing at all grows between 1200 and 2000.
+    fn recovery_is_the_end_of_the_stall_not_the_first_output() {
+        // Partition 0 grows every 200 ms except between 1400 and 2000 (a short pause);
+        // partition 1 grows once right after the fault (in-flight output), then stalls until
+        // 4000; nothing at all grows between 1400 and 2000.
         let mut samples = vec![];
         for t in (0..=6000).step_by(200) {
-            let p0 = if (1200..2000).contains(&t) { 1100 } else { t as i64 };
+            let p0 = if (1400..2000).contains(&t) {
+                1200
+            } else {
+                t as i64
+            };
             samples.push((t, 0, p0));
-            let p1 = if (1000..4000).contains(&t) { 1000 } else { t as i64 };
+            let p1 = if (1200..4000).contains(&t) {
+                1200
+            } else {
+                t as i64
+            };
             samples.push((t, 1, p1));
         }
         let r = recovery(&samples, 1000, 6000);
         assert_eq!(r.first_ms, Some(200));
-        assert_eq!(r.recover_ms, Some(3000));
+        assert_eq!(r.recover_ms, Some(3000), "{r:?}");
         assert_eq!(r.gap_ms, 800);
-        assert_eq!(r.slow, vec![(1, 3000)]);
+        assert_eq!(r.slow, vec![(1, 2800)]);
     }
 
     #[test]
     fn a_partition_that_never_grows_again_is_never_recovered() {
-        let samples = [(0, 0, 5), (500, 0, 6), (1000, 0, 6), (2000, 0, 6)];
-        let r = recovery(&samples, 600, 2000);
+        let samples = [(0, 0, 5), (500, 0, 6), (1000, 0, 6), (3000, 0, 6)];
+        let r = recovery(&samples, 600, 3000);
         assert_eq!(r.recover_ms, None);
         assert_eq!(r.first_ms, None);
-        assert_eq!(r.gap_ms, 1400);
-        assert_eq!(r.slow, vec![(0, 1400)]);
+        assert_eq!(r.gap_ms, 2400);
+        assert_eq!(r.slow, vec![(0, 2400)]);
+    }
+
+    #[test]
+    fn no_stall_recovers_at_once() {
+        let samples: Vec<_> = (0..=20).map(|i| (i * 200, 0, i as i64)).collect();
+        let r = recovery(&samples, 1000, 4000);
+        assert_eq!((r.recover_ms, r.gap_ms, r.slow), (Some(0), 200, vec![]));
     }
 }

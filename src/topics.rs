@@ -244,14 +244,17 @@ fn describe(metadata: &Metadata, topic: &str) -> Option<(i32, i32)> {
 
 /// The effective `min.insync.replicas` of `topic` (its own setting or the broker default).
 fn min_insync_replicas(kafka: &KafkaArgs, topic: &str) -> Result<i32, PipelineError> {
-    let admin_error = |e: String| PipelineError::Admin(format!("reading the configuration of topic {topic}: {e}"));
+    let admin_error = |e: String| {
+        PipelineError::Admin(format!("reading the configuration of topic {topic}: {e}"))
+    };
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &kafka.brokers);
     for (k, v) in &kafka.properties {
         config.set(k, v);
     }
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
     let options = AdminOptions::new().request_timeout(Some(OPERATION_TIMEOUT));
     let described = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
         .map_err(|e| admin_error(e.to_string()))?;
