@@ -4,14 +4,34 @@
 //! ```text
 //! chaos account --input IN --output OUT --dlq DLQ [--brokers B] [--group G]
 //!               [--max-duplicates N] [--require-committed] [--committed-only] [--show N]
-//! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B]
+//! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B] [--replication-factor N]
 //! chaos alter-topic TOPIC key=value …                 [--brokers B]
 //! chaos delete-topic TOPIC …                          [--brokers B]
 //! chaos lag --group G --topic T                       [--brokers B]
 //!     (prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`)
 //! chaos wait-lag --group G --topic T --timeout SECS   [--brokers B]  (exit 1 on timeout)
 //! chaos produce-corpus --topic T --dir tests/data [--big] [--brokers B]
+//! chaos leaders --topic T                             [--brokers B]
+//!     (one `partition leader end` line per partition; leader -1: none)
+//! chaos watch-ends --topic T [--interval-ms 200]      [--brokers B]
+//!     (until killed: `unix_ms partition end` lines, one thread per partition)
+//! chaos recovery --ends FILE --at UNIX_MS [--until UNIX_MS]
+//!     (from watch-ends lines: how long the output took to flow again after UNIX_MS)
 //! ```
+//!
+//! Every reader here uses `isolation.level=read_committed` (librdkafka's default, stated):
+//! records of aborted or open transactions are not read, and the end offsets are the last
+//! stable offsets, so exactly-once runs are accounted as downstream readers see them.
+//!
+//! ## `recovery`
+//!
+//! For a fault injected at `--at` (a `kill -9` of a broker), from the output topic's end
+//! offsets sampled by `watch-ends`: `first` is the time to the first output delivered on any
+//! partition afterwards (often output that was in flight), `recover` the time until output
+//! flows again on every partition that stalled (went over 1 s without growing; named in `slow`
+//! with their longest stall), and `gap` the longest time without any output on any partition
+//! between `--at` and `--until`. Printed as `RECOVERY first_ms=… recover_ms=… gap_ms=…
+//! slow=p:ms,…`; a partition that never grows again gives `recover_ms=never`.
 //!
 //! ## `account`
 //!
@@ -143,6 +163,7 @@ fn read_topic(
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "kafka-pipeline-account")
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.message.max.bytes", "10485760")
@@ -702,10 +723,171 @@ fn produce_corpus(chore: &Chore) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A consumer for metadata and end offsets (no group, read_committed end offsets).
+fn offsets_client(brokers: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("isolation.level", "read_committed")
+        .create()?)
+}
+
+fn partition_count(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<i32> {
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    match md.topics().first().map(|t| t.partitions().len() as i32) {
+        Some(n) if n > 0 => Ok(n),
+        _ => bail!("topic {topic} does not exist or has no partitions"),
+    }
+}
+
+/// `partition leader end`, one line per partition of `topic`.
+fn leaders(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let consumer = offsets_client(brokers)?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let t = md.topics().first().context("no metadata")?;
+    for p in t.partitions() {
+        let (_, end) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        println!("{} {} {end}", p.id(), p.leader());
+    }
+    Ok(())
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Samples the end offset of every partition of `topic` every `interval`, one thread per
+/// partition (a partition whose leader is dead only delays its own samples), until killed.
+fn watch_ends(brokers: &str, topic: &str, interval: Duration) -> anyhow::Result<()> {
+    let consumer = offsets_client(brokers)?;
+    let partitions = partition_count(&consumer, topic)?;
+    let consumer = &consumer;
+    std::thread::scope(|scope| {
+        for p in 0..partitions {
+            scope.spawn(move || loop {
+                let started = Instant::now();
+                if let Ok((_, end)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(1)) {
+                    println!("{} {p} {end}", unix_ms());
+                }
+                std::thread::sleep(interval.saturating_sub(started.elapsed()));
+            });
+        }
+    });
+    Ok(())
+}
+
+/// What `recovery` reports for one fault.
+#[derive(Debug, PartialEq)]
+struct Recovery {
+    /// Fault → first growth of any partition.
+    first_ms: Option<u64>,
+    /// Fault → output flowing again on every partition that stalled (`None`: one never grew
+    /// again); 0 when none stalled.
+    recover_ms: Option<u64>,
+    /// Longest time without growth anywhere in [at, until].
+    gap_ms: u64,
+    /// Partitions that stalled (a gap over [`STALL_MS`]), with their longest gap.
+    slow: Vec<(i32, u64)>,
+}
+
+/// A partition without growth for longer than this stalled (at 3,000 events/s over 6
+/// partitions each grows at every 200 ms sample).
+const STALL_MS: u64 = 1000;
+
+/// Computes [`Recovery`] from `(unix_ms, partition, end)` samples in time order. Output that
+/// was already in flight lands right after a fault, so "recovered" is not the first growth
+/// but the end of each partition's longest stall in the window.
+fn recovery(samples: &[(u64, i32, i64)], at: u64, until: u64) -> Recovery {
+    let mut previous: BTreeMap<i32, i64> = BTreeMap::new();
+    // Per partition: last growth (or the fault), longest gap, when that gap ended.
+    let mut stalls: BTreeMap<i32, (u64, u64, Option<u64>)> = BTreeMap::new();
+    let (mut first, mut last_growth, mut gap) = (None, at, 0u64);
+    for &(t, p, end) in samples {
+        if t > until {
+            break;
+        }
+        let grew = previous.get(&p).is_some_and(|&before| end > before);
+        previous.insert(p, end);
+        if t <= at {
+            stalls.insert(p, (at, 0, None));
+            continue;
+        }
+        if grew {
+            first.get_or_insert(t - at);
+            gap = gap.max(t - last_growth);
+            last_growth = t;
+            if let Some((last, longest, ended)) = stalls.get_mut(&p) {
+                if t - *last > *longest {
+                    *longest = t - *last;
+                    *ended = Some(t);
+                }
+                *last = t;
+            }
+        }
+    }
+    gap = gap.max(until.saturating_sub(last_growth));
+    let mut recover_ms = Some(0);
+    let mut slow = Vec::new();
+    for (&p, &(last, longest, ended)) in &stalls {
+        let open = until.saturating_sub(last);
+        if open > STALL_MS && open >= longest {
+            // Still stalled at the end of the window.
+            recover_ms = None;
+            slow.push((p, open));
+        } else if longest > STALL_MS {
+            let ended = ended.unwrap_or(at);
+            recover_ms = recover_ms.map(|r: u64| r.max(ended - at));
+            slow.push((p, longest));
+        }
+    }
+    Recovery {
+        first_ms: first,
+        recover_ms,
+        gap_ms: gap,
+        slow,
+    }
+}
+
+fn recovery_command(chore: &Chore) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(chore.flag("--ends")?)?;
+    let at: u64 = chore.flag("--at")?.parse()?;
+    let until: u64 = match chore.flags.get("--until") {
+        Some(u) => u.parse()?,
+        None => u64::MAX,
+    };
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        if let (Some(t), Some(p), Some(end)) = (fields.next(), fields.next(), fields.next()) {
+            if let (Ok(t), Ok(p), Ok(end)) = (t.parse(), p.parse(), end.parse()) {
+                samples.push((t, p, end));
+            }
+        }
+    }
+    samples.sort_by_key(|s| s.0);
+    let until = until.min(samples.last().map_or(at, |s| s.0));
+    let r = recovery(&samples, at, until);
+    let ms = |v: Option<u64>| v.map_or("never".to_string(), |v| v.to_string());
+    let slow: Vec<String> = r.slow.iter().map(|(p, ms)| format!("p{p}:{ms}")).collect();
+    println!(
+        "RECOVERY first_ms={} recover_ms={} gap_ms={} slow={}",
+        ms(r.first_ms),
+        ms(r.recover_ms),
+        r.gap_ms,
+        if slow.is_empty() {
+            "-".into()
+        } else {
+            slow.join(",")
+        }
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
-        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus …");
+        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus|leaders|watch-ends|recovery …");
     }
     let command = argv.remove(0);
     match command.as_str() {
@@ -717,12 +899,16 @@ fn main() -> anyhow::Result<()> {
                 _ => bail!("usage: chaos create-topic TOPIC PARTITIONS [key=value …]"),
             };
             let configs = chore.configs(2)?;
+            let replication = match chore.flags.get("--replication-factor") {
+                Some(rf) => rf.parse()?,
+                None => 1,
+            };
             admin::create_topic_if_missing(
                 &chore.brokers,
                 &[],
                 topic,
                 partitions,
-                1,
+                replication,
                 &pairs(&configs),
             )?;
             Ok(())
@@ -773,6 +959,68 @@ fn main() -> anyhow::Result<()> {
             }
         }
         "produce-corpus" => produce_corpus(&Chore::parse(argv, &["--big"])?),
+        "leaders" => {
+            let chore = Chore::parse(argv, &[])?;
+            leaders(&chore.brokers, chore.flag("--topic")?)
+        }
+        "watch-ends" => {
+            let chore = Chore::parse(argv, &[])?;
+            let interval = match chore.flags.get("--interval-ms") {
+                Some(ms) => Duration::from_millis(ms.parse()?),
+                None => Duration::from_millis(200),
+            };
+            watch_ends(&chore.brokers, chore.flag("--topic")?, interval)
+        }
+        "recovery" => recovery_command(&Chore::parse(argv, &[])?),
         other => bail!("unknown subcommand {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_is_the_end_of_the_stall_not_the_first_output() {
+        // Partition 0 grows every 200 ms except between 1400 and 2000 (a short pause);
+        // partition 1 grows once right after the fault (in-flight output), then stalls until
+        // 4000; nothing at all grows between 1400 and 2000.
+        let mut samples = vec![];
+        for t in (0..=6000).step_by(200) {
+            let p0 = if (1400..2000).contains(&t) {
+                1200
+            } else {
+                t as i64
+            };
+            samples.push((t, 0, p0));
+            let p1 = if (1200..4000).contains(&t) {
+                1200
+            } else {
+                t as i64
+            };
+            samples.push((t, 1, p1));
+        }
+        let r = recovery(&samples, 1000, 6000);
+        assert_eq!(r.first_ms, Some(200));
+        assert_eq!(r.recover_ms, Some(3000), "{r:?}");
+        assert_eq!(r.gap_ms, 800);
+        assert_eq!(r.slow, vec![(1, 2800)]);
+    }
+
+    #[test]
+    fn a_partition_that_never_grows_again_is_never_recovered() {
+        let samples = [(0, 0, 5), (500, 0, 6), (1000, 0, 6), (3000, 0, 6)];
+        let r = recovery(&samples, 600, 3000);
+        assert_eq!(r.recover_ms, None);
+        assert_eq!(r.first_ms, None);
+        assert_eq!(r.gap_ms, 2400);
+        assert_eq!(r.slow, vec![(0, 2400)]);
+    }
+
+    #[test]
+    fn no_stall_recovers_at_once() {
+        let samples: Vec<_> = (0..=20).map(|i| (i * 200, 0, i as i64)).collect();
+        let r = recovery(&samples, 1000, 4000);
+        assert_eq!((r.recover_ms, r.gap_ms, r.slow), (Some(0), 200, vec![]));
     }
 }

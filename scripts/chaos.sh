@@ -3,11 +3,14 @@
 # accounts for every input record (target/release/examples/chaos account: lost, misrouted,
 # wrong code, duplicates, committed vs end) and prints a table.
 #
-#   scripts/chaos.sh                  every scenario, full size (about 17 minutes)
+#   scripts/chaos.sh                  every scenario, full size (about 23 minutes)
 #   scripts/chaos.sh --quick          short graceful, scaleout and hostile runs and 60 s of
 #                                     fuzzing (what CI runs, ~3 minutes)
 #   scripts/chaos.sh [--quick] NAME…  only these scenarios:
 #       kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz
+#       failover failover-eos
+#   (failover and failover-eos run on the three-node cluster of `scripts/kafka.sh cluster`,
+#   started if it is not running and then stopped again at the end; not part of --quick)
 #
 # Environment: CHAOS_BROKERS (default localhost:29092, the shared broker, which is never
 # stopped), CHAOS_PRIVATE_PORT (the broker-restart scenario starts, stops and restarts its own
@@ -15,7 +18,11 @@
 # default: a free port; scripts/kafka.sh refuses a port some other process listens on),
 # CHAOS_KEEP_TOPICS=1 (keep the scenario topics),
 # CHAOS_PROFILE=debug (use target/debug binaries, e.g. in CI right after `cargo test`),
-# CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 180 full).
+# CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 180 full), CHAOS_FAILOVER_RATE (events/s
+# of the failover scenarios, default 3000), CHAOS_CLUSTER_BASE_PORT (the cluster's
+# KAFKA_CLUSTER_BASE_PORT, default 29100: nodes on 29110, 29120, 29130), CHAOS_CLUSTER_CONFIG
+# (broker settings for the cluster, KAFKA_EXTRA_CONFIG of scripts/kafka.sh, e.g.
+# "broker.session.timeout.ms=3000"; takes effect where this run starts or restarts a node).
 # Logs, RSS samples and the table go to target/chaos/<run>/. Exit status 1 if a scenario fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,15 +32,15 @@ scenarios=()
 for arg in "$@"; do
   case $arg in
     --quick) quick=1 ;;
-    kill9 | kill9-eos | crashloop | graceful | broker | scaleout | unwritable | hostile | backpressure | fuzz) scenarios+=("$arg") ;;
-    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    kill9 | kill9-eos | crashloop | graceful | broker | scaleout | unwritable | hostile | backpressure | fuzz | failover | failover-eos) scenarios+=("$arg") ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 if ((${#scenarios[@]} == 0)); then
   if ((quick)); then
     scenarios=(graceful scaleout hostile fuzz)
   else
-    scenarios=(kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz)
+    scenarios=(kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz failover failover-eos)
   fi
 fi
 
@@ -68,6 +75,11 @@ free_port() {
 private_port=${CHAOS_PRIVATE_PORT:-$(free_port)}
 # Its own data directory: fresh each run, next to the run's logs.
 private_kafka() { KAFKA_PORT=$private_port KAFKA_BROKER_DATA=$PWD/$out/private-broker scripts/kafka.sh "$@"; }
+cluster_base=${CHAOS_CLUSTER_BASE_PORT:-29100}
+cluster_kafka() {
+  KAFKA_CLUSTER_BASE_PORT=$cluster_base KAFKA_EXTRA_CONFIG=${CHAOS_CLUSTER_CONFIG:-} \
+    scripts/kafka.sh cluster "$@"
+}
 
 if [[ $profile == release ]]; then
   cargo build --release --locked --bin kafka-pipeline --example chaos
@@ -81,6 +93,8 @@ scripts/kafka.sh start
 declare -A pids=()    # pipeline name -> pid
 background=()         # other pids (load generators, RSS samplers)
 private_broker=0
+cluster_started=0     # this run started the three-node cluster: stop it on exit
+cluster_brokers=""
 
 cleanup() {
   local pid
@@ -88,6 +102,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   if ((private_broker)); then private_kafka stop || true; fi
+  if ((cluster_started)); then cluster_kafka stop || true; fi
   rm -rf "$out/private-broker/logs"
 }
 trap cleanup EXIT
@@ -152,12 +167,18 @@ wait_loadgen() {
 }
 
 # topics BROKERS INPUT PARTITIONS [input configs…]: input, -out (same partitions), -dlq.
+# With topic_rf=3 (the cluster): 3 replicas, min.insync.replicas=2, and -insights too.
+topic_rf=1
 topics() {
-  local b=$1 input=$2 partitions=$3
+  local b=$1 input=$2 partitions=$3 rf=(--replication-factor "$topic_rf") isr=()
   shift 3
-  "$tool" create-topic --brokers "$b" "$input" "$partitions" "$@"
-  "$tool" create-topic --brokers "$b" "$input-out" "$partitions"
-  "$tool" create-topic --brokers "$b" "$input-dlq" 1 max.message.bytes=2000000
+  if ((topic_rf >= 3)); then isr=(min.insync.replicas=2); fi
+  "$tool" create-topic --brokers "$b" "${rf[@]}" "$input" "$partitions" "${isr[@]}" "$@"
+  "$tool" create-topic --brokers "$b" "${rf[@]}" "$input-out" "$partitions" "${isr[@]}"
+  "$tool" create-topic --brokers "$b" "${rf[@]}" "$input-dlq" 1 max.message.bytes=2000000 "${isr[@]}"
+  if ((topic_rf > 1)); then
+    "$tool" create-topic --brokers "$b" "${rf[@]}" "$input-insights" 1 "${isr[@]}"
+  fi
 }
 
 drop_topics() {
@@ -364,6 +385,8 @@ scenario_broker() {
   drop_topics "$b" "$input"
   private_kafka stop
   private_broker=0
+cluster_started=0     # this run started the three-node cluster: stop it on exit
+cluster_brokers=""
 }
 
 # 4. Scale-out to three instances, then a graceful leave and a kill -9.
@@ -511,6 +534,112 @@ scenario_fuzz() {
   finish "$execs"
 }
 
+# 9. Failover on the three-node cluster (replication factor 3, min.insync.replicas 2): the
+# leader of the busiest input partition, then the group coordinator, killed with kill -9 and
+# restarted 15 s later, under steady labelled traffic; one pipeline process throughout, with
+# all three nodes as its bootstrap list and librdkafka's defaults. A leader change is not a
+# crash of the pipeline: nothing may be lost or duplicated. Per kill: time to the first output
+# delivered afterwards and until every output partition grows again (the output topic's end
+# offsets sampled every 200 ms by `chaos watch-ends`), the longest time without any output,
+# and how long after the restart the lag is back to steady state (at most 3 s of traffic: with
+# 1 s commit epochs the committed offsets trail the input by 1-2 s of it under load). The
+# kills also go to $out/failover.tsv (the README's failover table).
+ensure_cluster() {
+  [[ -z $cluster_brokers ]] || return 0
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$((cluster_base + 10))") 2>/dev/null; then cluster_started=1; fi
+  cluster_kafka start
+  cluster_brokers=$(cluster_kafka bootstrap)
+}
+
+# kill_node WHAT NODE: kill -9, restart after 15 s, wait for the lag, measure the recovery.
+kill_node() {
+  local what=$1 node=$2 at lag="" restarted back deadline recovery
+  at=$(date +%s%3N)
+  cluster_kafka kill "$node"
+  log "killed node $node ($what) with SIGKILL"
+  sleep 15
+  cluster_kafka restart "$node"
+  restarted=$SECONDS
+  local took=$((($(date +%s%3N) - at) / 1000))
+  deadline=$((SECONDS + 30))
+  back=never
+  while ((SECONDS <= deadline)); do
+    lag=$(lag_total "$b" "$group" "$input" 2>/dev/null || true)
+    if [[ -n $lag ]] && ((lag <= threshold)); then back=$((SECONDS - restarted)); break; fi
+    sleep 1
+  done
+  if [[ $back == never ]]; then
+    fail "lag not back under $threshold within 30 s of restarting node $node (last: ${lag:-?})"
+    back="over 30"
+  fi
+  log "node $node answering again ${took} s after the kill; lag $lag ${back} s later"
+  sleep 10
+  recovery=$("$tool" recovery --ends "$ends" --at "$at")
+  log "$recovery"
+  local first recover gap slow
+  first=$(sed -n 's/.*first_ms=\([^ ]*\).*/\1/p' <<<"$recovery")
+  recover=$(sed -n 's/.*recover_ms=\([^ ]*\).*/\1/p' <<<"$recovery")
+  gap=$(sed -n 's/.*gap_ms=\([^ ]*\).*/\1/p' <<<"$recovery")
+  slow=$(sed -n 's/.*slow=\([^ ]*\).*/\1/p' <<<"$recovery")
+  secs() { [[ $1 == never ]] && echo never || awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
+  if [[ $recover == never ]]; then fail "output partitions $slow did not grow again after killing node $node"; fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s s\t%s s\t%s\n' "$scenario" "$guarantee" "$node ($what)" \
+    "$(secs "$first")" "$(secs "$recover")" "$(secs "$gap")" "$took" "$back" "$slow" >>"$out/failover.tsv"
+  kill_notes+=("node $node ($what): all output +$(secs "$recover"), gap $(secs "$gap"), lag back ${back} s after the restart")
+}
+
+failover() {
+  local guarantee=$1 rate=${CHAOS_FAILOVER_RATE:-3000}
+  begin "$scenario_name" "3-node cluster: kill -9 the busiest input partition's leader, then the group coordinator, $rate/s, $guarantee"
+  ensure_cluster
+  local b=$cluster_brokers input=chaos-$scenario_name-$run_id group=chaos-$scenario_name-$run_id-g
+  local threshold=$((3 * rate)) ends=$logs/ends.txt watcher busiest leader coordinator name=$scenario_name-1
+  kill_notes=()
+  topic_rf=3
+  topics "$b" "$input" 6
+  topic_rf=1
+  start_pipeline "$name" "$b" "$input" "$group" --guarantee "$guarantee"
+  loadgen "$b" "$input" --profile realistic --rate "$rate" --count $((rate * 900)) --seed 18
+  "$tool" watch-ends --brokers "$b" --topic "$input-out" >"$ends" 2>"$logs/watch.log" &
+  watcher=$!
+  background+=("$watcher")
+  sleep 20
+  log "steady state: lag $(lag_total "$b" "$group" "$input" || true)"
+  read -r busiest leader _ < <("$tool" leaders --brokers "$b" --topic "$input" | sort -k3,3nr | head -n 1)
+  kill_node "leader of input partition $busiest" "$leader"
+  coordinator=$(cluster_kafka groups --describe --group "$group" --state 2>/dev/null |
+    sed -n 's/.*(\([0-9][0-9]*\)).*/\1/p' | head -n 1)
+  if [[ -n $coordinator ]]; then
+    kill_node "group coordinator" "$coordinator"
+  else
+    fail "could not find the group coordinator"
+  fi
+  kill -TERM "$loadgen_pid" 2>/dev/null || true
+  wait "$loadgen_pid" 2>/dev/null || true
+  tail -n 1 "$logs/loadgen.log" >&2
+  if kill -0 "${pids[$name]}" 2>/dev/null; then
+    "$tool" wait-lag --brokers "$b" --group "$group" --topic "$input" --timeout 60 >&2 ||
+      fail "lag did not reach 0 after the traffic stopped"
+    stop_pipeline "$name" TERM 0
+  else
+    local rc=0
+    wait "${pids[$name]}" || rc=$?
+    unset "pids[$name]"
+    fail "the pipeline did not survive the failovers (exit $rc; see $logs/$name.log)"
+    # Account anyway: a fresh process finishes the input.
+    start_pipeline "$scenario_name-final" "$b" "$input" "$group" --guarantee "$guarantee" --exit-at-end
+    wait_pipeline "$scenario_name-final"
+  fi
+  kill "$watcher" 2>/dev/null || true
+  account "$b" "$input" "$group" --require-committed --max-duplicates 0
+  extra_note="$rate/s, $guarantee, one process; $(IFS=';'; echo "${kill_notes[*]}")"
+  finish
+  drop_topics "$b" "$input"
+}
+
+scenario_failover() { scenario_name=failover; failover at-least-once; }
+scenario_failover-eos() { scenario_name=failover-eos; failover exactly-once; }
+
 for s in "${scenarios[@]}"; do
   "scenario_$s"
 done
@@ -520,6 +649,12 @@ done
   echo "| scenario | events | lost | misrouted | duplicates | max RSS MB | verdict | time | notes |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
   awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$table"
+  if [[ -s $out/failover.tsv ]]; then
+    echo
+    echo "| scenario | guarantee | node killed | first output after | all partitions after | longest gap | node answering after | lag back after restart | slow partitions (ms) |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$out/failover.tsv"
+  fi
   echo
   echo "scripts/chaos.sh $*: $((SECONDS - suite_started)) s, git $(git rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), logs in $out"
 } | tee "$out/table.md"

@@ -11,6 +11,8 @@
 #   scripts/kafka.sh produce TOPIC       one record per stdin line (Kafka's console producer)
 #   scripts/kafka.sh consume TOPIC [ARGS] read a topic from the beginning (console consumer)
 #   scripts/kafka.sh offsets TOPIC       end offset of each partition, one `partition offset` line
+#   scripts/kafka.sh cluster start|stop|status|kill N|restart N|bootstrap|topics …|groups …
+#                             a local three-node cluster (see "Three-node cluster" below)
 #
 # The official jars come from Maven Central through Maven (scripts/kafka/pom.xml) and are cached
 # under ~/.cache/kafka-pipeline, outside the repository. PLAINTEXT listener on localhost:29092,
@@ -22,6 +24,8 @@
 # used as the broker; default 1 on 29092, where a Docker Compose broker may run, 0 on any other
 # port, where `start` then fails: a private broker for fault tests must be the test's own).
 # `start` also fails when the controller port or an extra listener's port is taken.
+# KAFKA_EXTRA_CONFIG: space-separated key=value lines appended to server.properties (written at
+# every start, so a restart takes the current value), e.g. "broker.session.timeout.ms=3000".
 #
 # Optional secure listeners (development only; certificates from scripts/tls-certs.sh):
 #   KAFKA_SSL_PORT=N    an SSL listener on localhost:N (clients: -X security.protocol=ssl
@@ -31,6 +35,23 @@
 #                       KAFKA_SASL_PASSWORD (default pipeline-secret); SCRAM users are created
 #                       when the storage is formatted, so add it to a fresh data directory
 #   KAFKA_TLS_DIR       where the certificates are (default <cache>/tls)
+#
+# Three-node cluster (fault tests of the production topology; `scripts/kafka.sh cluster …`):
+# three combined controller+broker KRaft nodes, node N (1-3) listening on localhost:BASE+10N
+# with its controller on BASE+10N+1 (KAFKA_CLUSTER_BASE_PORT, default 29100: 29110/29111,
+# 29120/29121, 29130/29131), data in <cache>/cluster-N, heap KAFKA_CLUSTER_HEAP_OPTS (default
+# -Xms256m -Xmx512m each), one cluster id shared by the three (<cache>/cluster.id). Internal
+# topics (__consumer_offsets, __transaction_state) and auto-created topics get 3 replicas with
+# min.insync.replicas=2 for the transaction log. Nodes are never adopted: a port taken by a
+# process whose pid is not in that node's broker.pid makes `start` fail.
+#   cluster start      start the nodes that are not running, wait until every node answers
+#   cluster stop       stop every node this script started (SIGTERM, SIGKILL after 30 s)
+#   cluster status     each node (pid, answering or not), the controller quorum's leader and
+#                      how many partition leaderships each node holds; exit 1 unless all answer
+#   cluster kill N     kill -9 node N (a crash: no controlled shutdown)
+#   cluster restart N  start node N again (after `kill`), wait until it answers
+#   cluster bootstrap  print the bootstrap list (localhost:29110,localhost:29120,localhost:29130)
+#   cluster topics …   Kafka's kafka-topics against the cluster (groups …: kafka-consumer-groups)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,6 +74,13 @@ sasl_user=${KAFKA_SASL_USER:-pipeline}
 sasl_password=${KAFKA_SASL_PASSWORD:-pipeline-secret}
 tls_dir=${KAFKA_TLS_DIR:-$cache/tls}
 if [[ $port == 29092 ]]; then adopt=${KAFKA_ADOPT:-1}; else adopt=${KAFKA_ADOPT:-0}; fi
+# One node by default; `cluster` sets these per node (use_node).
+node_id=1
+voters=1@localhost:$controller_port
+replicas=1
+cluster_id=
+cluster_base=${KAFKA_CLUSTER_BASE_PORT:-29100}
+cluster_nodes=(1 2 3)
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 
@@ -76,8 +104,8 @@ write_config() {
   [[ -z $sasl_port ]] || { listeners+=",SASL_SSL://localhost:$sasl_port"; map+=",SASL_SSL:SASL_SSL"; }
   cat >"$conf" <<CONF
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@localhost:$controller_port
+node.id=$node_id
+controller.quorum.voters=$voters
 listeners=$listeners,CONTROLLER://localhost:$controller_port
 advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
@@ -86,15 +114,18 @@ listener.security.protocol.map=$map
 log.dirs=$data/logs
 num.partitions=1
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+default.replication.factor=$replicas
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$(((replicas + 1) / 2))
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$(((replicas + 1) / 2))
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 CONF
+  local kv
+  for kv in ${KAFKA_EXTRA_CONFIG:-}; do echo "$kv" >>"$conf"; done
   if [[ -n $ssl_port || -n $sasl_port ]]; then
     "$here/tls-certs.sh" "$tls_dir" >/dev/null
     local password
@@ -130,8 +161,8 @@ CONF
 
 format_storage() {
   if [[ -f "$data/logs/meta.properties" ]]; then return; fi
-  local id
-  id=$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  local id=$cluster_id
+  [[ -n $id ]] || id=$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
   log "formatting KRaft storage in $data/logs (cluster id $id)"
   local scram=()
   if [[ -n $sasl_port ]]; then
@@ -145,7 +176,9 @@ running_pid() {
   [[ -f "$pidfile" ]] || return 1
   local pid
   pid=$(cat "$pidfile")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
+  # A recycled pid is not our broker: its command line names this node's server.properties.
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$conf" &&
+    echo "$pid"
 }
 
 # port_open [PORT]: something accepts connections on localhost:PORT (default: the listener).
@@ -159,6 +192,15 @@ answers() {
 }
 
 start() {
+  launch
+  if ((launched)); then await_ready; fi
+}
+
+# launch: checks the ports and starts the broker in the background (launched=1); launched=0
+# when this script's broker is already running or another process is adopted.
+launch() {
+  local pid
+  launched=0
   if pid=$(running_pid); then
     log "broker already running (pid $pid) on $bootstrap"
     return
@@ -188,6 +230,11 @@ start() {
     -Dlog4j2.configurationFile="$data/log4j2.properties" \
     kafka.Kafka "$conf" >>"$logfile" 2>&1 &
   echo $! >"$pidfile"
+  launched=1
+}
+
+# await_ready: waits until the broker launched from this data dir answers (90 s at most).
+await_ready() {
   local deadline=$((SECONDS + 90))
   until answers; do
     if ! running_pid >/dev/null; then
@@ -226,7 +273,137 @@ stop() {
   rm -f "$pidfile"
 }
 
+# --- three-node cluster -------------------------------------------------------------------------
+
+cluster_port() { echo $((cluster_base + 10 * $1)); }
+cluster_bootstrap() {
+  local n list=()
+  for n in "${cluster_nodes[@]}"; do list+=("localhost:$(cluster_port "$n")"); done
+  (IFS=,; echo "${list[*]}")
+}
+
+# use_node N: points the single-broker variables (ports, data, pid file, config) at node N.
+use_node() {
+  [[ $1 =~ ^[123]$ ]] || { log "no cluster node ${1:-?} (nodes are 1, 2, 3)"; exit 2; }
+  local n
+  node_id=$1
+  port=$(cluster_port "$1")
+  controller_port=$((port + 1))
+  data=$cache/cluster-$1
+  conf="$data/server.properties"
+  pidfile="$data/broker.pid"
+  logfile="$data/broker.log"
+  bootstrap=localhost:$port
+  heap=${KAFKA_CLUSTER_HEAP_OPTS:--Xms256m -Xmx512m}
+  adopt=0
+  ssl_port= sasl_port=
+  replicas=3
+  voters=
+  for n in "${cluster_nodes[@]}"; do voters+="${voters:+,}$n@localhost:$(($(cluster_port "$n") + 1))"; done
+  # One cluster id for the three nodes, made once (a node formatted with another id would not
+  # join); wiping a node's data folder reformats it with the same id.
+  if [[ ! -s $cache/cluster.id ]]; then
+    fetch_jars
+    mkdir -p "$cache"
+    java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$cache/cluster.id"
+  fi
+  cluster_id=$(cat "$cache/cluster.id")
+}
+
+cluster_start() {
+  local n started=()
+  # Launch every node first: a node only answers once a majority of controllers is up.
+  for n in "${cluster_nodes[@]}"; do
+    use_node "$n"
+    launch
+    if ((launched)); then started+=("$n"); fi
+  done
+  for n in "${cluster_nodes[@]}"; do
+    use_node "$n"
+    await_ready
+  done
+  log "cluster ready on $(cluster_bootstrap) (started: ${started[*]:-none, all were running})"
+}
+
+cluster_stop() {
+  local n pid pids=()
+  # SIGTERM to all at once: stopped one by one, the last two would wait for a controller
+  # quorum that is gone.
+  for n in "${cluster_nodes[@]}"; do
+    use_node "$n"
+    if pid=$(running_pid); then
+      log "stopping node $n (pid $pid)"
+      kill "$pid"
+      pids+=("$pid")
+    fi
+  done
+  for _ in $(seq 1 30); do
+    local alive=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    pids=("${alive[@]}")
+    ((${#pids[@]})) || break
+    sleep 1
+  done
+  for pid in "${pids[@]}"; do
+    log "pid $pid did not stop in 30 s; killing it"
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  for n in "${cluster_nodes[@]}"; do rm -f "$cache/cluster-$n/broker.pid"; done
+  log "cluster stopped"
+}
+
+cluster_kill() {
+  local pid
+  use_node "$1"
+  if ! pid=$(running_pid); then
+    log "node $1 is not running (or not started by this script); nothing killed"
+    exit 1
+  fi
+  kill -9 "$pid"
+  log "node $1 (pid $pid) killed with SIGKILL"
+}
+
+cluster_status() {
+  local n pid ok=1 answering=
+  for n in "${cluster_nodes[@]}"; do
+    use_node "$n"
+    pid=$(running_pid) || pid=-
+    if answers; then
+      log "node $n on $bootstrap: pid $pid, answers"
+      answering=$bootstrap
+    else
+      log "node $n on $bootstrap: pid $pid, does not answer"
+      ok=0
+    fi
+  done
+  if [[ -n $answering ]]; then
+    java_cp org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$answering" \
+      describe --status 2>/dev/null | sed -n 's/^LeaderId: *\(.*\)/controller quorum leader: node \1/p' >&2 || true
+    java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$answering" --describe \
+      2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "Leader:") n[$(i + 1)]++ }
+        END { for (l in n) printf "node %s leads %d partitions\n", l, n[l] }' | sort >&2 || true
+  fi
+  ((ok))
+}
+
+cluster() {
+  local command=${1:-}
+  shift || true
+  case $command in
+    start) cluster_start ;;
+    stop) cluster_stop ;;
+    status) cluster_status ;;
+    kill) cluster_kill "${1:-}" ;;
+    restart) use_node "${1:-}"; start ;;
+    bootstrap) cluster_bootstrap ;;
+    topics) use_node 1; fetch_jars; java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cluster_bootstrap)" "$@" ;;
+    groups) use_node 1; fetch_jars; java_cp org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$(cluster_bootstrap)" "$@" ;;
+    *) log "usage: scripts/kafka.sh cluster start|stop|status|kill N|restart N|bootstrap|topics …|groups …"; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
+  cluster) shift; cluster "$@" ;;
   start) start ;;
   stop) stop ;;
   reset) stop; rm -rf "$data"; start ;;
@@ -237,5 +414,5 @@ case "${1:-}" in
   # GetOffsetShell prints topic:partition:offset; topic names cannot contain ':'.
   offsets) fetch_jars; java_cp org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "$2" | awk -F: '{ print $2, $3 }' ;;
   consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
-  *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
