@@ -65,7 +65,7 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     /// Unix time in ms of the last acknowledged commit (0: none yet).
     pub last_commit_ms: AtomicU64,
-    /// Insight window parts handed to the producer for publication.
+    /// Insight records (window deltas) handed to the producer for publication.
     pub windows_published: AtomicU64,
     /// When the first input record was handed to the workers.
     pub first_received: OnceLock<Instant>,
@@ -635,7 +635,7 @@ pub fn render(m: &Metrics, topics: TopicNames<'_>, input_topic: &str, ready: boo
         &mut out,
         "insights_windows_published_total",
         "counter",
-        "Insight window records handed to the producer (one per window part and instance).",
+        "Insight records published (one per window, commit epoch and instance).",
         m.windows_published.load(Relaxed),
     );
     simple(

@@ -172,12 +172,24 @@ fn check(merged: &BTreeMap<u64, InsightRecord>, expected: &BTreeMap<u64, Expecte
     }
 }
 
+/// A pipeline on the test's topics. The traffic spans 30 s of event time and its partitions
+/// are read in any interleaving (one partition's whole share may come before another's), so
+/// the allowed lateness covers the span: with the default 10 s a window could close before
+/// another partition's events for it arrive, and count them as late (correct event-time
+/// behaviour, but not the exact per-window counts these tests check).
 fn start_pipeline(brokers: &str, input: &str, group: &str, instance: &str) -> Running {
     Running::pipeline(
         brokers,
         input,
         group,
-        &["--workers", "2", "--instance-id", instance],
+        &[
+            "--workers",
+            "2",
+            "--instance-id",
+            instance,
+            "--allowed-lateness",
+            "20s",
+        ],
     )
 }
 
