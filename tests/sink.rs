@@ -201,6 +201,11 @@ fn fixture(brokers: &str) -> Fixture {
                 "2",
                 "--instance-id",
                 instance,
+                // An explicit instance id makes a static group member, which keeps its
+                // partitions after it exits until its session times out: 6 s (the broker's
+                // minimum) instead of 45 s before instance b gets them.
+                "--consumer-property",
+                "session.timeout.ms=6000",
                 "--exit-at-end",
                 "--metrics-addr",
                 "",
