@@ -254,19 +254,6 @@ impl EpochMerger {
         complete
     }
 
-    /// A one-line account of `epoch` for debug logs.
-    pub fn describe(&self, epoch: Epoch) -> String {
-        let through: Vec<Epoch> = self.workers.iter().map(|w| w.finished_through).collect();
-        match self.epochs.get(&epoch) {
-            Some(s) => format!(
-                "epoch {epoch}: expected {:?} received {} delivered {} published {} \
-                 (through {}), workers finished through {through:?}",
-                s.expected, s.received, s.delivered, s.published, self.published_through
-            ),
-            None => format!("epoch {epoch}: unknown; workers finished through {through:?}"),
-        }
-    }
-
     /// Every epoch up to this one has been published.
     pub fn published_through(&self) -> Epoch {
         self.published_through

@@ -413,7 +413,7 @@ impl<'a> ProducerStage<'a> {
         }
     }
 
-    fn send_batch(&mut self, batch: OutputBatch) {
+    fn send_batch(&mut self, mut batch: OutputBatch) {
         if batch.records.is_empty() {
             return;
         }
@@ -424,23 +424,17 @@ impl<'a> ProducerStage<'a> {
             total: batch.records.len() as u64,
             consumed_at: Some(batch.consumed_at),
         });
-        let OutputBatch {
-            data, mut records, ..
-        } = batch;
+        let mut records = std::mem::take(&mut batch.records);
         for record in records.drain(..) {
-            let bytes = |r: &Option<std::ops::Range<usize>>| r.as_ref().map(|r| &data[r.clone()]);
-            let failed = self.send(
+            self.send_or_retry(
                 opaque(slot, record.destination, 0),
-                bytes(&record.key),
-                bytes(&record.value),
+                batch.bytes(&record.key),
+                batch.bytes(&record.value),
                 record.headers,
                 record.timestamp_ms,
             );
-            if let Some((retry, error)) = failed {
-                self.schedule_retry(retry, &error);
-            }
         }
-        self.pools.recycle_output(data, records);
+        self.pools.recycle_output(batch.data, records);
     }
 
     /// Publishes every epoch the merger says is ready (exactly-once: only the epoch of the
@@ -468,16 +462,13 @@ impl<'a> ProducerStage<'a> {
             for publication in publications {
                 let key = publication.window.to_string();
                 let value = self.insight_record(publication, epoch, published_at_ms);
-                let failed = self.send(
+                self.send_or_retry(
                     opaque(slot, Destination::Insights, 0),
                     Some(key.as_bytes()),
                     Some(value.as_bytes()),
                     None,
                     None,
                 );
-                if let Some((retry, error)) = failed {
-                    self.schedule_retry(retry, &error);
-                }
             }
         }
         Ok(())
@@ -741,6 +732,20 @@ impl<'a> ProducerStage<'a> {
         }
     }
 
+    /// Sends one message; one that could not be queued goes to the retry queue.
+    fn send_or_retry(
+        &mut self,
+        opaque: usize,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+        timestamp_ms: Option<i64>,
+    ) {
+        if let Some((retry, error)) = self.send(opaque, key, value, headers, timestamp_ms) {
+            self.schedule_retry(retry, &error);
+        }
+    }
+
     fn schedule_retry(&mut self, mut retry: Retry, error: &KafkaError) {
         let (slot, destination, attempts) = unpack(retry.opaque);
         let backoff = retry_backoff(attempts);
@@ -779,16 +784,13 @@ impl<'a> ProducerStage<'a> {
                 waiting.push_back(retry);
                 continue;
             }
-            let failed = self.send(
+            self.send_or_retry(
                 retry.opaque,
                 retry.key.as_deref(),
                 retry.value.as_deref(),
                 retry.headers,
                 retry.timestamp_ms,
             );
-            if let Some((again, error)) = failed {
-                self.schedule_retry(again, &error);
-            }
         }
         // Records rescheduled during this pass are already in `self.retries`.
         waiting.append(&mut self.retries);
