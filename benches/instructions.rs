@@ -19,10 +19,10 @@ use std::time::Instant;
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::metrics::WorkerTally;
-use kafka_pipeline::record::InputBatch;
+use kafka_pipeline::pipeline::messages::InputBatch;
+use kafka_pipeline::pipeline::worker::{self, WorkerShared, WorkerWindows};
+use kafka_pipeline::telemetry::metrics::WorkerTally;
 use kafka_pipeline::transform::{TransformOptions, Transformer};
-use kafka_pipeline::worker::{self, WorkerShared, WorkerWindows};
 
 mod common;
 use common::{input_batches, realistic_payloads, Owned, WorkerFixture, NOW_MS};

@@ -10,14 +10,13 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::metrics::WorkerTally;
-use kafka_pipeline::offsets::OffsetTracker;
+use kafka_pipeline::pipeline::offsets::OffsetTracker;
+use kafka_pipeline::pipeline::worker::{self, WorkerWindows};
+use kafka_pipeline::telemetry::metrics::WorkerTally;
 use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
-use kafka_pipeline::worker::{self, WorkerWindows};
 
 mod common;
 use common::{input_batches, realistic_payloads, Owned, WorkerFixture, NOW_MS};

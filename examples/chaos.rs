@@ -73,15 +73,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use kafka_pipeline::kafka::admin;
+use kafka_pipeline::transform::ErrorCode;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-
-use kafka_pipeline::admin;
-use kafka_pipeline::transform::ErrorCode;
 
 /// Expectation byte for a record without a label.
 const UNKNOWN: u8 = u8::MAX;
@@ -350,8 +349,8 @@ fn account(args: Args) -> anyhow::Result<()> {
     let mut outputs = 0u64;
     read_topic(&args.brokers, &args.output, |m| {
         outputs += 1;
-        let source = header(m, kafka_pipeline::record::HEADER_SOURCE)
-            .and_then(kafka_pipeline::record::parse_source);
+        let source = header(m, kafka_pipeline::transform::headers::HEADER_SOURCE)
+            .and_then(kafka_pipeline::transform::headers::parse_source);
         let topic_ok = source.is_some_and(|(t, _, _)| t == args.input);
         let p = source.map(|(_, p, _)| i64::from(p));
         let o = source.map(|(_, _, o)| o);

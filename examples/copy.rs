@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use kafka_pipeline::cli::{parse_cli, Command};
+use kafka_pipeline::config::Config;
+use kafka_pipeline::kafka::client::{consumer_config, producer_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-
-use kafka_pipeline::clients::{consumer_config, producer_config};
-use kafka_pipeline::config::{parse_cli, Command, Config};
 
 /// Counts delivered and failed messages.
 #[derive(Default)]

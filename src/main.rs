@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use kafka_pipeline::config::{
-    parse_cli, print_config, CliError, Command, Config, LogFormat, RunArgs,
-};
+use kafka_pipeline::cli::run::RunArgs;
+use kafka_pipeline::cli::{parse_cli, CliError, Command, LogFormat};
+use kafka_pipeline::commands::topics::EXIT_MISMATCH;
+use kafka_pipeline::config::{print_config, Config};
 use kafka_pipeline::error::{PipelineError, EXIT_CONFIG, EXIT_FORCED, EXIT_RUNTIME};
 use kafka_pipeline::shutdown::Shutdown;
-use kafka_pipeline::topics::EXIT_MISMATCH;
 
 fn main() {
     let cli = match parse_cli(std::env::args_os()) {
@@ -21,13 +21,13 @@ fn main() {
             std::process::exit(EXIT_CONFIG);
         }
     };
-    kafka_pipeline::logging::init(cli.log_format);
+    kafka_pipeline::telemetry::logging::init(cli.log_format);
     let code = match cli.command {
         Command::Run(args) => run(args, cli.log_format),
-        Command::Loadgen(args) => report(kafka_pipeline::loadgen::run(args)),
-        Command::Insights(args) => report(kafka_pipeline::insights::run_reader(args)),
+        Command::Loadgen(args) => report(kafka_pipeline::commands::loadgen::run(args)),
+        Command::Insights(args) => report(kafka_pipeline::commands::insights::run_reader(args)),
         Command::Topics(args) => topics(&args),
-        Command::Dlq(args) => report(kafka_pipeline::dlq::run(args)),
+        Command::Dlq(args) => report(kafka_pipeline::commands::dlq::run(args)),
         Command::Sink(args) => sink(args),
     };
     std::process::exit(code);
@@ -53,8 +53,8 @@ fn run(args: RunArgs, log_format: LogFormat) -> i32 {
 }
 
 /// `topics`: one line per topic on stdout; exit 1 when one is missing or differs.
-fn topics(args: &kafka_pipeline::topics::TopicsArgs) -> i32 {
-    match kafka_pipeline::topics::run(args) {
+fn topics(args: &kafka_pipeline::cli::topics::TopicsArgs) -> i32 {
+    match kafka_pipeline::commands::topics::run(args) {
         Ok(reports) => {
             for r in &reports {
                 println!("{r}");
@@ -115,9 +115,9 @@ fn run_pipeline(config: Config) -> Result<(), PipelineError> {
 }
 
 /// `sink`: the insight windows into PostgreSQL until a signal.
-fn sink(args: kafka_pipeline::sink::SinkArgs) -> i32 {
+fn sink(args: kafka_pipeline::cli::sink::SinkArgs) -> i32 {
     match install_shutdown(args.shutdown_timeout) {
-        Ok(shutdown) => report(kafka_pipeline::sink::run_sink(args, &shutdown)),
+        Ok(shutdown) => report(kafka_pipeline::commands::sink::run_sink(args, &shutdown)),
         Err(e) => report(Err(anyhow::anyhow!(e))),
     }
 }

@@ -730,7 +730,7 @@ fn failed_deliveries_back_off_exponentially() {
     produce(&brokers, &input, &recs);
     let mut run = Running::pipeline(&brokers, &input, &group, &["--workers", "1"]);
     std::thread::sleep(Duration::from_secs(8));
-    kafka_pipeline::admin::alter_topic_config(
+    kafka_pipeline::kafka::admin::alter_topic_config(
         &brokers,
         &[],
         &output,

@@ -110,7 +110,7 @@ fn topics_on_three_nodes_get_min_insync_replicas_two() {
     assert_eq!((code, text.matches(" ok").count()), (Some(0), 4), "{text}");
 
     // Lowered on one topic: reported, exit 1; the others stay ok.
-    kafka_pipeline::admin::alter_topic_config(
+    kafka_pipeline::kafka::admin::alter_topic_config(
         brokers,
         &[],
         &names[1],
@@ -126,6 +126,6 @@ fn topics_on_three_nodes_get_min_insync_replicas_two() {
     assert_eq!(text.matches(" ok").count(), 3, "{text}");
 
     for t in &names {
-        kafka_pipeline::admin::delete_topic(brokers, &[], t).ok();
+        kafka_pipeline::kafka::admin::delete_topic(brokers, &[], t).ok();
     }
 }

@@ -319,7 +319,7 @@ fn reader_merges_instances_and_skips_resends_and_junk() {
         fn drop(&mut self) {
             if std::env::var_os("INSIGHTS_KEEP_TOPIC").is_some() {
                 println!("kept topic {}", self.1);
-            } else if let Err(e) = kafka_pipeline::admin::delete_topic(self.0, &[], self.1) {
+            } else if let Err(e) = kafka_pipeline::kafka::admin::delete_topic(self.0, &[], self.1) {
                 eprintln!("could not delete {}: {e:#}", self.1);
             }
         }

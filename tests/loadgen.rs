@@ -6,10 +6,9 @@ mod common;
 use std::collections::HashSet;
 
 use clap::Parser;
-use kafka_pipeline::config::{Cli, Command};
-use kafka_pipeline::loadgen::{
-    Expect, GenRecord, Generator, LoadgenArgs, Profile, EXPECT_HEADER, SEQ_HEADER,
-};
+use kafka_pipeline::cli::loadgen::LoadgenArgs;
+use kafka_pipeline::cli::{Cli, Command};
+use kafka_pipeline::loadgen::{Expect, GenRecord, Generator, Profile, EXPECT_HEADER, SEQ_HEADER};
 use kafka_pipeline::transform::{TransformOptions, Transformer};
 
 fn parse(args: &[&str]) -> Result<LoadgenArgs, clap::Error> {
@@ -57,12 +56,18 @@ fn round_trip_through_the_broker() {
         "1720589697",
     ])
     .unwrap();
-    let summary = kafka_pipeline::loadgen::produce(&args).unwrap();
+    let summary = kafka_pipeline::commands::loadgen::produce(&args).unwrap();
     summary.check().unwrap();
     assert_eq!((summary.produced, summary.delivered), (N, N));
-    assert!(
-        !kafka_pipeline::admin::create_topic_if_missing(&brokers, &[], &topic, 2, 1, &[]).unwrap()
-    );
+    assert!(!kafka_pipeline::kafka::admin::create_topic_if_missing(
+        &brokers,
+        &[],
+        &topic,
+        2,
+        1,
+        &[]
+    )
+    .unwrap());
 
     let expected: Vec<GenRecord> = Generator::new(Profile::Hostile, 1, args.gen_options(0))
         .take(N as usize)
@@ -116,14 +121,14 @@ fn round_trip_through_the_broker() {
         );
         assert!(seen.insert(seq), "record {seq} twice");
     }
-    kafka_pipeline::admin::alter_topic_config(
+    kafka_pipeline::kafka::admin::alter_topic_config(
         &brokers,
         &[],
         &topic,
         &[("retention.ms", "3600000")],
     )
     .unwrap();
-    kafka_pipeline::admin::alter_topic_config(
+    kafka_pipeline::kafka::admin::alter_topic_config(
         &brokers,
         &[],
         &topic,
@@ -135,7 +140,7 @@ fn round_trip_through_the_broker() {
         .set("bootstrap.servers", &brokers)
         .create()
         .unwrap();
-    let described = kafka_pipeline::admin::block_on(admin.describe_configs(
+    let described = kafka_pipeline::kafka::admin::block_on(admin.describe_configs(
         [&rdkafka::admin::ResourceSpecifier::Topic(&topic)],
         &rdkafka::admin::AdminOptions::new(),
     ))
@@ -144,6 +149,6 @@ fn round_trip_through_the_broker() {
     let value = |name: &str| config.get(name).and_then(|e| e.value.clone());
     assert_eq!(value("retention.ms").as_deref(), Some("3600000"));
     assert_eq!(value("max.message.bytes").as_deref(), Some("2000"));
-    kafka_pipeline::admin::delete_topic(&brokers, &[], &topic).unwrap();
-    kafka_pipeline::admin::delete_topic(&brokers, &[], &topic).unwrap();
+    kafka_pipeline::kafka::admin::delete_topic(&brokers, &[], &topic).unwrap();
+    kafka_pipeline::kafka::admin::delete_topic(&brokers, &[], &topic).unwrap();
 }

@@ -157,7 +157,8 @@ fn mixed_traffic_is_routed_exactly_and_committed_after_sigterm() {
         let user = v["user_id"].as_str().unwrap().to_owned();
         assert_eq!(r.key.as_deref(), Some(user.as_bytes()), "keyed by user_id");
         let source = r.header("__pipeline.source").expect("lineage header");
-        let (topic, _, _) = kafka_pipeline::record::parse_source(source.as_bytes()).unwrap();
+        let (topic, _, _) =
+            kafka_pipeline::transform::headers::parse_source(source.as_bytes()).unwrap();
         assert_eq!(topic, input.as_str());
         assert!(
             ["ios", "android"].contains(&v["device_type"].as_str().unwrap()),
@@ -331,7 +332,7 @@ fn failed_delivery_holds_the_committed_offset_until_it_succeeds() {
     );
     assert!(read_all(&brokers, &output, 0, Duration::from_secs(3)).is_empty());
 
-    kafka_pipeline::admin::alter_topic_config(
+    kafka_pipeline::kafka::admin::alter_topic_config(
         &brokers,
         &[],
         &output,
@@ -590,7 +591,8 @@ fn graceful_rebalances_lose_and_duplicate_nothing() {
         for r in &out {
             if !seen.insert(r.json()["user_id"].as_str().unwrap().to_owned()) {
                 let source = r.header("__pipeline.source").unwrap();
-                let (_, p, o) = kafka_pipeline::record::parse_source(source.as_bytes()).unwrap();
+                let (_, p, o) =
+                    kafka_pipeline::transform::headers::parse_source(source.as_bytes()).unwrap();
                 let p = p.to_string();
                 let e = dups.entry(p).or_insert((o, o, 0));
                 e.0 = e.0.min(o);

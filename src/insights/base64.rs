@@ -99,8 +99,9 @@ fn sextet(c: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     /// RFC 4648, section 10.
     const VECTORS: [(&str, &str); 7] = [

@@ -22,10 +22,9 @@
 //! Serialized as a JSON object `{key: count}`, sorted by key, with `"(other)"` when non-zero.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use std::hash::BuildHasher;
 
 use super::hash::KeyedState;
 
@@ -397,8 +396,9 @@ impl<'de> Deserialize<'de> for CappedCounts {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     #[test]
     fn counts_exactly_below_the_cap() {

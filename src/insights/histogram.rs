@@ -317,8 +317,9 @@ impl<'de> Deserialize<'de> for LagHistogram {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     /// Largest relative error of a reported quantile: half a bucket of 1/32.
     const BUCKET_ERROR: f64 = 1.0 / 64.0;

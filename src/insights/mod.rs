@@ -37,12 +37,11 @@ mod codec;
 pub mod counts;
 pub mod hash;
 pub mod histogram;
-pub mod reader;
 pub mod record;
 pub mod sketch;
+pub mod table;
 pub mod window;
 
-pub use reader::{run_reader, ReaderArgs};
 pub use record::{merge_by_window, merge_records, InsightRecord};
 pub use sketch::Hll;
 pub use window::{

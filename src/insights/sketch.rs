@@ -393,8 +393,9 @@ impl<'de> Deserialize<'de> for Hll {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     fn sketch_of(ids: impl IntoIterator<Item = u64>) -> Hll {
         let mut hll = Hll::new();

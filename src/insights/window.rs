@@ -450,10 +450,11 @@ impl WindowAggregator {
 /// Serde for per-code and per-class counter arrays: a JSON object of the non-zero counts by
 /// label, in the enum's order; reading rejects unknown labels.
 pub(crate) mod labeled {
+    use std::collections::HashMap;
+
     use serde::de::Error as _;
     use serde::ser::SerializeMap;
     use serde::{Deserialize, Deserializer, Serializer};
-    use std::collections::HashMap;
 
     fn serialize<S: Serializer>(counts: &[u64], labels: &[&str], s: S) -> Result<S::Ok, S::Error> {
         let nonzero = counts.iter().filter(|&&n| n != 0).count();

@@ -24,21 +24,15 @@
 //! cannot go unnoticed.
 
 mod hostile;
-mod produce;
 mod profiles;
 mod rng;
 
-use std::time::Duration;
-
 use clap::ValueEnum;
-
-use crate::config::{parse_duration, KafkaArgs};
-use crate::transform::{ErrorCode, MAX_TIMESTAMP};
 use hostile::BadKind;
 use profiles::Population;
 use rng::Rng;
 
-pub use produce::{produce, Summary, EXPECT_HEADER, SEQ_HEADER};
+use crate::transform::{ErrorCode, MAX_TIMESTAMP};
 
 /// What kind of traffic to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
@@ -319,143 +313,18 @@ fn clamp_fraction(f: f64) -> f64 {
     }
 }
 
-/// Flags of `kafka-pipeline loadgen`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LoadgenArgs {
-    /// Connection flags (`--brokers`, `-X`).
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    /// Topic to produce to.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_LOADGEN_TOPIC",
-        default_value = "user-login"
-    )]
-    pub topic: String,
-
-    /// Stop after this many records (with --duration: whichever comes first) [default: 1000
-    /// when --duration is not given].
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_COUNT", value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: Option<u64>,
-
-    /// Stop after this long, e.g. 30s, 5m (with --count: whichever comes first).
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_DURATION", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-
-    /// Records per second, on a fixed schedule (record i is due i/RATE s after the start);
-    /// 0 sends as fast as the broker takes them.
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_RATE", default_value_t = 0.0, value_parser = parse_rate)]
-    pub rate: f64,
-
-    /// Create the topic with this many partitions if it does not exist (otherwise the broker's
-    /// auto-creation, if enabled, decides).
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_PARTITIONS", value_parser = clap::value_parser!(i32).range(1..=100_000))]
-    pub partitions: Option<i32>,
-
-    /// Seed of the generator: the same seed, profile, options and base time give the same records.
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_SEED", default_value_t = 1)]
-    pub seed: u64,
-
-    /// Kind of traffic.
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_PROFILE", value_enum, default_value_t = Profile::Realistic)]
-    pub profile: Profile,
-
-    /// Number of users in the realistic population.
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_USERS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub users: u32,
-
-    /// Fraction of realistic events without device_type (dead letters unless the pipeline runs
-    /// with --optional-field device_type=...).
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_MISSING_RATE", default_value_t = 0.05, value_parser = parse_fraction)]
-    pub missing_rate: f64,
-
-    /// Fraction of realistic events replaced by a bad record (malformed, wrong types, ...).
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_INVALID_RATE", default_value_t = 0.01, value_parser = parse_fraction)]
-    pub invalid_rate: f64,
-
-    /// Event time of the first record, Unix seconds [default: now; with --rate 0 and a count,
-    /// early enough that the last event is now].
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_BASE_TIME", value_parser = clap::value_parser!(u64).range(0..=MAX_TIMESTAMP))]
-    pub base_time: Option<u64>,
-
-    /// Size of the hostile profile's oversize payload; must exceed the pipeline's
-    /// --max-payload-bytes to be too_large, and stay under the broker's 1 MB message limit.
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_OVERSIZE_BYTES", default_value_t = 300_000,
-          value_parser = clap::value_parser!(u32).range(1024..=MAX_OVERSIZE_BYTES))]
-    pub oversize_bytes: u32,
-
-    /// Add a `loadgen.expect` header (`valid` or the expected error code) and a `loadgen.seq`
-    /// header (the record's index) to every record, so tests can check classification end to end.
-    #[arg(long, env = "KAFKA_PIPELINE_LOADGEN_LABEL")]
-    pub label: bool,
-}
-
 /// Largest `--oversize-bytes`: librdkafka refuses messages over `message.max.bytes` (1,000,000 by
 /// default, key included), and the broker's limit is 1 MiB.
-const MAX_OVERSIZE_BYTES: i64 = 990_000;
+pub const MAX_OVERSIZE_BYTES: i64 = 990_000;
 
 /// Records sent when neither `--count` nor `--duration` is given.
 pub const DEFAULT_COUNT: u64 = 1000;
 
-impl LoadgenArgs {
-    /// The generator options these flags ask for, with the base time resolved to `now` if unset.
-    pub fn gen_options(&self, now: u64) -> GenOptions {
-        GenOptions {
-            users: self.users as usize,
-            missing_rate: self.missing_rate,
-            invalid_rate: self.invalid_rate,
-            base_time: self
-                .base_time
-                .unwrap_or_else(|| self.default_base_time(now)),
-            rate: self.rate,
-            oversize_bytes: self.oversize_bytes as usize,
-        }
-    }
-
-    /// Without `--base-time`: now; but with `--rate 0` and a count, now minus the span of event
-    /// time the run covers (1000 events per second), so the events end at the present instead
-    /// of running into the future, which a pipeline would (rightly) not trust.
-    fn default_base_time(&self, now: u64) -> u64 {
-        match self.count_limit() {
-            Some(count) if self.rate == 0.0 => now.saturating_sub(count / 1000),
-            _ => now,
-        }
-    }
-
-    /// The record limit: `--count`, or [`DEFAULT_COUNT`] when no limit is given at all.
-    pub fn count_limit(&self) -> Option<u64> {
-        match (self.count, self.duration) {
-            (None, None) => Some(DEFAULT_COUNT),
-            (count, _) => count,
-        }
-    }
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!(
-            "expected a number of records per second >= 0, got {s:?}"
-        )),
-    }
-}
-
-fn parse_fraction(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-        _ => Err(format!("expected a fraction between 0 and 1, got {s:?}")),
-    }
-}
-
-/// Runs `kafka-pipeline loadgen`: produces the records, prints a summary line on stdout, and
-/// fails if any record was not delivered.
-pub fn run(args: LoadgenArgs) -> anyhow::Result<()> {
-    let summary = produce::produce(&args)?;
-    println!("{summary}");
-    summary.check()
-}
-
 #[cfg(test)]
 mod tests;
+
+/// Header naming what the pipeline must make of the record (`valid` or an error code).
+pub const EXPECT_HEADER: &str = "loadgen.expect";
+
+/// Header carrying the record's index in the generated sequence.
+pub const SEQ_HEADER: &str = "loadgen.seq";

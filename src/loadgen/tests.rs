@@ -10,7 +10,8 @@ use super::hostile::{self, BadKind};
 use super::profiles::{Population, STATES};
 use super::rng::Rng;
 use super::*;
-use crate::config::{Cli, Command};
+use crate::cli::loadgen::LoadgenArgs;
+use crate::cli::{Cli, Command};
 use crate::transform::{Field, TransformOptions, Transformer};
 
 /// The pipeline's default validation options (the labels assume them).

@@ -60,8 +60,15 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates a topic and waits until it is usable.
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    kafka_pipeline::admin::create_topic_if_missing(brokers, &[], topic, partitions, 1, configs)
-        .expect("create topic");
+    kafka_pipeline::kafka::admin::create_topic_if_missing(
+        brokers,
+        &[],
+        topic,
+        partitions,
+        1,
+        configs,
+    )
+    .expect("create topic");
 }
 
 /// One record to produce or as read back.

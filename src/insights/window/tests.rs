@@ -2,6 +2,7 @@
 //! out-of-order input, flush, the open-window limit, merging, and a differential test against
 //! a naive reference on the load generator's realistic traffic.
 
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
@@ -9,7 +10,6 @@ use proptest::prelude::*;
 use super::*;
 use crate::loadgen::{GenOptions, Generator, Profile};
 use crate::transform::{TransformOptions, Transformer};
-use std::collections::BTreeMap;
 
 fn valid(t: u64, user: &'static str) -> Observation<'static> {
     Observation {

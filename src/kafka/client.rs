@@ -1,0 +1,152 @@
+//! librdkafka client settings and the logging both clients share.
+//!
+//! The defaults here are the pipeline's; `-X`, `--consumer-property` and `--producer-property`
+//! are applied after them and win.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+
+use crate::cli::run::Guarantee;
+use crate::config::Config;
+
+/// Consumer settings: manual offset store (only delivered records are stored), auto-commit of
+/// what is stored, cooperative-sticky assignment, and a bounded prefetch.
+pub fn consumer_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("client.id", "kafka-pipeline")
+        // The delivery contract: the consumer thread commits the positions of complete commit
+        // epochs itself (at-least-once), or the producer's transactions carry them
+        // (exactly-once); librdkafka never stores or commits on its own.
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "false")
+        // Transactional outputs of upstream producers: only committed ones (librdkafka's
+        // default, stated because exactly-once depends on it).
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // Prefetch at most ~32 MB per client instead of librdkafka's 64 MB default.
+        .set("queued.max.messages.kbytes", "32768")
+        // Once the prefetch queue passes its threshold, librdkafka waits this long before it
+        // fetches that partition again (default 1000 ms): on a backlog the queue drains in a
+        // fraction of that and the pipeline then idles. 10 ms keeps fetching continuous; an
+        // idle input never passes the threshold, so it costs nothing there (README, librdkafka
+        // settings; scripts/bench.sh measures it).
+        .set("fetch.queue.backoff.ms", "10")
+        .set(
+            "enable.partition.eof",
+            if config.exit_at_end { "true" } else { "false" },
+        )
+        // Statistics feed the lag in the progress line and in the metrics.
+        .set("statistics.interval.ms", statistics_interval_ms(config));
+    if config.instance_id_explicit {
+        // Static membership (KIP-345): a restarted instance with the same id gets its
+        // partitions back at once instead of after the session timeout. Only an explicit id:
+        // the default changes with every process and would leave stale members behind.
+        c.set("group.instance.id", &config.instance_id);
+    }
+    apply(&mut c, &config.consumer_properties);
+    c
+}
+
+/// Producer settings: idempotent (ordered, no duplicates from internal retries, acks=all),
+/// batched, uncompressed, Java-compatible key partitioning.
+pub fn producer_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("client.id", "kafka-pipeline")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        // No compression by default: plain kafka-python (the original pipeline's client) can
+        // read only uncompressed or gzip batches without extra packages (lz4, zstandard).
+        .set("compression.type", "none")
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "65536")
+        // Same key → same partition as Java clients (murmur2), so readers in either language agree.
+        .set("partitioner", "murmur2_random");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        c.set("transactional.id", transactional_id(config));
+    }
+    if config.metrics_addr.is_some() {
+        // Broker connection states feed /ready.
+        c.set("statistics.interval.ms", statistics_interval_ms(config));
+    }
+    apply(&mut c, &config.producer_properties);
+    c
+}
+
+/// The producer's `transactional.id`: stable for an explicit `--instance-id` (a restarted
+/// instance fences its predecessor's open transaction at once), per process otherwise (the
+/// group generation in each transaction's offset commit still fences a zombie, KIP-447).
+pub fn transactional_id(config: &Config) -> String {
+    format!("kafka-pipeline-{}-{}", config.group_id, config.instance_id)
+}
+
+/// Every second while the metrics endpoint is on (lag and readiness stay fresh; that is one
+/// JSON document per client per second, parsed by the thread that polls it), else the
+/// progress interval (0 turns statistics off).
+fn statistics_interval_ms(config: &Config) -> String {
+    if config.metrics_addr.is_some() {
+        "1000".into()
+    } else {
+        config.progress_interval.as_millis().min(60_000).to_string()
+    }
+}
+
+fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+}
+
+/// Logs librdkafka's own log lines at debug level (its errors reach us through the error
+/// callback too) and client errors at warn, each distinct error at most once per 30 s.
+#[derive(Debug, Default)]
+pub struct ClientLog {
+    last: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+const REPEAT_AFTER: Duration = Duration::from_secs(30);
+
+impl ClientLog {
+    /// Handles a librdkafka log line.
+    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                log::error!(target: "librdkafka", "{fac} {message}")
+            }
+            _ => log::debug!(target: "librdkafka", "{fac} {message}"),
+        }
+    }
+
+    /// Handles a client error: warn, throttled per distinct message.
+    pub fn error(&self, client: &str, error: &KafkaError, reason: &str) {
+        // End of partition is news, not an error (it only arrives with --exit-at-end).
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || matches!(error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        {
+            return;
+        }
+        let key = format!("{client}: {error}: {reason}");
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match last.get_mut(&key) {
+            Some((at, suppressed)) if now.duration_since(*at) < REPEAT_AFTER => *suppressed += 1,
+            Some((at, suppressed)) => {
+                log::warn!("{key} (repeated {} times)", *suppressed + 1);
+                *at = now;
+                *suppressed = 0;
+            }
+            None => {
+                log::warn!("{key}");
+                last.insert(key, (now, 0));
+            }
+        }
+    }
+}

@@ -1,0 +1,932 @@
+//! The consumer stage: one thread owns the `BaseConsumer`, polls it, hands records to the
+//! workers in batches, closes commit epochs, and alone touches consumer offsets.
+//!
+//! - Records are copied once into an [`InputBatch`] (up to [`BATCH_RECORDS`] records, or what
+//!   one poll round brings) and handed out with one channel operation and one tracker lock.
+//! - It never blocks for long on a full channel. A batch waits at most [`BACKPRESSURE_WAIT`] for
+//!   space; if the workers are still behind, it stays in a small local queue and the assigned
+//!   partitions are paused; polling goes on (so heartbeats and rebalances are served and
+//!   `max.poll.interval.ms` is never exceeded), and the partitions resume when the workers have
+//!   caught up (the channel is half empty).
+//! - Every `--commit-interval` it closes the open epoch: it tells the producer how many records
+//!   the epoch holds (and, exactly-once, the positions and the group metadata for the
+//!   transaction) and publishes the next epoch number to the workers. Complete epochs come back
+//!   on the "done" channel; the [`OffsetTracker`] turns them into positions, which are stored
+//!   and committed at once (at-least-once; exactly-once commits them in the producer's
+//!   transaction). See [`crate::pipeline::offsets`] for the guarantee.
+//! - On revoke it closes the epoch, waits (bounded) until every epoch up to it is complete,
+//!   commits the revoked partitions' final positions synchronously, and forgets them; records
+//!   of theirs that complete later, or that were read but not yet handed out, commit nothing.
+//! - On shutdown it stops fetching, closes the last epoch and the work channel (so the workers
+//!   and then the producer drain and stop), applies the completions as they arrive, and
+//!   commits synchronously at the end.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::cli::run::Guarantee;
+use crate::config::Config;
+use crate::error::PipelineError;
+use crate::kafka::client::{consumer_config, ClientLog};
+use crate::pipeline::messages::{BatchPools, Epoch, EpochClosed, Generation, InputBatch, Source};
+use crate::pipeline::offsets::OffsetTracker;
+use crate::shutdown::Shutdown;
+use crate::telemetry::metrics::{progress_line, Metrics, ProgressExtras, Snapshot};
+
+/// How long a batch may wait for channel space before the consumer pauses its partitions.
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(100);
+/// Most records in one batch.
+pub const BATCH_RECORDS: usize = 256;
+/// A batch is handed out once its buffer holds this many bytes, whatever its record count.
+const BATCH_BYTES: usize = 1 << 20;
+/// Records polled in one go before the loop does its bookkeeping again.
+const POLL_ROUND: usize = 2048;
+/// Longest wait for a revoked partition's epochs to complete.
+const MAX_REVOKE_DRAIN: Duration = Duration::from_secs(10);
+/// How long start-up waits for the broker's metadata.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// State shared between the poll loop and the rebalance callbacks, which librdkafka runs
+/// inside `poll` on the same thread (so the lock is never contended; it is never held across
+/// a poll).
+pub struct RebalanceContext {
+    topic: String,
+    tracker: Mutex<OffsetTracker>,
+    done_rx: Receiver<Epoch>,
+    control_tx: Sender<EpochClosed>,
+    /// The open epoch, read by the workers.
+    epoch: Arc<AtomicU64>,
+    exactly_once: bool,
+    drain_timeout: Duration,
+    paused: AtomicBool,
+    /// Bumped on every assign and revoke, so the poll loop knows its cached generations are
+    /// stale.
+    rebalances: AtomicU64,
+    /// Set once the shutdown has committed, before the consumer closes.
+    closing: AtomicBool,
+    metrics: Arc<Metrics>,
+    log: ClientLog,
+}
+
+impl RebalanceContext {
+    fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies the epoch completions that have arrived.
+    fn absorb_done(&self) {
+        let mut tracker = self.tracker();
+        while let Ok(epoch) = self.done_rx.try_recv() {
+            tracker.complete(epoch);
+        }
+    }
+
+    /// Closes the open epoch, tells the producer and the workers; returns the closed epoch.
+    fn close_epoch(&self, consumer: &BaseConsumer<Self>) -> Epoch {
+        let closed = self.tracker().close_epoch();
+        // Fetched fresh for every transaction: it carries the group generation, which fences
+        // a transaction of a member that has lost its partitions.
+        let group = self
+            .exactly_once
+            .then(|| consumer.group_metadata())
+            .flatten();
+        // The producer is gone only at the very end of a shutdown.
+        let _ = self.control_tx.send(EpochClosed {
+            epoch: closed.epoch,
+            records: closed.records,
+            positions: closed.positions,
+            group,
+        });
+        self.epoch.store(closed.epoch + 1, Ordering::Release);
+        closed.epoch
+    }
+
+    /// Waits until every epoch up to `epoch` is complete, or `deadline`. Returns whether they are.
+    fn wait_complete_through(&self, epoch: Epoch, deadline: Instant) -> bool {
+        loop {
+            self.absorb_done();
+            if self.tracker().complete_through(epoch) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self
+                .done_rx
+                .recv_timeout(left.min(Duration::from_millis(20)))
+            {
+                Ok(e) => {
+                    self.tracker().complete(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// At-least-once: stores and commits every position that moved. Synchronously: one round
+    /// trip per epoch (once per `--commit-interval`), and its result is known here (librdkafka
+    /// reports the results of asynchronous manual commits to no callback of a BaseConsumer).
+    fn commit_moved(&self, consumer: &BaseConsumer<Self>) {
+        if self.exactly_once {
+            return;
+        }
+        let moved = self.tracker().take_committable();
+        if moved.is_empty() {
+            return;
+        }
+        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
+        // Stored too, so a commit librdkafka makes on its own (close, unassign) never goes
+        // backwards.
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            log::debug!("storing offsets {}: {e}", describe(&tpl));
+        }
+        let _ = self.commit_sync(consumer, &tpl);
+    }
+
+    /// Commits `tpl` synchronously and counts the result.
+    fn commit_sync(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> KafkaResult<()> {
+        let result = consumer.commit(tpl, CommitMode::Sync);
+        match &result {
+            Ok(()) => {
+                self.metrics.note_commit();
+                log::debug!("committed {}", describe(tpl));
+            }
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!("offset commit of {} failed: {e}", describe(tpl));
+            }
+        }
+        result
+    }
+
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let lost = consumer.assignment_lost();
+        // At close, after the shutdown drained and committed, there is nothing to wait for.
+        if !lost && !self.closing.load(Ordering::Relaxed) {
+            let epoch = self.close_epoch(consumer);
+            let deadline = Instant::now() + self.drain_timeout;
+            if !self.wait_complete_through(epoch, deadline) {
+                log::warn!(
+                    "revoke of partitions {partitions:?}: epoch {epoch} not complete after \
+                     {:?}; committing the complete prefix, the rest will be read again",
+                    self.drain_timeout
+                );
+            }
+        }
+        let commit = {
+            let mut tracker = self.tracker();
+            offsets_list(
+                &self.topic,
+                partitions.iter().map(|&p| (p, tracker.revoke(p))),
+            )
+        };
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.metrics.revokes.fetch_add(1, Ordering::Relaxed);
+        if lost {
+            log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
+        } else if commit.count() > 0 && !self.exactly_once {
+            // Stored as well as committed, so no commit librdkafka makes during the unassign
+            // that follows can move the group's position back.
+            if let Err(e) = consumer.store_offsets(&commit) {
+                log::warn!("storing final offsets of revoked partitions {partitions:?}: {e}");
+            }
+            if self.commit_sync(consumer, &commit).is_ok() {
+                log::info!(
+                    "revoked partitions {partitions:?}; committed {}",
+                    describe(&commit)
+                );
+            }
+        } else {
+            log::info!("revoked partitions {partitions:?}");
+        }
+    }
+
+    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        {
+            let mut tracker = self.tracker();
+            for &p in &partitions {
+                tracker.assign(p);
+            }
+        }
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.metrics.assigns.fetch_add(1, Ordering::Relaxed);
+        log::info!("assigned partitions {partitions:?} of {}", self.topic);
+        if self.paused.load(Ordering::Relaxed) {
+            if let Err(e) = consumer.pause(tpl) {
+                log::warn!("pausing newly assigned partitions: {e}");
+            }
+        }
+    }
+}
+
+impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error("consumer", &error, reason);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(lag) = stored_lag(statistics, &self.topic) {
+            self.metrics.set_lag(lag);
+        }
+    }
+}
+
+/// `consumer_lag_stored` of each assigned partition of `topic` in a librdkafka statistics
+/// document (partitions this client does not consume report -1 and are skipped).
+fn stored_lag(statistics: &[u8], topic: &str) -> Option<Vec<(i32, i64)>> {
+    let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
+    let partitions = stats
+        .get("topics")?
+        .get(topic)?
+        .get("partitions")?
+        .as_object()?;
+    let lags = partitions
+        .iter()
+        .filter_map(|(p, v)| Some((p.parse().ok()?, v.get("consumer_lag_stored")?.as_i64()?)))
+        .filter(|&(p, lag): &(i32, i64)| p >= 0 && lag >= 0);
+    Some(lags.collect())
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => self.on_revoke(consumer, tpl),
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => log::warn!("rebalance error: {e}"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.on_assign(consumer, tpl);
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                self.metrics.note_commit();
+                log::debug!("committed {}", describe(offsets));
+            }
+            // Nothing new was stored since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!("offset commit failed: {e}");
+            }
+        }
+    }
+}
+
+/// A partition list of `topic` with the given positions (partitions without one are left out).
+fn offsets_list(
+    topic: &str,
+    positions: impl Iterator<Item = (i32, Option<i64>)>,
+) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (p, position) in positions {
+        if let Some(position) = position {
+            // Only fails for an invalid offset value, which a position never is.
+            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(position));
+        }
+    }
+    tpl
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    let parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("p{}={o}", e.partition()),
+            other => format!("p{}={other:?}", e.partition()),
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// What a batch holds of one partition: the generation it was read under, its last offset
+/// and how many records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    partition: i32,
+    generation: Generation,
+    last_offset: i64,
+    count: u64,
+}
+
+/// A batch being built or waiting for channel space, with its per-partition summary.
+#[derive(Debug, Default)]
+struct Pending {
+    batch: InputBatch,
+    parts: Vec<Part>,
+}
+
+impl Pending {
+    fn add(&mut self, message: &BorrowedMessage<'_>, generation: Generation, pools: &BatchPools) {
+        if self.batch.records.capacity() == 0 {
+            self.batch = InputBatch::from_pool(pools, BATCH_RECORDS, BATCH_RECORDS * 256);
+        }
+        let partition = message.partition();
+        let offset = message.offset();
+        match self
+            .parts
+            .iter_mut()
+            .rev()
+            .find(|p| p.partition == partition)
+        {
+            Some(part) => {
+                part.last_offset = offset;
+                part.count += 1;
+            }
+            None => self.parts.push(Part {
+                partition,
+                generation,
+                last_offset: offset,
+                count: 1,
+            }),
+        }
+        self.batch.push(
+            Source { partition, offset },
+            message.timestamp().to_millis(),
+            message.key(),
+            message.payload(),
+            message.headers().map(|h| h.detach()),
+        );
+    }
+
+    fn full(&self) -> bool {
+        self.batch.len() >= BATCH_RECORDS || self.batch.data.len() >= BATCH_BYTES
+    }
+
+    /// Drops the records of the partitions in `stale` (revoked since they were read).
+    fn drop_partitions(&mut self, stale: &[i32]) {
+        self.parts.retain(|p| !stale.contains(&p.partition));
+        self.batch
+            .records
+            .retain(|r| !stale.contains(&r.source.partition));
+    }
+}
+
+/// The consumer thread's state.
+pub struct ConsumerStage<'a> {
+    consumer: BaseConsumer<RebalanceContext>,
+    topic: String,
+    shutdown: &'a Shutdown,
+    metrics: Arc<Metrics>,
+    shutdown_grace: Duration,
+    progress_interval: Duration,
+    commit_interval: Duration,
+    exit_at_end: bool,
+    capacity: usize,
+    batches: Batcher,
+    pending: VecDeque<Pending>,
+    pools: &'a BatchPools,
+    at_end: BTreeSet<i32>,
+}
+
+/// Builds batches from polled records.
+#[derive(Debug, Default)]
+struct Batcher {
+    building: Pending,
+    /// Generation of each assigned partition, as of `seen_rebalances`.
+    generations: Vec<(i32, Generation)>,
+    seen_rebalances: u64,
+}
+
+impl Batcher {
+    /// The generation of `partition` under the current assignment.
+    fn generation(&mut self, context: &RebalanceContext, partition: i32) -> Option<Generation> {
+        let seen = context.rebalances.load(Ordering::Relaxed);
+        if seen != self.seen_rebalances {
+            self.seen_rebalances = seen;
+            let tracker = context.tracker();
+            self.generations = tracker
+                .partitions()
+                .filter_map(|p| Some((p, tracker.generation(p)?)))
+                .collect();
+        }
+        self.generations
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map(|&(_, g)| g)
+    }
+
+    /// Moves the batch being built to `pending`.
+    fn seal(&mut self, pending: &mut VecDeque<Pending>) {
+        if !self.building.batch.is_empty() {
+            pending.push_back(std::mem::take(&mut self.building));
+        }
+    }
+}
+
+impl<'a> ConsumerStage<'a> {
+    /// Creates the consumer and checks, within [`STARTUP_TIMEOUT`], that the broker answers and
+    /// the input topic exists. `epoch` is the open epoch the workers read; `control_tx` goes to
+    /// the producer, `done_rx` comes from it.
+    pub fn new(
+        config: &Config,
+        done_rx: Receiver<Epoch>,
+        control_tx: Sender<EpochClosed>,
+        epoch: Arc<AtomicU64>,
+        pools: &'a BatchPools,
+        metrics: Arc<Metrics>,
+        shutdown: &'a Shutdown,
+    ) -> Result<Self, PipelineError> {
+        let tracker = OffsetTracker::new();
+        epoch.store(tracker.open_epoch(), Ordering::Release);
+        let context = RebalanceContext {
+            topic: config.input_topic.clone(),
+            tracker: Mutex::new(tracker),
+            done_rx,
+            control_tx,
+            epoch,
+            exactly_once: config.guarantee == Guarantee::ExactlyOnce,
+            drain_timeout: config.shutdown_timeout.min(MAX_REVOKE_DRAIN),
+            paused: AtomicBool::new(false),
+            rebalances: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            metrics: Arc::clone(&metrics),
+            log: ClientLog::default(),
+        };
+        let consumer: BaseConsumer<RebalanceContext> = consumer_config(config)
+            .create_with_context(context)
+            .map_err(|e| PipelineError::Config(format!("consumer: {e}")))?;
+        check_topics(&consumer, config)?;
+        Ok(ConsumerStage {
+            consumer,
+            topic: config.input_topic.clone(),
+            shutdown,
+            metrics,
+            shutdown_grace: config.shutdown_timeout,
+            progress_interval: config.progress_interval,
+            commit_interval: config.commit_interval,
+            exit_at_end: config.exit_at_end,
+            capacity: Self::channel_batches(config.channel_capacity),
+            batches: Batcher::default(),
+            pending: VecDeque::new(),
+            pools,
+            at_end: BTreeSet::new(),
+        })
+    }
+
+    fn context(&self) -> &RebalanceContext {
+        self.consumer.context()
+    }
+
+    /// The work channel's capacity in batches for `--channel-capacity` records.
+    pub fn channel_batches(channel_capacity: usize) -> usize {
+        channel_capacity.div_ceil(BATCH_RECORDS).max(2)
+    }
+
+    /// Polls and dispatches until shutdown, then drains and commits. Consumes the work sender:
+    /// dropping it is what tells the workers to finish.
+    pub fn run(mut self, work_tx: Sender<InputBatch>) -> Result<(), PipelineError> {
+        self.consumer
+            .subscribe(&[&self.topic])
+            .map_err(|e| PipelineError::kafka(format!("subscribing to {}", self.topic), e))?;
+        log::info!("subscribed to {}", self.topic);
+        self.metrics
+            .health
+            .subscribed
+            .store(true, Ordering::Relaxed);
+        let mut last_close = Instant::now();
+        let mut progress = Progress::new(self.progress_interval);
+        while !self.shutdown.is_requested() {
+            self.context().absorb_done();
+            self.context().commit_moved(&self.consumer);
+            if !self.dispatch_pending(&work_tx) {
+                log::error!("workers are gone; stopping");
+                self.shutdown.request(self.shutdown_grace);
+                break;
+            }
+            self.update_pause(&work_tx);
+            let depth = &self.metrics.gauges.workers_channel;
+            depth.store((work_tx.len() * BATCH_RECORDS) as u64, Ordering::Relaxed);
+            if last_close.elapsed() >= self.commit_interval {
+                self.context().close_epoch(&self.consumer);
+                self.note_in_flight();
+                last_close = Instant::now();
+            }
+            self.poll_round()?;
+            if progress.due() {
+                progress.log(&self.metrics, self.progress_extras());
+            }
+            if self.exit_at_end && self.drained(&work_tx) {
+                log::info!("input drained (--exit-at-end); shutting down");
+                self.shutdown.request(self.shutdown_grace);
+            }
+        }
+        self.finish(work_tx, progress)
+    }
+
+    /// Polls up to [`POLL_ROUND`] records into batches; waits up to 100 ms for the first
+    /// (10 ms while batches wait for channel space). A batch is sealed when it is full, when
+    /// the poll comes back empty, or when a rebalance ran inside the poll.
+    fn poll_round(&mut self) -> Result<(), PipelineError> {
+        let mut timeout = if self.pending.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(10)
+        };
+        for _ in 0..POLL_ROUND {
+            let rebalances = self.context().rebalances.load(Ordering::Relaxed);
+            let Some(result) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            let context = self.consumer.context();
+            if context.rebalances.load(Ordering::Relaxed) != rebalances {
+                self.batches.seal(&mut self.pending);
+            }
+            match result {
+                Ok(message) => {
+                    let partition = message.partition();
+                    self.at_end.remove(&partition);
+                    match self.batches.generation(context, partition) {
+                        Some(generation) => {
+                            self.batches.building.add(&message, generation, self.pools)
+                        }
+                        // Not (or no longer) assigned: its next owner reads it.
+                        None => {
+                            log::debug!("dropping a record of unassigned partition {partition}")
+                        }
+                    }
+                    if self.batches.building.full() {
+                        self.batches.seal(&mut self.pending);
+                    }
+                }
+                Err(KafkaError::PartitionEOF(p)) => {
+                    self.at_end.insert(p);
+                }
+                Err(e) => self.on_poll_error(e)?,
+            }
+        }
+        self.batches.seal(&mut self.pending);
+        Ok(())
+    }
+
+    fn on_poll_error(&self, error: KafkaError) -> Result<(), PipelineError> {
+        if let Some((code, reason)) = self.consumer.client().fatal_error() {
+            return Err(PipelineError::kafka(
+                format!("consumer fatal error ({reason})"),
+                KafkaError::MessageConsumption(code),
+            ));
+        }
+        self.context()
+            .log
+            .error("consumer", &error, "while polling");
+        Ok(())
+    }
+
+    /// Hands pending batches to the workers while the channel has room. Returns false when the
+    /// workers are gone.
+    fn dispatch_pending(&mut self, work_tx: &Sender<InputBatch>) -> bool {
+        while let Some(mut next) = self.pending.pop_front() {
+            // Records read under an assignment that has since been revoked are dropped: their
+            // partition's position never passes them, so they are read again.
+            let (stale, epoch): (Vec<i32>, Epoch) = {
+                let tracker = self.context().tracker();
+                let stale = next
+                    .parts
+                    .iter()
+                    .filter(|p| tracker.generation(p.partition) != Some(p.generation))
+                    .map(|p| p.partition)
+                    .collect();
+                (stale, tracker.open_epoch())
+            };
+            if !stale.is_empty() {
+                next.drop_partitions(&stale);
+                if next.batch.is_empty() {
+                    continue;
+                }
+            }
+            next.batch.epoch = epoch;
+            let Pending { batch, parts } = next;
+            let records = batch.len() as u64;
+            // A short wait for space rides out the moments when the workers are briefly full
+            // (pausing purges librdkafka's prefetched records and restarts fetching, which is
+            // far more expensive); it is well inside max.poll.interval.ms, and callbacks are
+            // served by the next poll. Only when the workers stay behind do we pause.
+            let sent = match work_tx.try_send(batch) {
+                Err(TrySendError::Full(batch))
+                    if !self.context().paused.load(Ordering::Relaxed) =>
+                {
+                    work_tx
+                        .send_timeout(batch, BACKPRESSURE_WAIT)
+                        .map_err(|e| match e {
+                            SendTimeoutError::Timeout(b) => TrySendError::Full(b),
+                            SendTimeoutError::Disconnected(b) => TrySendError::Disconnected(b),
+                        })
+                }
+                other => other,
+            };
+            match sent {
+                Ok(()) => {
+                    // Recorded after the send: only this thread closes epochs, so the batch
+                    // is still in the open epoch, and its completion can only be applied
+                    // later, by this same thread.
+                    let mut tracker = self.context().tracker();
+                    for p in &parts {
+                        if let Err(e) =
+                            tracker.hand_out(p.partition, p.generation, p.last_offset, p.count)
+                        {
+                            log::error!("offset tracking refused {p:?}: {e:?}");
+                        }
+                    }
+                    drop(tracker);
+                    self.metrics.note_received(records);
+                }
+                Err(TrySendError::Full(batch)) => {
+                    self.pending.push_front(Pending { batch, parts });
+                    return true;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Pauses the assignment while batches wait for channel space; resumes when the channel
+    /// is at most half full again (hysteresis, so it does not flap).
+    fn update_pause(&self, work_tx: &Sender<InputBatch>) {
+        let paused = self.context().paused.load(Ordering::Relaxed);
+        let want_pause = !self.pending.is_empty();
+        let can_resume = self.pending.is_empty() && work_tx.len() <= self.capacity / 2;
+        if (want_pause && !paused) || (paused && can_resume) {
+            let Ok(assignment) = self.consumer.assignment() else {
+                return;
+            };
+            let result = if want_pause {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            };
+            match result {
+                Ok(()) => {
+                    self.context().paused.store(want_pause, Ordering::Relaxed);
+                    self.metrics
+                        .gauges
+                        .paused
+                        .store(want_pause, Ordering::Relaxed);
+                    if want_pause {
+                        self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
+                        log::debug!("workers behind: paused {} partitions", assignment.count());
+                    }
+                }
+                Err(e) => log::warn!("pause/resume failed: {e}"),
+            }
+        }
+    }
+
+    fn note_in_flight(&self) {
+        let in_flight = self.context().tracker().total_in_flight();
+        self.metrics
+            .gauges
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
+    }
+
+    /// True when every assigned partition has been read to its end and handed out. (Records
+    /// still in flight are finished by the shutdown.)
+    fn drained(&self, work_tx: &Sender<InputBatch>) -> bool {
+        let tracker = self.context().tracker();
+        let mut assigned = tracker.partitions().peekable();
+        assigned.peek().is_some()
+            && assigned.all(|p| self.at_end.contains(&p))
+            && self.pending.is_empty()
+            && self.batches.building.batch.is_empty()
+            && work_tx.is_empty()
+    }
+
+    fn progress_extras(&self) -> ProgressExtras {
+        let tracker = self.context().tracker();
+        let lag = self.metrics.gauges.lag_sum.load(Ordering::Relaxed);
+        ProgressExtras {
+            in_flight: tracker.total_in_flight() as usize,
+            positions: tracker.positions(),
+            lag: (lag >= 0).then_some(lag),
+            paused: self.context().paused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Shutdown: stop fetching, close the last epoch and the work channel, wait for the
+    /// producer to complete what was handed out (until the deadline), commit.
+    fn finish(
+        mut self,
+        work_tx: Sender<InputBatch>,
+        mut progress: Progress,
+    ) -> Result<(), PipelineError> {
+        if let Ok(assignment) = self.consumer.assignment() {
+            let _ = self.consumer.pause(&assignment);
+        }
+        // Read but never handed out: not tracked, so no committed offset passes them.
+        self.pending.clear();
+        self.batches.building = Pending::default();
+        let last = self.context().close_epoch(&self.consumer);
+        drop(work_tx);
+        log::info!("shutting down: draining in-flight records");
+        loop {
+            // Serve consumer callbacks; records fetched before the pause are not handed out.
+            let _ = self.consumer.poll(Duration::ZERO);
+            self.context().absorb_done();
+            if self.context().tracker().complete_through(last) || self.shutdown.overdue() {
+                break;
+            }
+            match self
+                .context()
+                .done_rx
+                .recv_timeout(Duration::from_millis(50))
+            {
+                Ok(epoch) => {
+                    self.context().tracker().complete(epoch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The producer thread has ended: every completion has arrived.
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if progress.due() {
+                progress.log(&self.metrics, self.progress_extras());
+            }
+        }
+        self.context().absorb_done();
+        let in_flight = self.context().tracker().total_in_flight();
+        self.metrics
+            .gauges
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
+        let committed = if self.context().exactly_once {
+            self.context().tracker().positions()
+        } else {
+            self.commit_final()
+        };
+        progress.log(&self.metrics, self.progress_extras());
+        log::info!("committed positions {committed:?}; closing consumer");
+        self.at_end.clear();
+        self.context().closing.store(true, Ordering::Relaxed);
+        drop(self.consumer);
+        if in_flight > 0 {
+            return Err(PipelineError::ShutdownTimeout { in_flight });
+        }
+        Ok(())
+    }
+}
+
+impl ConsumerStage<'_> {
+    /// Commits the tracker's positions synchronously at shutdown. While the group is
+    /// rebalancing (another member joining or leaving) the coordinator rejects commits from
+    /// this member until it has rejoined, so a retriable rejection is answered by polling
+    /// (which lets librdkafka rejoin and serves the callbacks) and trying again, until the
+    /// shutdown deadline. Giving up here would make the next owner process the difference
+    /// again.
+    fn commit_final(&self) -> Vec<(i32, Option<i64>)> {
+        let deadline = self.shutdown.deadline().unwrap_or_else(Instant::now);
+        loop {
+            let positions = self.context().tracker().positions();
+            let tpl = offsets_list(&self.topic, positions.iter().copied());
+            if tpl.count() == 0 {
+                return positions;
+            }
+            // Stored too, so the commit librdkafka makes when it closes cannot go backwards.
+            let _ = self.consumer.store_offsets(&tpl);
+            match self.consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {
+                    self.metrics.note_commit();
+                    return positions;
+                }
+                Err(KafkaError::ConsumerCommit(code))
+                    if retriable_commit_error(code) && Instant::now() < deadline =>
+                {
+                    log::info!("final commit: {code} (a rebalance is in progress); retrying");
+                    let _ = self.consumer.poll(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    log::warn!(
+                        "final commit failed: {e}; the next owner may process some records again"
+                    );
+                    return positions;
+                }
+            }
+        }
+    }
+}
+
+/// Commit errors that go away once the member has rejoined the group or found its coordinator.
+fn retriable_commit_error(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::RequestTimedOut
+    )
+}
+
+/// Checks that the broker answers and the input topic exists; warns about missing outputs.
+fn check_topics(
+    consumer: &BaseConsumer<RebalanceContext>,
+    config: &Config,
+) -> Result<(), PipelineError> {
+    let metadata = consumer
+        .fetch_metadata(None, STARTUP_TIMEOUT)
+        .map_err(|e| {
+            PipelineError::Startup(format!(
+                "cannot reach Kafka at {} within {STARTUP_TIMEOUT:?}: {e}",
+                config.brokers
+            ))
+        })?;
+    let exists = |name: &str| {
+        metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+    };
+    if !exists(&config.input_topic) {
+        return Err(PipelineError::Startup(format!(
+            "input topic {:?} does not exist on {} (create it, or pass --input-topic)",
+            config.input_topic, config.brokers
+        )));
+    }
+    for (flag, topic) in [
+        ("--output-topic", &config.output_topic),
+        ("--dlq-topic", &config.dlq_topic),
+    ] {
+        if !exists(topic) {
+            log::warn!(
+                "{flag} {topic:?} does not exist yet; writes will wait until it is created \
+                 (automatically, if the broker allows auto-creation)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The periodic progress line.
+struct Progress {
+    interval: Duration,
+    last: Instant,
+    prev: Snapshot,
+}
+
+impl Progress {
+    fn new(interval: Duration) -> Self {
+        Progress {
+            interval,
+            last: Instant::now(),
+            prev: Snapshot::default(),
+        }
+    }
+
+    fn due(&self) -> bool {
+        !self.interval.is_zero() && self.last.elapsed() >= self.interval
+    }
+
+    fn log(&mut self, metrics: &Metrics, extras: ProgressExtras) {
+        let now = metrics.snapshot();
+        // The counts again as fields, for --log-format json.
+        log::info!(
+            received = now.received,
+            valid = now.valid,
+            dead_lettered = now.dead_lettered.iter().sum::<u64>(),
+            delivered = now.delivered,
+            in_flight = extras.in_flight,
+            lag = extras.lag.unwrap_or(-1),
+            paused = extras.paused;
+            "{}",
+            progress_line(&self.prev, &now, self.last.elapsed(), &extras)
+        );
+        self.prev = now;
+        self.last = Instant::now();
+    }
+}
