@@ -1,7 +1,10 @@
-//! librdkafka client settings and the logging both clients share.
+//! librdkafka client settings, and the one log policy every client of the program uses.
 //!
-//! The defaults here are the pipeline's; `-X`, `--consumer-property` and `--producer-property`
-//! are applied after them and win.
+//! Every client is configured by [`client_config`]: the brokers, a client id, the caller's
+//! defaults, then the user's properties (`-X`, and for `run` also `--consumer-property` and
+//! `--producer-property`), so the user's win. The pipeline's consumer and producer defaults are
+//! [`consumer_config`] and [`producer_config`]. [`ClientLog`] is how librdkafka's log lines and
+//! client errors reach the log, for the pipeline's clients and the subcommands' alike.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,10 +19,8 @@ use crate::config::Config;
 /// Consumer settings: manual offset store (only delivered records are stored), auto-commit of
 /// what is stored, cooperative-sticky assignment, and a bounded prefetch.
 pub fn consumer_config(config: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers)
-        .set("group.id", &config.group_id)
-        .set("client.id", "kafka-pipeline")
+    let mut c = client_config(&config.brokers, "kafka-pipeline", &[], &[]);
+    c.set("group.id", &config.group_id)
         // The delivery contract: the consumer thread commits the positions of complete commit
         // epochs itself (at-least-once), or the producer's transactions carry them
         // (exactly-once); librdkafka never stores or commits on its own.
@@ -57,10 +58,8 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
 /// Producer settings: idempotent (ordered, no duplicates from internal retries, acks=all),
 /// batched, uncompressed, Java-compatible key partitioning.
 pub fn producer_config(config: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers)
-        .set("client.id", "kafka-pipeline")
-        .set("enable.idempotence", "true")
+    let mut c = client_config(&config.brokers, "kafka-pipeline", &[], &[]);
+    c.set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         // No compression by default: plain kafka-python (the original pipeline's client) can
@@ -97,6 +96,24 @@ fn statistics_interval_ms(config: &Config) -> String {
     } else {
         config.progress_interval.as_millis().min(60_000).to_string()
     }
+}
+
+/// A client's configuration: `bootstrap.servers` and `client.id`, then `defaults`, then the
+/// user's `properties` (`-X key=value`), each later setting winning over an earlier one.
+pub fn client_config(
+    brokers: &str,
+    client_id: &str,
+    defaults: &[(&str, &str)],
+    properties: &[(String, String)],
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", client_id);
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
+    apply(&mut c, properties);
+    c
 }
 
 fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {
