@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use log::{info, warn};
-use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -22,14 +22,14 @@ use rdkafka::ClientContext;
 
 use crate::cli::loadgen::LoadgenArgs;
 use crate::kafka::admin;
+use crate::kafka::client::{client_config, ClientLog};
 use crate::loadgen::{Expect, GenRecord, Generator, Profile, EXPECT_HEADER, SEQ_HEADER};
 
 /// Interval of the progress line.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Producer settings applied before the `-X` properties (which may override them).
-const PRODUCER_DEFAULTS: [(&str, &str); 6] = [
-    ("client.id", "kafka-pipeline-loadgen"),
+const PRODUCER_DEFAULTS: [(&str, &str); 5] = [
     ("linger.ms", "5"),
     // The largest batch librdkafka builds; it must stay under the broker's 1 MiB message limit.
     ("batch.size", "1000000"),
@@ -40,15 +40,24 @@ const PRODUCER_DEFAULTS: [(&str, &str); 6] = [
     ("enable.idempotence", "true"),
 ];
 
-/// Counts delivery reports, and throttles librdkafka's client errors (a broker that is down
-/// raises several per second). Runs on the thread that polls the producer.
-#[derive(Default)]
+/// Counts delivery reports; client errors go through the program's log policy
+/// ([`ClientLog`]). Runs on the thread that polls the producer.
 struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
-    /// When a client error was last logged, and how many were suppressed since.
-    error_log: Mutex<(Option<Instant>, u64)>,
+    log: ClientLog,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Deliveries {
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            log: ClientLog::new("loadgen producer"),
+        }
+    }
 }
 
 impl Deliveries {
@@ -63,20 +72,12 @@ impl Deliveries {
 }
 
 impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        let mut log = self.error_log.lock().unwrap_or_else(|e| e.into_inner());
-        let (last, suppressed) = &mut *log;
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < PROGRESS_INTERVAL) {
-            *suppressed += 1;
-            return;
-        }
-        let more = match *suppressed {
-            0 => String::new(),
-            n => format!(" ({n} more client errors since the last one logged)"),
-        };
-        log::error!("librdkafka: {error}: {reason}{more}");
-        *log = (Some(now), 0);
+        self.log.error(error, reason);
     }
 }
 
@@ -305,17 +306,14 @@ fn warn_on_partition_mismatch(producer: &BaseProducer<Deliveries>, topic: &str, 
 }
 
 fn create_producer(args: &LoadgenArgs) -> anyhow::Result<BaseProducer<Deliveries>> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &args.kafka.brokers);
-    for (key, value) in PRODUCER_DEFAULTS {
-        config.set(key, value);
-    }
-    for (key, value) in &args.kafka.properties {
-        config.set(key, value);
-    }
-    config
-        .create_with_context(Deliveries::default())
-        .with_context(|| format!("creating a Kafka producer for {}", args.kafka.brokers))
+    client_config(
+        &args.kafka.brokers,
+        "kafka-pipeline-loadgen",
+        &PRODUCER_DEFAULTS,
+        &args.kafka.properties,
+    )
+    .create_with_context(Deliveries::default())
+    .with_context(|| format!("creating a Kafka producer for {}", args.kafka.brokers))
 }
 
 fn label_headers(record: &GenRecord, seq: u64) -> OwnedHeaders {

@@ -19,8 +19,6 @@ use std::fmt;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::Metadata;
 
@@ -28,6 +26,7 @@ use crate::cli::kafka::KafkaArgs;
 use crate::cli::topics::TopicsArgs;
 use crate::error::PipelineError;
 use crate::kafka::admin::{block_on, create_topic_if_missing, OPERATION_TIMEOUT};
+use crate::kafka::client::{client_config, ClientLog};
 
 /// Exit code of `topics` when a topic is missing (with `--check`) or differs from the request.
 pub const EXIT_MISMATCH: i32 = 1;
@@ -191,14 +190,14 @@ fn min_insync_replicas(kafka: &KafkaArgs, topic: &str) -> Result<i32, PipelineEr
     let admin_error = |e: String| {
         PipelineError::Admin(format!("reading the configuration of topic {topic}: {e}"))
     };
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.brokers);
-    for (k, v) in &kafka.properties {
-        config.set(k, v);
-    }
-    let admin: AdminClient<DefaultClientContext> = config
-        .create()
-        .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
+    let admin: AdminClient<ClientLog> = client_config(
+        &kafka.brokers,
+        "kafka-pipeline-topics",
+        &[],
+        &kafka.properties,
+    )
+    .create_with_context(ClientLog::new("admin client"))
+    .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
     let options = AdminOptions::new().request_timeout(Some(OPERATION_TIMEOUT));
     let described = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
         .map_err(|e| admin_error(e.to_string()))?;
@@ -217,14 +216,14 @@ fn min_insync_replicas(kafka: &KafkaArgs, topic: &str) -> Result<i32, PipelineEr
 }
 
 fn fetch_metadata(kafka: &KafkaArgs) -> Result<Metadata, PipelineError> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.brokers);
-    for (k, v) in &kafka.properties {
-        config.set(k, v);
-    }
-    let consumer: BaseConsumer = config
-        .create()
-        .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
+    let consumer: BaseConsumer<ClientLog> = client_config(
+        &kafka.brokers,
+        "kafka-pipeline-topics",
+        &[],
+        &kafka.properties,
+    )
+    .create_with_context(ClientLog::new("metadata client"))
+    .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
     consumer
         .fetch_metadata(None, METADATA_TIMEOUT)
         .map_err(|e| {

@@ -20,9 +20,9 @@ use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
+
+use super::client::{client_config, ClientLog};
 
 /// How long the broker may take over one admin operation (and the client over its request).
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,14 +143,9 @@ pub fn alter_topic_config(
 fn admin_client(
     brokers: &str,
     properties: &[(String, String)],
-) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (key, value) in properties {
-        config.set(key, value);
-    }
-    config
-        .create()
+) -> anyhow::Result<AdminClient<ClientLog>> {
+    client_config(brokers, "kafka-pipeline-admin", &[], properties)
+        .create_with_context(ClientLog::new("admin client"))
         .with_context(|| format!("creating a Kafka admin client for {brokers}"))
 }
 

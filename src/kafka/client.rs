@@ -11,7 +11,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 
 use crate::cli::run::Guarantee;
 use crate::config::Config;
@@ -122,18 +125,33 @@ fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {
     }
 }
 
-/// Logs librdkafka's own log lines at debug level (its errors reach us through the error
-/// callback too) and client errors at warn, each distinct error at most once per 30 s.
-#[derive(Debug, Default)]
+/// The log policy of every client: librdkafka's own log lines at debug level (critical ones
+/// at error: its errors reach us through the error callback too), client errors at warn, each
+/// distinct error at most once per 30 s with the count of repeats, and end-of-partition (news,
+/// not an error: it only arrives where a reader asked for it) not at all.
+///
+/// It is itself the context of clients that need nothing more (readers, admin clients); the
+/// pipeline's and the sink's contexts hold one and hand it their log and error callbacks.
+#[derive(Debug)]
 pub struct ClientLog {
+    client: &'static str,
     last: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 const REPEAT_AFTER: Duration = Duration::from_secs(30);
 
 impl ClientLog {
-    /// Handles a librdkafka log line.
-    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    /// The policy for one client, named in its warnings (`consumer`, `dlq reader`, ...).
+    pub fn new(client: &'static str) -> Self {
+        ClientLog {
+            client,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
                 log::error!(target: "librdkafka", "{fac} {message}")
@@ -142,15 +160,13 @@ impl ClientLog {
         }
     }
 
-    /// Handles a client error: warn, throttled per distinct message.
-    pub fn error(&self, client: &str, error: &KafkaError, reason: &str) {
-        // End of partition is news, not an error (it only arrives with --exit-at-end).
+    fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error, KafkaError::PartitionEOF(_))
-            || matches!(error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+            || matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF))
         {
             return;
         }
-        let key = format!("{client}: {error}: {reason}");
+        let key = format!("{}: {error}: {reason}", self.client);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match last.get_mut(&key) {
@@ -167,3 +183,5 @@ impl ClientLog {
         }
     }
 }
+
+impl ConsumerContext for ClientLog {}

@@ -250,7 +250,7 @@ impl ClientContext for RebalanceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error("consumer", &error, reason);
+        self.log.error(error, reason);
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
@@ -476,7 +476,7 @@ impl<'a> ConsumerStage<'a> {
             rebalances: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             metrics: Arc::clone(&metrics),
-            log: ClientLog::default(),
+            log: ClientLog::new("consumer"),
         };
         let consumer: BaseConsumer<RebalanceContext> = consumer_config(config)
             .create_with_context(context)
@@ -602,9 +602,7 @@ impl<'a> ConsumerStage<'a> {
                 KafkaError::MessageConsumption(code),
             ));
         }
-        self.context()
-            .log
-            .error("consumer", &error, "while polling");
+        self.context().log.error(error, "while polling");
         Ok(())
     }
 

@@ -97,7 +97,7 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error("producer", &error, reason);
+        self.log.error(error, reason);
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
@@ -257,7 +257,7 @@ impl<'a> ProducerStage<'a> {
             delivered: Mutex::default(),
             failed: Mutex::default(),
             metrics,
-            log: ClientLog::default(),
+            log: ClientLog::new("producer"),
         };
         let producer: BaseProducer<DeliveryContext> = producer_config(config)
             .create_with_context(context)

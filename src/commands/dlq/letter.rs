@@ -7,6 +7,8 @@
 //! been replayed. A record without the error headers is not the pipeline's (a foreign record):
 //! it has no code, and is shown as `(none)`.
 
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
 use crate::cli::dlq::NONE_LABEL;
 use crate::transform::headers::{
     HEADER_ERROR_CODE, HEADER_ERROR_FIELD, HEADER_ERROR_MESSAGE, HEADER_ERROR_OFFSET,
@@ -167,6 +169,21 @@ pub struct Source {
     pub offset: i64,
     /// Input record timestamp, ms since the epoch.
     pub timestamp_ms: Option<i64>,
+}
+
+/// The dead letter in a consumed message.
+pub fn dead_letter<'a>(m: &'a BorrowedMessage<'a>) -> DeadLetter<'a> {
+    DeadLetter {
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis(),
+        key: m.key(),
+        value: m.payload(),
+        headers: m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@
 pub mod filter;
 pub mod ledger;
 pub mod letter;
-pub mod read;
 pub mod render;
 pub mod replay;
 pub mod show;
@@ -26,12 +25,16 @@ pub mod summary;
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use filter::Filter;
-pub use letter::DeadLetter;
-use read::{dead_letter, TopicReader};
-use summary::Summary;
 
+use self::filter::Filter;
+use self::letter::dead_letter;
+pub use self::letter::DeadLetter;
+use self::summary::Summary;
 use crate::cli::dlq::{DlqArgs, DlqCommand, ShowArgs, SummaryArgs};
+use crate::kafka::reader::{Reading, TopicReader};
+
+/// Client id (and log name) of the dead-letter readers.
+const DLQ_READER: &str = "kafka-pipeline-dlq";
 
 /// Runs a `dlq` subcommand.
 pub fn run(args: DlqArgs) -> anyhow::Result<()> {
@@ -47,7 +50,14 @@ pub fn run(args: DlqArgs) -> anyhow::Result<()> {
 fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
     let source = &args.source;
     let filter = Filter::new(&args.filter, now_ms);
-    let mut reader = TopicReader::open(&source.kafka, &source.dlq_topic, source.timeout, false)?;
+    let mut reader = TopicReader::open(
+        &source.kafka,
+        DLQ_READER,
+        &source.dlq_topic,
+        Reading::Snapshot,
+        source.timeout,
+        false,
+    )?;
     let mut summary = Summary::new(args.by);
     while let Some(m) = reader.next_record()? {
         let letter = dead_letter(&m);
@@ -68,7 +78,14 @@ fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
 fn show_letters(args: &ShowArgs, now_ms: i64) -> anyhow::Result<()> {
     let source = &args.source;
     let filter = Filter::new(&args.filter, now_ms);
-    let mut reader = TopicReader::open(&source.kafka, &source.dlq_topic, source.timeout, false)?;
+    let mut reader = TopicReader::open(
+        &source.kafka,
+        DLQ_READER,
+        &source.dlq_topic,
+        Reading::Snapshot,
+        source.timeout,
+        false,
+    )?;
     let (mut read, mut matched) = (0u64, 0u64);
     while let Some(m) = reader.next_record()? {
         read += 1;

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -53,13 +53,16 @@ use serde_json::json;
 
 use super::filter::Filter;
 use super::ledger::Ledger;
+use super::letter::dead_letter;
 use super::letter::{
     DeadLetter, HEADER_REPLAY_COUNT, HEADER_REPLAY_DLQ_OFFSET, HEADER_REPLAY_DLQ_PARTITION,
     HEADER_REPLAY_DLQ_TOPIC, REPLAY_HEADER_PREFIX,
 };
-use super::read::{dead_letter, TopicReader};
+use super::DLQ_READER;
 use crate::cli::dlq::ReplayArgs;
 use crate::cli::dlq::SourceArgs;
+use crate::kafka::client::{client_config, ClientLog};
+use crate::kafka::reader::{partition_count, Reading, TopicReader};
 use crate::transform::json::Decimal;
 
 /// Letters per transaction at most.
@@ -256,7 +259,7 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     let source = &args.source;
     let filter = Filter::new(&args.filter, now_ms);
     let plan = Plan::new(args, &filter)?;
-    if super::read::partition_count(&source.kafka, &plan.target, source.timeout)? == 0 {
+    if partition_count(&source.kafka, &plan.target, source.timeout)? == 0 {
         bail!("replay target topic {} does not exist", plan.target);
     }
     let mut replayer = if plan.dry_run {
@@ -266,7 +269,14 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     };
     // After init_transactions (see the module doc).
     let ledger = read_ledger(source, &plan)?;
-    let mut reader = TopicReader::open(&source.kafka, &plan.dlq_topic, source.timeout, false)?;
+    let mut reader = TopicReader::open(
+        &source.kafka,
+        DLQ_READER,
+        &plan.dlq_topic,
+        Reading::Snapshot,
+        source.timeout,
+        false,
+    )?;
     let mut counts = ReplayCounts::default();
     let selected = |letter: &DeadLetter<'_>| decide(letter, &filter, &ledger, plan.max_replays);
     let result = replay_letters(&mut reader, selected, replayer.as_mut(), &mut counts);
@@ -312,7 +322,14 @@ fn replay_letters(
 /// The ledger's entries for this DLQ and target (none when the ledger topic does not exist).
 fn read_ledger(source: &SourceArgs, plan: &Plan) -> anyhow::Result<Ledger> {
     let mut ledger = Ledger::default();
-    let mut reader = TopicReader::open(&source.kafka, &plan.ledger_topic, source.timeout, true)?;
+    let mut reader = TopicReader::open(
+        &source.kafka,
+        DLQ_READER,
+        &plan.ledger_topic,
+        Reading::Snapshot,
+        source.timeout,
+        true,
+    )?;
     while let Some(m) = reader.next_record()? {
         use rdkafka::message::Message as _;
         ledger.add_json(m.payload(), &plan.dlq_topic, &plan.target);
@@ -372,22 +389,19 @@ impl Replayer {
             &[("retention.ms", "-1"), ("cleanup.policy", "delete")],
         )
         .with_context(|| format!("creating the replay ledger topic {}", plan.ledger_topic))?;
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &kafka.brokers)
-            .set("client.id", "kafka-pipeline-dlq-replay")
-            .set(
-                "transactional.id",
-                format!("kafka-pipeline-dlq-replay.{}", plan.dlq_topic),
-            )
-            .set("linger.ms", "5")
-            .set("partitioner", "murmur2_random");
-        for (key, value) in &kafka.properties {
-            config.set(key, value);
-        }
-        let producer: BaseProducer<ReplayContext> = config
-            .create_with_context(ReplayContext::default())
-            .with_context(|| format!("creating a Kafka producer for {}", kafka.brokers))?;
+        let transactional_id = format!("kafka-pipeline-dlq-replay.{}", plan.dlq_topic);
+        let producer: BaseProducer<ReplayContext> = client_config(
+            &kafka.brokers,
+            "kafka-pipeline-dlq-replay",
+            &[
+                ("transactional.id", transactional_id.as_str()),
+                ("linger.ms", "5"),
+                ("partitioner", "murmur2_random"),
+            ],
+            &kafka.properties,
+        )
+        .create_with_context(ReplayContext::default())
+        .with_context(|| format!("creating a Kafka producer for {}", kafka.brokers))?;
         producer
             .init_transactions(source.timeout)
             .context("initializing the replay transaction")?;
@@ -485,9 +499,18 @@ impl Replayer {
 }
 
 /// Remembers the first failed delivery, to say which letter could not be replayed.
-#[derive(Default)]
 struct ReplayContext {
     first_failure: Mutex<Option<String>>,
+    log: ClientLog,
+}
+
+impl Default for ReplayContext {
+    fn default() -> Self {
+        ReplayContext {
+            first_failure: Mutex::new(None),
+            log: ClientLog::new("replay producer"),
+        }
+    }
 }
 
 impl ReplayContext {
@@ -499,7 +522,15 @@ impl ReplayContext {
     }
 }
 
-impl ClientContext for ReplayContext {}
+impl ClientContext for ReplayContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
 
 impl ProducerContext for ReplayContext {
     type DeliveryOpaque = Box<(i32, i64)>;

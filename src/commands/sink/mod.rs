@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
@@ -56,6 +56,7 @@ use state::Batch;
 use store::{Applied, Store, StoreError};
 
 use crate::cli::sink::SinkArgs;
+use crate::kafka::client::client_config;
 use crate::kafka::client::ClientLog;
 use crate::shutdown::Shutdown;
 
@@ -86,7 +87,7 @@ impl ClientContext for SinkContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error("sink consumer", &error, reason);
+        self.log.error(error, reason);
     }
 }
 
@@ -214,29 +215,29 @@ fn consumer(
     args: &SinkArgs,
     positions: Arc<Mutex<Positions>>,
 ) -> anyhow::Result<BaseConsumer<SinkContext>> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &args.kafka.brokers)
-        .set("group.id", &args.sink_group_id)
-        .set("client.id", "kafka-pipeline-sink")
-        // Offsets are committed by hand, after PostgreSQL has committed.
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Insight records of an exactly-once pipeline are written in transactions: count only
-        // committed ones.
-        .set("isolation.level", "read_committed")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set(
-            "enable.partition.eof",
-            if args.exit_at_end { "true" } else { "false" },
-        );
-    for (key, value) in &args.kafka.properties {
-        config.set(key, value);
-    }
+    let config = client_config(
+        &args.kafka.brokers,
+        "kafka-pipeline-sink",
+        &[
+            ("group.id", args.sink_group_id.as_str()),
+            // Offsets are committed by hand, after PostgreSQL has committed.
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            // Insight records of an exactly-once pipeline are written in transactions: count
+            // only committed ones.
+            ("isolation.level", "read_committed"),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            (
+                "enable.partition.eof",
+                if args.exit_at_end { "true" } else { "false" },
+            ),
+        ],
+        &args.kafka.properties,
+    );
     let context = SinkContext {
         positions,
-        log: ClientLog::default(),
+        log: ClientLog::new("sink consumer"),
     };
     config
         .create_with_context(context)

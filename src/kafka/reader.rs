@@ -1,33 +1,45 @@
-//! Reads a topic from the beginning to the end offsets found at start, without a group.
+//! Reading a topic from the beginning without a group: what `insights` and the `dlq` commands
+//! read with.
 //!
-//! A `BaseConsumer` is assigned every partition; it never joins a group and never commits, so
-//! reading the DLQ changes nothing and any number of readers can run at once. Reading ends when
-//! every partition has reached the high watermark found at start (or reported its end). The
-//! reader uses `isolation.level=read_committed`: dead letters of an aborted transaction (a
-//! pipeline in exactly-once mode) and replays that were rolled back are not there to read.
+//! A `BaseConsumer` is assigned every partition from its start; it never joins a group and
+//! never commits, so reading changes nothing and any number of readers can run at once.
+//! [`TopicReader::next_record`] returns records until every partition has reached the end
+//! offset found at start (or reported its end), failing when the broker sends nothing for the
+//! timeout meanwhile. A [`Reading::Snapshot`] reader skips what was written after it opened;
+//! a [`Reading::Follow`] reader returns it, and after catching up [`TopicReader::poll`] goes on
+//! with what arrives. Readers use `isolation.level=read_committed`: records of an aborted
+//! transaction (a pipeline in exactly-once mode, a rolled-back replay) are not there to read.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::letter::DeadLetter;
+use super::client::{client_config, ClientLog};
 use crate::cli::kafka::KafkaArgs;
-use crate::commands::insights::ReaderContext;
 
 const POLL: Duration = Duration::from_millis(200);
 
-/// A topic being read to its end.
+/// What a reader does with records written after it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Skips them: the topic as it was at the start (`dlq`).
+    Snapshot,
+    /// Returns them too, and goes on reading after catching up (`insights --follow`).
+    Follow,
+}
+
+/// A topic being read from its start.
 pub struct TopicReader {
-    consumer: BaseConsumer<ReaderContext>,
+    consumer: BaseConsumer<ClientLog>,
     topic: String,
-    /// Per partition with records: the end offset to read up to.
+    reading: Reading,
+    /// Per partition not yet caught up: the end offset found at start.
     remaining: BTreeMap<i32, i64>,
     /// Records between the start and end offsets, for a progress bar.
     total: u64,
@@ -36,15 +48,18 @@ pub struct TopicReader {
 }
 
 impl TopicReader {
-    /// Assigns every partition of `topic` from its start. A missing topic is an error unless
-    /// `missing_ok` (then there is nothing to read).
+    /// Assigns every partition of `topic` from its start; `client` names the reader (its
+    /// client id and log lines). A missing topic is an error unless `missing_ok` (then there is
+    /// nothing to read).
     pub fn open(
         kafka: &KafkaArgs,
+        client: &'static str,
         topic: &str,
+        reading: Reading,
         timeout: Duration,
         missing_ok: bool,
     ) -> anyhow::Result<TopicReader> {
-        let consumer = consumer(kafka)?;
+        let consumer = consumer(kafka, client)?;
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
             .with_context(|| {
@@ -71,6 +86,9 @@ impl TopicReader {
             if high > low {
                 remaining.insert(p, high);
                 total += (high - low) as u64;
+            }
+            // An empty partition is read too when following: records may arrive in it.
+            if high > low || reading == Reading::Follow {
                 assignment
                     .add_partition_offset(topic, p, Offset::Offset(low))
                     .with_context(|| format!("assigning {topic}/{p}"))?;
@@ -82,6 +100,7 @@ impl TopicReader {
         Ok(TopicReader {
             consumer,
             topic: topic.to_owned(),
+            reading,
             remaining,
             total,
             timeout,
@@ -95,24 +114,23 @@ impl TopicReader {
         self.total
     }
 
-    /// The next record, `None` once every partition is read to its end. Fails when the broker
-    /// sends nothing for the timeout while records remain.
+    /// The next record, `None` once every partition is read to the end found at start. Fails
+    /// when the broker sends nothing for the timeout while records remain.
     pub fn next_record(&mut self) -> anyhow::Result<Option<BorrowedMessage<'_>>> {
-        let started = Instant::now();
+        let mut started = Instant::now();
         while !self.remaining.is_empty() {
             match self.consumer.poll(POLL) {
                 Some(Ok(m)) => {
                     let (p, o) = (m.partition(), m.offset());
-                    match self.remaining.get(&p) {
-                        Some(&end) if o < end => {
-                            if o + 1 >= end {
-                                self.remaining.remove(&p);
-                            }
-                            return Ok(Some(m));
-                        }
-                        // Past the end found at start (written since): not ours to read.
-                        _ => {}
+                    let end = self.remaining.get(&p).copied();
+                    if end.is_some_and(|end| o + 1 >= end) {
+                        self.remaining.remove(&p);
                     }
+                    if end.is_some_and(|end| o < end) || self.reading == Reading::Follow {
+                        return Ok(Some(m));
+                    }
+                    // Written since the start: not part of the snapshot.
+                    started = Instant::now();
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     self.remaining.remove(&p);
@@ -132,11 +150,23 @@ impl TopicReader {
         }
         Ok(None)
     }
+
+    /// After catching up (following): the next record that arrives within a short poll.
+    pub fn poll(&self) -> Option<BorrowedMessage<'_>> {
+        match self.consumer.poll(POLL) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(KafkaError::PartitionEOF(_))) | None => None,
+            Some(Err(e)) => {
+                log::warn!("reading {}: {e}", self.topic);
+                None
+            }
+        }
+    }
 }
 
 /// Number of partitions of `topic`; 0 when it does not exist.
 pub fn partition_count(kafka: &KafkaArgs, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
-    let metadata = consumer(kafka)?
+    let metadata = consumer(kafka, "kafka-pipeline-metadata")?
         .fetch_metadata(Some(topic), timeout)
         .with_context(|| format!("fetching metadata of topic {topic} from {}", kafka.brokers))?;
     Ok(metadata
@@ -146,38 +176,24 @@ pub fn partition_count(kafka: &KafkaArgs, topic: &str, timeout: Duration) -> any
         .map_or(0, |t| t.partitions().len()))
 }
 
-/// The dead letter in a consumed message.
-pub fn dead_letter<'a>(m: &'a BorrowedMessage<'a>) -> DeadLetter<'a> {
-    DeadLetter {
-        partition: m.partition(),
-        offset: m.offset(),
-        timestamp_ms: m.timestamp().to_millis(),
-        key: m.key(),
-        value: m.payload(),
-        headers: m
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default(),
-    }
-}
-
 /// A consumer that reads by assignment only: no group membership, no commits.
-fn consumer(kafka: &KafkaArgs) -> anyhow::Result<BaseConsumer<ReaderContext>> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("client.id", "kafka-pipeline-dlq")
-        // Needed by librdkafka's consumer; assign() never joins the group, and nothing commits.
-        .set("group.id", "kafka-pipeline-dlq-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed");
-    for (key, value) in &kafka.properties {
-        config.set(key, value);
-    }
-    config
-        .create_with_context(ReaderContext)
-        .with_context(|| format!("creating a Kafka consumer for {}", kafka.brokers))
+fn consumer(kafka: &KafkaArgs, client: &'static str) -> anyhow::Result<BaseConsumer<ClientLog>> {
+    // A group id is needed by librdkafka's consumer; assign() never joins the group, and
+    // nothing commits.
+    let group = format!("{client}-reader");
+    client_config(
+        &kafka.brokers,
+        client,
+        &[
+            ("group.id", group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+        ],
+        &kafka.properties,
+    )
+    .create_with_context(ClientLog::new(client))
+    .with_context(|| format!("creating a Kafka consumer for {}", kafka.brokers))
 }
