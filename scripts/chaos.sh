@@ -581,7 +581,7 @@ kill_node() {
   recover=$(sed -n 's/.*recover_ms=\([^ ]*\).*/\1/p' <<<"$recovery")
   gap=$(sed -n 's/.*gap_ms=\([^ ]*\).*/\1/p' <<<"$recovery")
   slow=$(sed -n 's/.*slow=\([^ ]*\).*/\1/p' <<<"$recovery")
-  secs() { [[ $1 == never ]] && echo never || awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
+  secs() { if [[ $1 == never ]]; then echo never; else awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; fi; }
   if [[ $recover == never ]]; then fail "output partitions $slow did not grow again after killing node $node"; fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s s\t%s s\t%s\n' "$scenario" "$guarantee" "$node ($what)" \
     "$(secs "$first")" "$(secs "$recover")" "$(secs "$gap")" "$took" "$back" "$slow" >>"$out/failover.tsv"

@@ -225,8 +225,9 @@ launch() {
   write_config
   format_storage
   log "starting Apache Kafka $version on $bootstrap (log: $logfile)"
-  # shellcheck disable=SC2086
-  nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true -cp "$libs/*" \
+  local heap_opts
+  read -ra heap_opts <<<"$heap"
+  nohup java "${heap_opts[@]}" -XX:+UseG1GC -Djava.awt.headless=true -cp "$libs/*" \
     -Dlog4j2.configurationFile="$data/log4j2.properties" \
     kafka.Kafka "$conf" >>"$logfile" 2>&1 &
   echo $! >"$pidfile"
@@ -296,7 +297,7 @@ use_node() {
   bootstrap=localhost:$port
   heap=${KAFKA_CLUSTER_HEAP_OPTS:--Xms256m -Xmx512m}
   adopt=0
-  ssl_port= sasl_port=
+  ssl_port='' sasl_port=''
   replicas=3
   voters=
   for n in "${cluster_nodes[@]}"; do voters+="${voters:+,}$n@localhost:$(($(cluster_port "$n") + 1))"; done
