@@ -14,7 +14,7 @@
 //!   on the "done" channel; the [`OffsetTracker`] turns them into positions, which are stored
 //!   and committed at once (at-least-once; exactly-once commits them in the producer's
 //!   transaction). See [`crate::pipeline::offsets`] for the guarantee.
-//! - On revoke it closes the epoch, waits (bounded) until every epoch up to it is complete,
+//! - On revoke ([`super::rebalance`]) it closes the epoch, waits (bounded) until every epoch up to it is complete,
 //!   commits the revoked partitions' final positions synchronously, and forgets them; records
 //!   of theirs that complete later, or that were read but not yet handed out, commit nothing.
 //! - On shutdown it stops fetching, closes the last epoch and the work channel (so the workers
@@ -23,16 +23,16 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::ClientContext;
 
+use super::rebalance::{offsets_list, retriable_commit_error, RebalanceContext, MAX_REVOKE_DRAIN};
 use crate::cli::run::Guarantee;
 use crate::config::Config;
 use crate::error::PipelineError;
@@ -40,7 +40,8 @@ use crate::kafka::client::{consumer_config, ClientLog};
 use crate::pipeline::messages::{BatchPools, Epoch, EpochClosed, Generation, InputBatch, Source};
 use crate::pipeline::offsets::OffsetTracker;
 use crate::shutdown::Shutdown;
-use crate::telemetry::metrics::{progress_line, Metrics, ProgressExtras, Snapshot};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::progress::{Progress, ProgressExtras};
 
 /// How long a batch may wait for channel space before the consumer pauses its partitions.
 const BACKPRESSURE_WAIT: Duration = Duration::from_millis(100);
@@ -50,289 +51,8 @@ pub const BATCH_RECORDS: usize = 256;
 const BATCH_BYTES: usize = 1 << 20;
 /// Records polled in one go before the loop does its bookkeeping again.
 const POLL_ROUND: usize = 2048;
-/// Longest wait for a revoked partition's epochs to complete.
-const MAX_REVOKE_DRAIN: Duration = Duration::from_secs(10);
 /// How long start-up waits for the broker's metadata.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// State shared between the poll loop and the rebalance callbacks, which librdkafka runs
-/// inside `poll` on the same thread (so the lock is never contended; it is never held across
-/// a poll).
-pub struct RebalanceContext {
-    topic: String,
-    tracker: Mutex<OffsetTracker>,
-    done_rx: Receiver<Epoch>,
-    control_tx: Sender<EpochClosed>,
-    /// The open epoch, read by the workers.
-    epoch: Arc<AtomicU64>,
-    exactly_once: bool,
-    drain_timeout: Duration,
-    paused: AtomicBool,
-    /// Bumped on every assign and revoke, so the poll loop knows its cached generations are
-    /// stale.
-    rebalances: AtomicU64,
-    /// Set once the shutdown has committed, before the consumer closes.
-    closing: AtomicBool,
-    metrics: Arc<Metrics>,
-    log: ClientLog,
-}
-
-impl RebalanceContext {
-    fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
-        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Applies the epoch completions that have arrived.
-    fn absorb_done(&self) {
-        let mut tracker = self.tracker();
-        while let Ok(epoch) = self.done_rx.try_recv() {
-            tracker.complete(epoch);
-        }
-    }
-
-    /// Closes the open epoch, tells the producer and the workers; returns the closed epoch.
-    fn close_epoch(&self, consumer: &BaseConsumer<Self>) -> Epoch {
-        let closed = self.tracker().close_epoch();
-        // Fetched fresh for every transaction: it carries the group generation, which fences
-        // a transaction of a member that has lost its partitions.
-        let group = self
-            .exactly_once
-            .then(|| consumer.group_metadata())
-            .flatten();
-        // The producer is gone only at the very end of a shutdown.
-        let _ = self.control_tx.send(EpochClosed {
-            epoch: closed.epoch,
-            records: closed.records,
-            positions: closed.positions,
-            group,
-        });
-        self.epoch.store(closed.epoch + 1, Ordering::Release);
-        closed.epoch
-    }
-
-    /// Waits until every epoch up to `epoch` is complete, or `deadline`. Returns whether they are.
-    fn wait_complete_through(&self, epoch: Epoch, deadline: Instant) -> bool {
-        loop {
-            self.absorb_done();
-            if self.tracker().complete_through(epoch) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            match self
-                .done_rx
-                .recv_timeout(left.min(Duration::from_millis(20)))
-            {
-                Ok(e) => {
-                    self.tracker().complete(e);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return false,
-            }
-        }
-    }
-
-    /// At-least-once: stores and commits every position that moved. Synchronously: one round
-    /// trip per epoch (once per `--commit-interval`), and its result is known here (librdkafka
-    /// reports the results of asynchronous manual commits to no callback of a BaseConsumer).
-    fn commit_moved(&self, consumer: &BaseConsumer<Self>) {
-        if self.exactly_once {
-            return;
-        }
-        let moved = self.tracker().take_committable();
-        if moved.is_empty() {
-            return;
-        }
-        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
-        // Stored too, so a commit librdkafka makes on its own (close, unassign) never goes
-        // backwards.
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            log::debug!("storing offsets {}: {e}", describe(&tpl));
-        }
-        let _ = self.commit_sync(consumer, &tpl);
-    }
-
-    /// Commits `tpl` synchronously and counts the result.
-    fn commit_sync(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &TopicPartitionList,
-    ) -> KafkaResult<()> {
-        let result = consumer.commit(tpl, CommitMode::Sync);
-        match &result {
-            Ok(()) => {
-                self.metrics.note_commit();
-                log::debug!("committed {}", describe(tpl));
-            }
-            Err(e) => {
-                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                log::warn!("offset commit of {} failed: {e}", describe(tpl));
-            }
-        }
-        result
-    }
-
-    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let partitions: Vec<i32> = tpl
-            .elements_for_topic(&self.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        let lost = consumer.assignment_lost();
-        // At close, after the shutdown drained and committed, there is nothing to wait for.
-        if !lost && !self.closing.load(Ordering::Relaxed) {
-            let epoch = self.close_epoch(consumer);
-            let deadline = Instant::now() + self.drain_timeout;
-            if !self.wait_complete_through(epoch, deadline) {
-                log::warn!(
-                    "revoke of partitions {partitions:?}: epoch {epoch} not complete after \
-                     {:?}; committing the complete prefix, the rest will be read again",
-                    self.drain_timeout
-                );
-            }
-        }
-        let commit = {
-            let mut tracker = self.tracker();
-            offsets_list(
-                &self.topic,
-                partitions.iter().map(|&p| (p, tracker.revoke(p))),
-            )
-        };
-        self.rebalances.fetch_add(1, Ordering::Relaxed);
-        self.metrics.revokes.fetch_add(1, Ordering::Relaxed);
-        if lost {
-            log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
-        } else if commit.count() > 0 && !self.exactly_once {
-            // Stored as well as committed, so no commit librdkafka makes during the unassign
-            // that follows can move the group's position back.
-            if let Err(e) = consumer.store_offsets(&commit) {
-                log::warn!("storing final offsets of revoked partitions {partitions:?}: {e}");
-            }
-            if self.commit_sync(consumer, &commit).is_ok() {
-                log::info!(
-                    "revoked partitions {partitions:?}; committed {}",
-                    describe(&commit)
-                );
-            }
-        } else {
-            log::info!("revoked partitions {partitions:?}");
-        }
-    }
-
-    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let partitions: Vec<i32> = tpl
-            .elements_for_topic(&self.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        {
-            let mut tracker = self.tracker();
-            for &p in &partitions {
-                tracker.assign(p);
-            }
-        }
-        self.rebalances.fetch_add(1, Ordering::Relaxed);
-        self.metrics.assigns.fetch_add(1, Ordering::Relaxed);
-        log::info!("assigned partitions {partitions:?} of {}", self.topic);
-        if self.paused.load(Ordering::Relaxed) {
-            if let Err(e) = consumer.pause(tpl) {
-                log::warn!("pausing newly assigned partitions: {e}");
-            }
-        }
-    }
-}
-
-impl ClientContext for RebalanceContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.log.log(level, fac, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(error, reason);
-    }
-
-    fn stats_raw(&self, statistics: &[u8]) {
-        if let Some(lag) = stored_lag(statistics, &self.topic) {
-            self.metrics.set_lag(lag);
-        }
-    }
-}
-
-/// `consumer_lag_stored` of each assigned partition of `topic` in a librdkafka statistics
-/// document (partitions this client does not consume report -1 and are skipped).
-fn stored_lag(statistics: &[u8], topic: &str) -> Option<Vec<(i32, i64)>> {
-    let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
-    let partitions = stats
-        .get("topics")?
-        .get(topic)?
-        .get("partitions")?
-        .as_object()?;
-    let lags = partitions
-        .iter()
-        .filter_map(|(p, v)| Some((p.parse().ok()?, v.get("consumer_lag_stored")?.as_i64()?)))
-        .filter(|&(p, lag): &(i32, i64)| p >= 0 && lag >= 0);
-    Some(lags.collect())
-}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => self.on_revoke(consumer, tpl),
-            Rebalance::Assign(_) => {}
-            Rebalance::Error(e) => log::warn!("rebalance error: {e}"),
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            self.on_assign(consumer, tpl);
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => {
-                self.metrics.note_commit();
-                log::debug!("committed {}", describe(offsets));
-            }
-            // Nothing new was stored since the last commit.
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                log::warn!("offset commit failed: {e}");
-            }
-        }
-    }
-}
-
-/// A partition list of `topic` with the given positions (partitions without one are left out).
-fn offsets_list(
-    topic: &str,
-    positions: impl Iterator<Item = (i32, Option<i64>)>,
-) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for (p, position) in positions {
-        if let Some(position) = position {
-            // Only fails for an invalid offset value, which a position never is.
-            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(position));
-        }
-    }
-    tpl
-}
-
-fn describe(tpl: &TopicPartitionList) -> String {
-    let parts: Vec<String> = tpl
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => format!("p{}={o}", e.partition()),
-            other => format!("p{}={other:?}", e.partition()),
-        })
-        .collect();
-    parts.join(" ")
-}
 
 /// What a batch holds of one partition: the generation it was read under, its last offset
 /// and how many records.
@@ -838,19 +558,6 @@ impl ConsumerStage<'_> {
     }
 }
 
-/// Commit errors that go away once the member has rejoined the group or found its coordinator.
-fn retriable_commit_error(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::RebalanceInProgress
-            | RDKafkaErrorCode::IllegalGeneration
-            | RDKafkaErrorCode::NotCoordinator
-            | RDKafkaErrorCode::CoordinatorLoadInProgress
-            | RDKafkaErrorCode::CoordinatorNotAvailable
-            | RDKafkaErrorCode::RequestTimedOut
-    )
-}
-
 /// Checks that the broker answers and the input topic exists; warns about missing outputs.
 fn check_topics(
     consumer: &BaseConsumer<RebalanceContext>,
@@ -888,43 +595,4 @@ fn check_topics(
         }
     }
     Ok(())
-}
-
-/// The periodic progress line.
-struct Progress {
-    interval: Duration,
-    last: Instant,
-    prev: Snapshot,
-}
-
-impl Progress {
-    fn new(interval: Duration) -> Self {
-        Progress {
-            interval,
-            last: Instant::now(),
-            prev: Snapshot::default(),
-        }
-    }
-
-    fn due(&self) -> bool {
-        !self.interval.is_zero() && self.last.elapsed() >= self.interval
-    }
-
-    fn log(&mut self, metrics: &Metrics, extras: ProgressExtras) {
-        let now = metrics.snapshot();
-        // The counts again as fields, for --log-format json.
-        log::info!(
-            received = now.received,
-            valid = now.valid,
-            dead_lettered = now.dead_lettered.iter().sum::<u64>(),
-            delivered = now.delivered,
-            in_flight = extras.in_flight,
-            lag = extras.lag.unwrap_or(-1),
-            paused = extras.paused;
-            "{}",
-            progress_line(&self.prev, &now, self.last.elapsed(), &extras)
-        );
-        self.prev = now;
-        self.last = Instant::now();
-    }
 }

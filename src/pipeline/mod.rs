@@ -12,6 +12,7 @@ pub mod merger;
 pub mod messages;
 pub mod offsets;
 pub mod producer;
+pub mod rebalance;
 pub mod watermark;
 pub mod worker;
 

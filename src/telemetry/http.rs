@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::PipelineError;
 use crate::shutdown::Shutdown;
-use crate::telemetry::metrics::{render, unix_ms, Metrics};
+use crate::telemetry::exposition::render;
+use crate::telemetry::metrics::{unix_ms, Metrics};
 
 /// Longest request head accepted.
 pub const MAX_REQUEST: usize = 8192;

@@ -1,7 +1,13 @@
 //! What the pipeline tells its operators: the counters and gauges the stages update
-//! ([`metrics`]), the HTTP endpoints that serve them ([`http`]), and the log lines
+//! ([`metrics`]), the processing-latency histogram ([`latency`]), the readiness rule
+//! ([`readiness`]), the Prometheus exposition ([`exposition`]) and the HTTP endpoints that
+//! serve them ([`http`]), the periodic progress line ([`progress`]), and the log lines
 //! ([`logging`]).
 
+pub mod exposition;
 pub mod http;
+pub mod latency;
 pub mod logging;
 pub mod metrics;
+pub mod progress;
+pub mod readiness;

@@ -1,0 +1,354 @@
+//! The consumer's group side: the state the poll loop shares with librdkafka's rebalance
+//! callbacks (which run inside `poll`, on the consumer thread), what happens on assign and
+//! revoke, and the synchronous commits of complete epochs.
+//!
+//! On revoke the open epoch is closed, the callback waits (bounded by the shutdown timeout, at
+//! most [`MAX_REVOKE_DRAIN`]) until every epoch up to it is complete, commits the revoked
+//! partitions' final positions and forgets them. On assign the new partitions get a fresh
+//! generation in the [`OffsetTracker`] (records of an earlier assignment commit nothing), and
+//! stay paused while the workers are behind.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::messages::{Epoch, EpochClosed};
+use super::offsets::OffsetTracker;
+use crate::kafka::client::ClientLog;
+use crate::telemetry::metrics::Metrics;
+
+/// Longest wait for a revoked partition's epochs to complete.
+pub const MAX_REVOKE_DRAIN: Duration = Duration::from_secs(10);
+
+/// State shared between the poll loop and the rebalance callbacks, which librdkafka runs
+/// inside `poll` on the same thread (so the lock is never contended; it is never held across
+/// a poll).
+pub struct RebalanceContext {
+    pub(super) topic: String,
+    pub(super) tracker: Mutex<OffsetTracker>,
+    pub(super) done_rx: Receiver<Epoch>,
+    pub(super) control_tx: Sender<EpochClosed>,
+    /// The open epoch, read by the workers.
+    pub(super) epoch: Arc<AtomicU64>,
+    pub(super) exactly_once: bool,
+    pub(super) drain_timeout: Duration,
+    pub(super) paused: AtomicBool,
+    /// Bumped on every assign and revoke, so the poll loop knows its cached generations are
+    /// stale.
+    pub(super) rebalances: AtomicU64,
+    /// Set once the shutdown has committed, before the consumer closes.
+    pub(super) closing: AtomicBool,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) log: ClientLog,
+}
+
+impl RebalanceContext {
+    pub(super) fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies the epoch completions that have arrived.
+    pub(super) fn absorb_done(&self) {
+        let mut tracker = self.tracker();
+        while let Ok(epoch) = self.done_rx.try_recv() {
+            tracker.complete(epoch);
+        }
+    }
+
+    /// Closes the open epoch, tells the producer and the workers; returns the closed epoch.
+    pub(super) fn close_epoch(&self, consumer: &BaseConsumer<Self>) -> Epoch {
+        let closed = self.tracker().close_epoch();
+        // Fetched fresh for every transaction: it carries the group generation, which fences
+        // a transaction of a member that has lost its partitions.
+        let group = self
+            .exactly_once
+            .then(|| consumer.group_metadata())
+            .flatten();
+        // The producer is gone only at the very end of a shutdown.
+        let _ = self.control_tx.send(EpochClosed {
+            epoch: closed.epoch,
+            records: closed.records,
+            positions: closed.positions,
+            group,
+        });
+        self.epoch.store(closed.epoch + 1, Ordering::Release);
+        closed.epoch
+    }
+
+    /// Waits until every epoch up to `epoch` is complete, or `deadline`. Returns whether they are.
+    pub(super) fn wait_complete_through(&self, epoch: Epoch, deadline: Instant) -> bool {
+        loop {
+            self.absorb_done();
+            if self.tracker().complete_through(epoch) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self
+                .done_rx
+                .recv_timeout(left.min(Duration::from_millis(20)))
+            {
+                Ok(e) => {
+                    self.tracker().complete(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// At-least-once: stores and commits every position that moved. Synchronously: one round
+    /// trip per epoch (once per `--commit-interval`), and its result is known here (librdkafka
+    /// reports the results of asynchronous manual commits to no callback of a BaseConsumer).
+    pub(super) fn commit_moved(&self, consumer: &BaseConsumer<Self>) {
+        if self.exactly_once {
+            return;
+        }
+        let moved = self.tracker().take_committable();
+        if moved.is_empty() {
+            return;
+        }
+        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
+        // Stored too, so a commit librdkafka makes on its own (close, unassign) never goes
+        // backwards.
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            log::debug!("storing offsets {}: {e}", describe(&tpl));
+        }
+        let _ = self.commit_sync(consumer, &tpl);
+    }
+
+    /// Commits `tpl` synchronously and counts the result.
+    pub(super) fn commit_sync(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> KafkaResult<()> {
+        let result = consumer.commit(tpl, CommitMode::Sync);
+        match &result {
+            Ok(()) => {
+                self.metrics.note_commit();
+                log::debug!("committed {}", describe(tpl));
+            }
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!("offset commit of {} failed: {e}", describe(tpl));
+            }
+        }
+        result
+    }
+
+    pub(super) fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let lost = consumer.assignment_lost();
+        // At close, after the shutdown drained and committed, there is nothing to wait for.
+        if !lost && !self.closing.load(Ordering::Relaxed) {
+            let epoch = self.close_epoch(consumer);
+            let deadline = Instant::now() + self.drain_timeout;
+            if !self.wait_complete_through(epoch, deadline) {
+                log::warn!(
+                    "revoke of partitions {partitions:?}: epoch {epoch} not complete after \
+                     {:?}; committing the complete prefix, the rest will be read again",
+                    self.drain_timeout
+                );
+            }
+        }
+        let commit = {
+            let mut tracker = self.tracker();
+            offsets_list(
+                &self.topic,
+                partitions.iter().map(|&p| (p, tracker.revoke(p))),
+            )
+        };
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.metrics.revokes.fetch_add(1, Ordering::Relaxed);
+        if lost {
+            log::warn!("partitions {partitions:?} were lost (session timeout?); their uncommitted records will be read again");
+        } else if commit.count() > 0 && !self.exactly_once {
+            // Stored as well as committed, so no commit librdkafka makes during the unassign
+            // that follows can move the group's position back.
+            if let Err(e) = consumer.store_offsets(&commit) {
+                log::warn!("storing final offsets of revoked partitions {partitions:?}: {e}");
+            }
+            if self.commit_sync(consumer, &commit).is_ok() {
+                log::info!(
+                    "revoked partitions {partitions:?}; committed {}",
+                    describe(&commit)
+                );
+            }
+        } else {
+            log::info!("revoked partitions {partitions:?}");
+        }
+    }
+
+    pub(super) fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        {
+            let mut tracker = self.tracker();
+            for &p in &partitions {
+                tracker.assign(p);
+            }
+        }
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.metrics.assigns.fetch_add(1, Ordering::Relaxed);
+        log::info!("assigned partitions {partitions:?} of {}", self.topic);
+        if self.paused.load(Ordering::Relaxed) {
+            if let Err(e) = consumer.pause(tpl) {
+                log::warn!("pausing newly assigned partitions: {e}");
+            }
+        }
+    }
+}
+
+impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(lag) = stored_lag(statistics, &self.topic) {
+            self.metrics.set_lag(lag);
+        }
+    }
+}
+
+/// `consumer_lag_stored` of each assigned partition of `topic` in a librdkafka statistics
+/// document (partitions this client does not consume report -1 and are skipped).
+fn stored_lag(statistics: &[u8], topic: &str) -> Option<Vec<(i32, i64)>> {
+    let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
+    let partitions = stats
+        .get("topics")?
+        .get(topic)?
+        .get("partitions")?
+        .as_object()?;
+    let lags = partitions
+        .iter()
+        .filter_map(|(p, v)| Some((p.parse().ok()?, v.get("consumer_lag_stored")?.as_i64()?)))
+        .filter(|&(p, lag): &(i32, i64)| p >= 0 && lag >= 0);
+    Some(lags.collect())
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => self.on_revoke(consumer, tpl),
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => log::warn!("rebalance error: {e}"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.on_assign(consumer, tpl);
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                self.metrics.note_commit();
+                log::debug!("committed {}", describe(offsets));
+            }
+            // Nothing new was stored since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!("offset commit failed: {e}");
+            }
+        }
+    }
+}
+
+/// A partition list of `topic` with the given positions (partitions without one are left out).
+pub(super) fn offsets_list(
+    topic: &str,
+    positions: impl Iterator<Item = (i32, Option<i64>)>,
+) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (p, position) in positions {
+        if let Some(position) = position {
+            // Only fails for an invalid offset value, which a position never is.
+            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(position));
+        }
+    }
+    tpl
+}
+
+/// The partitions and offsets of a list, as `p0=12 p3=40`.
+fn describe(tpl: &TopicPartitionList) -> String {
+    let parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("p{}={o}", e.partition()),
+            other => format!("p{}={other:?}", e.partition()),
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// Commit errors that go away once the member has rejoined the group or found its coordinator.
+pub(super) fn retriable_commit_error(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::RequestTimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_lag_reads_the_assigned_partitions_of_the_topic() {
+        let stats = br#"{"topics": {"user-login": {"partitions": {
+            "0": {"consumer_lag_stored": 12}, "1": {"consumer_lag_stored": -1},
+            "-1": {"consumer_lag_stored": 99}, "2": {"consumer_lag_stored": 0}}},
+            "other": {"partitions": {"0": {"consumer_lag_stored": 5}}}}}"#;
+        let mut lag = stored_lag(stats, "user-login").unwrap();
+        lag.sort_unstable();
+        assert_eq!(lag, [(0, 12), (2, 0)]);
+        assert_eq!(stored_lag(stats, "missing"), None);
+        assert_eq!(stored_lag(b"not json", "user-login"), None);
+    }
+
+    #[test]
+    fn offsets_list_leaves_out_partitions_without_a_position() {
+        let tpl = offsets_list("t", [(0, Some(5)), (1, None), (3, Some(0))].into_iter());
+        assert_eq!(describe(&tpl), "p0=5 p3=0");
+    }
+
+    #[test]
+    fn only_group_and_coordinator_errors_are_retried() {
+        assert!(retriable_commit_error(
+            RDKafkaErrorCode::RebalanceInProgress
+        ));
+        assert!(retriable_commit_error(RDKafkaErrorCode::NotCoordinator));
+        assert!(!retriable_commit_error(RDKafkaErrorCode::UnknownMemberId));
+        assert!(!retriable_commit_error(RDKafkaErrorCode::OffsetOutOfRange));
+    }
+}

@@ -1,0 +1,79 @@
+//! The readiness rule of `/ready`: what [`Health`] records, and when the pipeline is ready.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::time::Duration;
+
+use super::metrics::{unix_ms, Metrics};
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            subscribed: AtomicBool::new(false),
+            producer_brokers_up: AtomicI64::new(-1),
+            lag_since_ms: AtomicU64::new(0),
+            stall_after_ms: AtomicU64::new(0),
+            started_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What `/ready` decides on, besides the counters.
+#[derive(Debug)]
+pub struct Health {
+    /// The consumer has subscribed (it then has an assignment or waits for one).
+    pub subscribed: AtomicBool,
+    /// Brokers the producer is connected to per its latest statistics; -1 before the first.
+    pub producer_brokers_up: AtomicI64,
+    /// Unix ms when the consumer lag last went from zero (or unknown) to positive.
+    pub lag_since_ms: AtomicU64,
+    stall_after_ms: AtomicU64,
+    started_ms: AtomicU64,
+}
+
+impl Health {
+    /// Starts the clock: lag without a commit for `stall_after` from now on is a stall.
+    pub fn start(&self, stall_after: Duration) {
+        self.stall_after_ms
+            .store(stall_after.as_millis() as u64, Relaxed);
+        self.started_ms.store(unix_ms(), Relaxed);
+    }
+}
+
+impl Metrics {
+    /// `Ok` when `/ready` answers 200, else the one-line reason for the 503. Ready means: not
+    /// shutting down, subscribed, the producer connected to a broker, and — while the consumer
+    /// lags — an offset commit within the stall timeout (a stuck pipeline is not ready).
+    pub fn readiness(&self, shutting_down: bool, now_ms: u64) -> Result<(), String> {
+        let h = &self.health;
+        if shutting_down {
+            return Err("shutting down".into());
+        }
+        if !h.subscribed.load(Relaxed) {
+            return Err("starting: consumer not subscribed yet".into());
+        }
+        match self.health.producer_brokers_up.load(Relaxed) {
+            -1 => return Err("starting: no producer statistics yet".into()),
+            0 => return Err("producer not connected to any broker".into()),
+            _ => {}
+        }
+        let lag = self.gauges.lag_sum.load(Relaxed);
+        if lag > 0 {
+            let since = self
+                .last_commit_ms
+                .load(Relaxed)
+                .max(h.lag_since_ms.load(Relaxed))
+                .max(h.started_ms.load(Relaxed));
+            let stalled_for = now_ms.saturating_sub(since);
+            let stall_after = h.stall_after_ms.load(Relaxed);
+            if stalled_for > stall_after {
+                return Err(format!(
+                    "stalled: no offset commit for {} s (limit {} s) while consumer lag is {lag}",
+                    stalled_for / 1000,
+                    stall_after / 1000
+                ));
+            }
+        }
+        Ok(())
+    }
+}
