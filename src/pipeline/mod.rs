@@ -2,12 +2,13 @@
 //!
 //! [`run`] wires the threads: one consumer thread ([`consumer`], with its rebalance callbacks in
 //! [`rebalance`]), `--workers` worker threads ([`worker`]) and one producer thread
-//! ([`producer`]). What they hand each other is in [`messages`]; the pure state machines they
+//! ([`producer`], with its delivery reports and retries in [`delivery`]). What they hand each other is in [`messages`]; the pure state machines they
 //! drive are [`offsets`] (which input offsets may be committed), [`merger`] (the workers'
 //! insight deltas merged per window and epoch) and [`watermark`] (event time, and when a window
 //! closes). The state machines do no I/O and are tested without a broker.
 
 pub mod consumer;
+pub mod delivery;
 pub mod merger;
 pub mod messages;
 pub mod offsets;

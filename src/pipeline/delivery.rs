@@ -1,0 +1,221 @@
+//! The producer's delivery side: the delivery opaque (slot, topic, attempts packed in one
+//! number, so a report costs no allocation), the context that queues librdkafka's delivery
+//! reports for the producer thread, the slot table of batches in flight, and the retry
+//! schedule of failed deliveries.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::messages::{Destination, Epoch};
+use crate::kafka::client::ClientLog;
+use crate::telemetry::metrics::{destination_index, Metrics};
+
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub(super) const DESTINATIONS: [Destination; 3] = [
+    Destination::Processed,
+    Destination::DeadLetter,
+    Destination::Insights,
+];
+
+/// The delivery opaque: slot << 8 | destination << 6 | attempts (0–63).
+pub(super) fn opaque(slot: usize, destination: Destination, attempts: u32) -> usize {
+    slot << 8 | destination_index(destination) << 6 | attempts.min(63) as usize
+}
+
+pub(super) fn unpack(opaque: usize) -> (usize, Destination, u32) {
+    (
+        opaque >> 8,
+        DESTINATIONS[(opaque >> 6) & 3],
+        (opaque & 63) as u32,
+    )
+}
+
+/// A successful delivery report: the opaque and the message timestamp (16 bytes, so the list
+/// of a busy poll stays small).
+pub(super) type Delivered = (usize, Option<i64>);
+
+/// Receives delivery reports (on the producer thread, inside `poll`) and queues them for the
+/// stage.
+pub struct DeliveryContext {
+    pub(super) delivered: Mutex<Vec<Delivered>>,
+    pub(super) failed: Mutex<Vec<(Retry, KafkaError)>>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) log: ClientLog,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(up) = brokers_up(statistics) {
+            self.metrics.health.producer_brokers_up.store(up, Relaxed);
+        }
+    }
+}
+
+/// Brokers in state `UP` in a librdkafka statistics document (readiness: the producer is
+/// connected).
+pub(super) fn brokers_up(statistics: &[u8]) -> Option<i64> {
+    let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
+    let brokers = stats.get("brokers")?.as_object()?;
+    Some(
+        brokers
+            .values()
+            .filter(|b| b.get("state").and_then(|s| s.as_str()) == Some("UP"))
+            .count() as i64,
+    )
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        match result {
+            Ok(message) => lock(&self.delivered).push((opaque, message.timestamp().to_millis())),
+            Err((error, message)) => {
+                let (_, destination, _) = unpack(opaque);
+                self.metrics.delivery_failures.fetch_add(1, Relaxed);
+                self.metrics.delivery_failures_by_topic[destination_index(destination)]
+                    .fetch_add(1, Relaxed);
+                let retry = Retry {
+                    opaque,
+                    timestamp_ms: message.timestamp().to_millis(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message.headers().map(|h| h.detach()),
+                    not_before: Instant::now(),
+                };
+                lock(&self.failed).push((retry, error.clone()));
+            }
+        }
+    }
+}
+
+/// The lock of a list only this thread touches (never poisoned in practice).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A record to send again.
+pub(super) struct Retry {
+    pub(super) opaque: usize,
+    pub(super) timestamp_ms: Option<i64>,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) headers: Option<OwnedHeaders>,
+    pub(super) not_before: Instant,
+}
+
+/// One batch of outputs (or one epoch's insight records) in flight.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slot {
+    pub(super) epoch: Epoch,
+    /// Outputs sent and not yet delivered.
+    pub(super) remaining: u64,
+    /// Outputs in the batch.
+    pub(super) total: u64,
+    /// When the batch's first input record was polled; `None` for insight records.
+    pub(super) consumed_at: Option<Instant>,
+}
+
+/// The in-flight batches, indexed by the delivery opaque's slot.
+#[derive(Debug, Default)]
+pub(super) struct Slots {
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    pub(super) fn insert(&mut self, slot: Slot) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// One output of slot `i` delivered; returns the slot when it was the last.
+    pub(super) fn delivered(&mut self, i: usize) -> Option<Slot> {
+        let slot = self.slots.get_mut(i)?.as_mut()?;
+        slot.remaining -= 1;
+        if slot.remaining > 0 {
+            return None;
+        }
+        self.free.push(i);
+        self.slots[i].take()
+    }
+}
+
+/// The backoff before retry number `attempts + 1`.
+pub(super) fn retry_backoff(attempts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << attempts.min(10))
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_opaque_round_trips_slot_topic_and_attempts() {
+        for (slot, d, attempts) in [
+            (0, Destination::Processed, 0),
+            (7, Destination::DeadLetter, 5),
+            (1 << 40, Destination::Insights, 63),
+        ] {
+            assert_eq!(unpack(opaque(slot, d, attempts)), (slot, d, attempts));
+        }
+        assert_eq!(
+            unpack(opaque(3, Destination::Processed, 200)).2,
+            63,
+            "capped"
+        );
+    }
+
+    #[test]
+    fn a_slot_is_returned_once_its_last_output_is_delivered_and_reused() {
+        let mut slots = Slots::default();
+        let s = |total| Slot {
+            epoch: 4,
+            remaining: total,
+            total,
+            consumed_at: None,
+        };
+        let a = slots.insert(s(2));
+        let b = slots.insert(s(1));
+        assert!(slots.delivered(a).is_none());
+        assert_eq!(slots.delivered(b).map(|s| s.total), Some(1));
+        assert_eq!(slots.delivered(a).map(|s| (s.epoch, s.total)), Some((4, 2)));
+        assert_eq!(slots.insert(s(1)), a, "freed slots are reused");
+        assert!(slots.delivered(99).is_none(), "unknown slot");
+    }
+
+    #[test]
+    fn retry_backoff_doubles_up_to_ten_seconds() {
+        assert_eq!(retry_backoff(0), Duration::from_millis(100));
+        assert_eq!(retry_backoff(3), Duration::from_millis(800));
+        assert_eq!(retry_backoff(20), Duration::from_secs(10));
+    }
+}
