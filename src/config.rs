@@ -75,10 +75,10 @@ impl Config {
     pub fn from_args(args: RunArgs) -> Result<Config, PipelineError> {
         let config_err = |msg: String| Err(PipelineError::Config(msg));
         for (flag, topic) in [
-            ("--input-topic", &args.input_topic),
-            ("--output-topic", &args.output_topic),
-            ("--dlq-topic", &args.dlq_topic),
-            ("--insights-topic", &args.insights_topic),
+            ("--input-topic", &args.topics.input.name),
+            ("--output-topic", &args.topics.output.name),
+            ("--dlq-topic", &args.topics.dlq.name),
+            ("--insights-topic", &args.topics.insights.name),
             ("--group-id", &args.group_id),
         ] {
             if topic.trim().is_empty() {
@@ -86,11 +86,11 @@ impl Config {
             }
         }
         for (flag, topic) in [
-            ("--output-topic", &args.output_topic),
-            ("--dlq-topic", &args.dlq_topic),
-            ("--insights-topic", &args.insights_topic),
+            ("--output-topic", &args.topics.output.name),
+            ("--dlq-topic", &args.topics.dlq.name),
+            ("--insights-topic", &args.topics.insights.name),
         ] {
-            if *topic == args.input_topic {
+            if *topic == args.topics.input.name {
                 return config_err(format!(
                     "{flag} is the same as --input-topic ({topic}); the pipeline would consume its own output"
                 ));
@@ -148,10 +148,10 @@ impl Config {
             resolve_addr(args.metrics_addr.as_deref().unwrap_or(DEFAULT_METRICS_ADDR))?;
         Ok(Config {
             brokers: args.kafka.brokers,
-            input_topic: args.input_topic,
-            output_topic: args.output_topic,
-            dlq_topic: args.dlq_topic,
-            insights_topic: args.insights_topic,
+            input_topic: args.topics.input.name,
+            output_topic: args.topics.output.name,
+            dlq_topic: args.topics.dlq.name,
+            insights_topic: args.topics.insights.name,
             group_id: args.group_id,
             workers,
             transform,
@@ -505,7 +505,7 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(args.input_topic, "file-in");
+        assert_eq!(args.topics.input.name, "file-in");
         assert_eq!(args.group_id, "flag");
         let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         assert_eq!(

@@ -1,11 +1,10 @@
 //! Flags of `kafka-pipeline dlq summary|show|replay`, and the parsers of their selections.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::cli::kafka::KafkaArgs;
+use crate::cli::kafka::{ConfigFile, DlqTopic, InputTopic, KafkaArgs};
 use crate::cli::values::parse_duration;
 use crate::transform::time::parse_rfc3339_ms;
 use crate::transform::{ErrorCode, Field};
@@ -37,18 +36,13 @@ pub struct SourceArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// Dead-letter topic to read.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_DLQ_TOPIC",
-        default_value = "user-login-dlq"
-    )]
-    pub dlq_topic: String,
+    /// The dead-letter topic to read.
+    #[command(flatten)]
+    pub dlq: DlqTopic,
 
-    /// The pipeline's TOML config file (as for `run --config`): brokers, -X properties and
-    /// topic names come from it unless given as flags or environment; other keys are skipped.
-    #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// `--config FILE`.
+    #[command(flatten)]
+    pub file: ConfigFile,
 
     /// Give up when the broker answers nothing for this long.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -105,8 +99,8 @@ pub struct ReplayArgs {
     pub filter: FilterArgs,
 
     /// The pipeline's input topic: where letters are replayed to unless --to says otherwise.
-    #[arg(long, env = "KAFKA_PIPELINE_INPUT_TOPIC", default_value = "user-login")]
-    pub input_topic: String,
+    #[command(flatten)]
+    pub input: InputTopic,
 
     /// Replay to this topic instead of --input-topic (for example a staging pipeline's input).
     #[arg(long, value_name = "TOPIC")]

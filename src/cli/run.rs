@@ -1,11 +1,10 @@
 //! Flags of `kafka-pipeline run`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::kafka::KafkaArgs;
+use crate::cli::kafka::{ConfigFile, KafkaArgs, Topics};
 use crate::cli::values::{parse_duration, parse_property};
 use crate::transform::headers::InputHeaders;
 
@@ -38,33 +37,9 @@ pub struct RunArgs {
     )]
     pub producer_properties: Vec<(String, String)>,
 
-    /// Topic of raw login events to consume.
-    #[arg(long, env = "KAFKA_PIPELINE_INPUT_TOPIC", default_value = "user-login")]
-    pub input_topic: String,
-
-    /// Topic for valid, normalized records (keyed by user_id).
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_OUTPUT_TOPIC",
-        default_value = "processed_data"
-    )]
-    pub output_topic: String,
-
-    /// Dead-letter topic: every record that cannot be processed, untouched, with error headers.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_DLQ_TOPIC",
-        default_value = "user-login-dlq"
-    )]
-    pub dlq_topic: String,
-
-    /// Topic for windowed insights.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_INSIGHTS_TOPIC",
-        default_value = "insights"
-    )]
-    pub insights_topic: String,
+    /// The input, output, dead-letter and insights topics.
+    #[command(flatten)]
+    pub topics: Topics,
 
     /// Consumer group; instances with the same group share the input partitions.
     #[arg(
@@ -156,11 +131,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST:PORT", env = "KAFKA_PIPELINE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 
-    /// TOML file with values for any of these flags (keys are the long flag names, e.g.
-    /// input-topic = "user-login"; librdkafka properties under [property]). Precedence:
-    /// flag > environment > file > default.
-    #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// `--config FILE`.
+    #[command(flatten)]
+    pub file: ConfigFile,
 
     /// Print the resolved configuration (as a config file, secrets redacted) and exit.
     #[arg(long)]

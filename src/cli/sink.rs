@@ -1,9 +1,8 @@
 //! Flags of `kafka-pipeline sink`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::kafka::KafkaArgs;
+use crate::cli::kafka::{ConfigFile, InsightsTopic, KafkaArgs};
 use crate::cli::values::parse_duration;
 
 /// Flags of `kafka-pipeline sink`.
@@ -23,13 +22,9 @@ pub struct SinkArgs {
     )]
     pub postgres_url: Option<String>,
 
-    /// Topic of insight records to read.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_INSIGHTS_TOPIC",
-        default_value = "insights"
-    )]
-    pub insights_topic: String,
+    /// The topic of insight records to read.
+    #[command(flatten)]
+    pub insights: InsightsTopic,
 
     /// Consumer group of the sink (its offsets are committed there for lag monitoring; the
     /// offsets it resumes from are in PostgreSQL).
@@ -62,8 +57,7 @@ pub struct SinkArgs {
     #[arg(long, env = "KAFKA_PIPELINE_EXIT_AT_END")]
     pub exit_at_end: bool,
 
-    /// TOML file with values for any of these flags (as for `run --config`; keys only other
-    /// subcommands know are skipped).
-    #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// `--config FILE`.
+    #[command(flatten)]
+    pub file: ConfigFile,
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::kafka::KafkaArgs;
+use crate::cli::kafka::{ConfigFile, KafkaArgs, Topics};
 
 /// Flags of `kafka-pipeline topics`.
 #[derive(Debug, Clone, Args)]
@@ -11,33 +11,9 @@ pub struct TopicsArgs {
     /// Connection flags.
     pub kafka: KafkaArgs,
 
-    /// Input topic.
-    #[arg(long, env = "KAFKA_PIPELINE_INPUT_TOPIC", default_value = "user-login")]
-    pub input_topic: String,
-
-    /// Output topic.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_OUTPUT_TOPIC",
-        default_value = "processed_data"
-    )]
-    pub output_topic: String,
-
-    /// Dead-letter topic.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_DLQ_TOPIC",
-        default_value = "user-login-dlq"
-    )]
-    pub dlq_topic: String,
-
-    /// Insights topic.
-    #[arg(
-        long,
-        env = "KAFKA_PIPELINE_INSIGHTS_TOPIC",
-        default_value = "insights"
-    )]
-    pub insights_topic: String,
+    /// The topics to create or check.
+    #[command(flatten)]
+    pub topics: Topics,
 
     /// Partitions of each topic. Instances of one group share the input's partitions, so this
     /// bounds how far the pipeline scales out.
@@ -52,9 +28,7 @@ pub struct TopicsArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// The pipeline's TOML config file (as for `run --config`): brokers, -X properties and
-    /// topic names come from it unless given as flags or environment; keys only `run` knows
-    /// are skipped.
-    #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]
-    pub config: Option<std::path::PathBuf>,
+    /// `--config FILE`.
+    #[command(flatten)]
+    pub file: ConfigFile,
 }

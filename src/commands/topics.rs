@@ -122,10 +122,10 @@ pub fn run(args: &TopicsArgs) -> Result<Vec<TopicReport>, PipelineError> {
     let mut reports = Vec::new();
     let mut seen = Vec::new();
     for (role, topic) in [
-        ("input", &args.input_topic),
-        ("output", &args.output_topic),
-        ("dlq", &args.dlq_topic),
-        ("insights", &args.insights_topic),
+        ("input", &args.topics.input.name),
+        ("output", &args.topics.output.name),
+        ("dlq", &args.topics.dlq.name),
+        ("insights", &args.topics.insights.name),
     ] {
         if seen.contains(topic) {
             return Err(PipelineError::Config(format!(

@@ -53,7 +53,7 @@ fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
     let mut reader = TopicReader::open(
         &source.kafka,
         DLQ_READER,
-        &source.dlq_topic,
+        &source.dlq.name,
         Reading::Snapshot,
         source.timeout,
         false,
@@ -66,9 +66,9 @@ fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
         }
     }
     let text = if args.json {
-        summary.to_json(&source.dlq_topic).to_string() + "\n"
+        summary.to_json(&source.dlq.name).to_string() + "\n"
     } else {
-        summary.to_table(&source.dlq_topic)
+        summary.to_table(&source.dlq.name)
     };
     print_out(&text)?;
     Ok(())
@@ -81,7 +81,7 @@ fn show_letters(args: &ShowArgs, now_ms: i64) -> anyhow::Result<()> {
     let mut reader = TopicReader::open(
         &source.kafka,
         DLQ_READER,
-        &source.dlq_topic,
+        &source.dlq.name,
         Reading::Snapshot,
         source.timeout,
         false,
@@ -94,14 +94,14 @@ fn show_letters(args: &ShowArgs, now_ms: i64) -> anyhow::Result<()> {
             continue;
         }
         matched += 1;
-        if matched <= args.limit && !print_out(&show::render(&letter, &source.dlq_topic))? {
+        if matched <= args.limit && !print_out(&show::render(&letter, &source.dlq.name))? {
             return Ok(());
         }
     }
     print_out(&format!(
         "{} of {matched} matching dead letters shown ({read} read from {}, selection: {})\n",
         matched.min(args.limit),
-        source.dlq_topic,
+        source.dlq.name,
         filter.describe()
     ))?;
     Ok(())
@@ -151,7 +151,7 @@ mod tests {
         let DlqCommand::Summary(a) = parse(&["summary", "--since", "1h", "--json"]).unwrap() else {
             panic!()
         };
-        assert_eq!(a.source.dlq_topic, "user-login-dlq");
+        assert_eq!(a.source.dlq.name, "user-login-dlq");
         assert_eq!(a.source.kafka.brokers, "localhost:29092");
         assert_eq!(a.by, crate::cli::dlq::GroupBy::default());
         assert!(a.json);
@@ -193,8 +193,8 @@ mod tests {
             panic!("not dlq replay")
         };
         assert_eq!(a.source.kafka.brokers, "flag:9092", "flag over file");
-        assert_eq!(a.source.dlq_topic, "file-dlq");
-        assert_eq!(a.input_topic, "file-in");
+        assert_eq!(a.source.dlq.name, "file-dlq");
+        assert_eq!(a.input.name, "file-in");
         assert_eq!(
             a.source.kafka.properties,
             vec![("client.id".to_owned(), "f".to_owned())]
@@ -234,8 +234,8 @@ mod tests {
         assert_eq!(a.to.as_deref(), Some("staging"));
         assert!(a.dry_run);
         assert_eq!(a.max_replays, 3);
-        assert_eq!(a.input_topic, "user-login");
-        assert_eq!(a.source.dlq_topic, "d");
+        assert_eq!(a.input.name, "user-login");
+        assert_eq!(a.source.dlq.name, "d");
         assert_eq!(a.source.kafka.properties.len(), 1);
         for bad in [
             &["replay", "--code", "missing_fields"][..],

@@ -226,9 +226,9 @@ impl Plan {
     /// The plan of a replay; a target or ledger that would feed the DLQ back into itself is an
     /// error.
     fn new(args: &ReplayArgs, filter: &Filter) -> anyhow::Result<Plan> {
-        let dlq_topic = args.source.dlq_topic.clone();
+        let dlq_topic = args.source.dlq.name.clone();
         let plan = Plan {
-            target: args.to.clone().unwrap_or_else(|| args.input_topic.clone()),
+            target: args.to.clone().unwrap_or_else(|| args.input.name.clone()),
             ledger_topic: args
                 .ledger_topic
                 .clone()

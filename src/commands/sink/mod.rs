@@ -166,14 +166,14 @@ pub fn run_sink(args: SinkArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
         .as_deref()
         .filter(|u| !u.trim().is_empty())
         .context("--postgres-url is required (or KAFKA_PIPELINE_POSTGRES_URL, or postgres-url in --config)")?;
-    if args.insights_topic.trim().is_empty() || args.sink_group_id.trim().is_empty() {
+    if args.insights.name.trim().is_empty() || args.sink_group_id.trim().is_empty() {
         bail!("--insights-topic and --sink-group-id must not be empty");
     }
-    let mut store = Store::new(url, &args.insights_topic)?;
+    let mut store = Store::new(url, &args.insights.name)?;
     log::info!(
         "kafka-pipeline {} sink: {} -> PostgreSQL {}, group {}",
         env!("CARGO_PKG_VERSION"),
-        args.insights_topic,
+        args.insights.name,
         store.describe(),
         args.sink_group_id
     );
@@ -197,15 +197,15 @@ pub fn run_sink(args: SinkArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
     let consumer = consumer(&args, Arc::clone(&positions))?;
     let partitions = partition_count(&consumer, &args)?;
     consumer
-        .subscribe(&[&args.insights_topic])
-        .with_context(|| format!("subscribing to {}", args.insights_topic))?;
+        .subscribe(&[&args.insights.name])
+        .with_context(|| format!("subscribing to {}", args.insights.name))?;
     let mut sink = Sink {
         consumer,
         store,
         positions,
         batch: Batch::default(),
         totals: Totals::default(),
-        topic: args.insights_topic.clone(),
+        topic: args.insights.name.clone(),
         partitions,
     };
     sink.run(&args, shutdown)
@@ -246,7 +246,7 @@ fn consumer(
 
 /// The topic's partition count (it must exist: the sink does not create it).
 fn partition_count(consumer: &BaseConsumer<SinkContext>, args: &SinkArgs) -> anyhow::Result<usize> {
-    let topic = &args.insights_topic;
+    let topic = &args.insights.name;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
         .with_context(|| {
@@ -484,7 +484,7 @@ mod tests {
     #[test]
     fn defaults_and_bad_values() {
         let a = sink_args(&[]);
-        assert_eq!(a.insights_topic, "insights");
+        assert_eq!(a.insights.name, "insights");
         assert_eq!(a.sink_group_id, "kafka-pipeline-sink");
         assert_eq!(a.max_batch, 1000);
         assert_eq!(a.flush_interval, std::time::Duration::from_secs(1));
@@ -504,7 +504,7 @@ mod tests {
         .unwrap();
         let a = sink_args(&["--config", path.to_str().unwrap(), "--max-batch", "5"]);
         std::fs::remove_file(&path).ok();
-        assert_eq!(a.insights_topic, "ins");
+        assert_eq!(a.insights.name, "ins");
         assert_eq!(a.postgres_url.as_deref(), Some("postgres://u@h/db"));
         // The pipeline's group (a `run` key) is not the sink's.
         assert_eq!(a.sink_group_id, "kafka-pipeline-sink");
