@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::ClientContext;
@@ -536,20 +536,17 @@ impl ConsumerStage<'_> {
             }
             // Stored too, so the commit librdkafka makes when it closes cannot go backwards.
             let _ = self.consumer.store_offsets(&tpl);
-            match self.consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => {
-                    self.metrics.note_commit();
-                    return positions;
-                }
+            match self.context().commit_sync(&self.consumer, &tpl) {
+                Ok(()) => return positions,
                 Err(KafkaError::ConsumerCommit(code))
                     if retriable_commit_error(code) && Instant::now() < deadline =>
                 {
                     log::info!("final commit: {code} (a rebalance is in progress); retrying");
                     let _ = self.consumer.poll(Duration::from_millis(100));
                 }
-                Err(e) => {
+                Err(_) => {
                     log::warn!(
-                        "final commit failed: {e}; the next owner may process some records again"
+                        "final commit failed: the next owner may process some records again"
                     );
                     return positions;
                 }
