@@ -30,11 +30,22 @@ use self::filter::Filter;
 use self::letter::dead_letter;
 pub use self::letter::DeadLetter;
 use self::summary::Summary;
-use crate::cli::dlq::{DlqArgs, DlqCommand, ShowArgs, SummaryArgs};
+use crate::cli::dlq::{DlqArgs, DlqCommand, ShowArgs, SourceArgs, SummaryArgs};
 use crate::kafka::reader::{Reading, TopicReader};
 
-/// Client id (and log name) of the dead-letter readers.
-const DLQ_READER: &str = "kafka-pipeline-dlq";
+/// Opens a snapshot reader of `topic` (the dead letters, or the replay ledger) with the
+/// connection and timeout of `source`.
+fn open_reader(source: &SourceArgs, topic: &str, missing_ok: bool) -> anyhow::Result<TopicReader> {
+    let client = "kafka-pipeline-dlq";
+    TopicReader::open(
+        &source.kafka,
+        client,
+        topic,
+        Reading::Snapshot,
+        source.timeout,
+        missing_ok,
+    )
+}
 
 /// Runs a `dlq` subcommand.
 pub fn run(args: DlqArgs) -> anyhow::Result<()> {
@@ -50,14 +61,7 @@ pub fn run(args: DlqArgs) -> anyhow::Result<()> {
 fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
     let source = &args.source;
     let filter = Filter::new(&args.filter, now_ms);
-    let mut reader = TopicReader::open(
-        &source.kafka,
-        DLQ_READER,
-        &source.dlq.name,
-        Reading::Snapshot,
-        source.timeout,
-        false,
-    )?;
+    let mut reader = open_reader(source, &source.dlq.name, false)?;
     let mut summary = Summary::new(args.by);
     while let Some(m) = reader.next_record()? {
         let letter = dead_letter(&m);
@@ -78,14 +82,7 @@ fn summarize(args: &SummaryArgs, now_ms: i64) -> anyhow::Result<()> {
 fn show_letters(args: &ShowArgs, now_ms: i64) -> anyhow::Result<()> {
     let source = &args.source;
     let filter = Filter::new(&args.filter, now_ms);
-    let mut reader = TopicReader::open(
-        &source.kafka,
-        DLQ_READER,
-        &source.dlq.name,
-        Reading::Snapshot,
-        source.timeout,
-        false,
-    )?;
+    let mut reader = open_reader(source, &source.dlq.name, false)?;
     let (mut read, mut matched) = (0u64, 0u64);
     while let Some(m) = reader.next_record()? {
         read += 1;

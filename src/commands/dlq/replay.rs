@@ -58,11 +58,11 @@ use super::letter::{
     DeadLetter, HEADER_REPLAY_COUNT, HEADER_REPLAY_DLQ_OFFSET, HEADER_REPLAY_DLQ_PARTITION,
     HEADER_REPLAY_DLQ_TOPIC, REPLAY_HEADER_PREFIX,
 };
-use super::DLQ_READER;
+use super::open_reader;
 use crate::cli::dlq::ReplayArgs;
 use crate::cli::dlq::SourceArgs;
 use crate::kafka::client::{client_config, ClientLog};
-use crate::kafka::reader::{partition_count, Reading, TopicReader};
+use crate::kafka::reader::{partition_count, TopicReader};
 use crate::transform::json::Decimal;
 
 /// Letters per transaction at most.
@@ -269,14 +269,7 @@ pub fn run(args: &ReplayArgs, now_ms: i64) -> anyhow::Result<()> {
     };
     // After init_transactions (see the module doc).
     let ledger = read_ledger(source, &plan)?;
-    let mut reader = TopicReader::open(
-        &source.kafka,
-        DLQ_READER,
-        &plan.dlq_topic,
-        Reading::Snapshot,
-        source.timeout,
-        false,
-    )?;
+    let mut reader = open_reader(source, &plan.dlq_topic, false)?;
     let mut counts = ReplayCounts::default();
     let selected = |letter: &DeadLetter<'_>| decide(letter, &filter, &ledger, plan.max_replays);
     let result = replay_letters(&mut reader, selected, replayer.as_mut(), &mut counts);
@@ -322,14 +315,7 @@ fn replay_letters(
 /// The ledger's entries for this DLQ and target (none when the ledger topic does not exist).
 fn read_ledger(source: &SourceArgs, plan: &Plan) -> anyhow::Result<Ledger> {
     let mut ledger = Ledger::default();
-    let mut reader = TopicReader::open(
-        &source.kafka,
-        DLQ_READER,
-        &plan.ledger_topic,
-        Reading::Snapshot,
-        source.timeout,
-        true,
-    )?;
+    let mut reader = open_reader(source, &plan.ledger_topic, true)?;
     while let Some(m) = reader.next_record()? {
         use rdkafka::message::Message as _;
         ledger.add_json(m.payload(), &plan.dlq_topic, &plan.target);
