@@ -17,22 +17,37 @@
 //!                 +------------------------- epoch k closed: n records ------------->-+
 //! ```
 //!
-//! - [`consumer`]: polls, copies records into batches, hands them out, pauses when the workers
-//!   fall behind, closes a commit epoch every `--commit-interval` and commits the positions of
-//!   complete epochs ([`offsets::OffsetTracker`]).
-//! - [`worker`]: parses with simd-json ([`transform`]), builds the output or dead-letter record,
-//!   counts the event in its own insight windows ([`insights::window`]), and reports what the
-//!   windows gained per epoch.
-//! - [`producer`]: sends, merges the workers' deltas into one insight record per window and
-//!   epoch ([`merger`]), serves delivery reports, retries failed deliveries (or, exactly-once,
-//!   runs one transaction per epoch), and reports each complete epoch to the consumer thread.
-//! - [`record`] holds the messages between the threads and the recycled batch buffers.
-//! - [`config`], [`error`], [`metrics`], [`shutdown`], [`clients`], [`admin`]: the plumbing;
-//!   [`loadgen`] and [`insights`] also back the `loadgen` and `insights` subcommands,
-//!   [`topics`] the `topics` subcommand, [`dlq`] the `dlq` subcommand (dead letters summarized,
-//!   shown and replayed), [`sink`] the `sink` subcommand (insight windows into PostgreSQL).
-//! - [`http`] serves `/metrics`, `/health` and `/ready` from a thread of its own (the counters
-//!   are atomics the stages update per batch); [`logging`] writes text or JSON log lines.
+//! - [`pipeline::consumer`]: polls, copies records into batches, hands them out, pauses when
+//!   the workers fall behind, closes a commit epoch every `--commit-interval` and commits the
+//!   positions of complete epochs ([`pipeline::offsets::OffsetTracker`]); its group side
+//!   (rebalances, synchronous commits) is [`pipeline::rebalance`].
+//! - [`pipeline::worker`]: parses with simd-json ([`transform`]), builds the output or
+//!   dead-letter record, counts the event in its own insight windows ([`insights::window`]),
+//!   and reports what the windows gained per epoch.
+//! - [`pipeline::producer`]: sends, merges the workers' deltas into one insight record per
+//!   window and epoch ([`pipeline::merger`]), serves delivery reports and retries
+//!   ([`pipeline::delivery`]) or, exactly-once, runs one transaction per epoch, and reports each
+//!   complete epoch to the consumer thread. [`pipeline::messages`] holds what the threads hand
+//!   each other and the recycled batch buffers.
+//!
+//! # The tree
+//!
+//! | module | what it is | I/O |
+//! |---|---|---|
+//! | [`cli`] | every clap definition and the `--config` file merge | none |
+//! | [`config`] | the validated configuration of `run` | none |
+//! | [`pipeline`] | the `run` command: the threads and their state machines | Kafka |
+//! | [`transform`] | the login-event contract: schema, parsing, validation, output JSON, headers | none |
+//! | [`insights`] | windows, sketches, histograms, the insight record, the merged table | none |
+//! | [`loadgen`] | the reproducible traffic generator | none |
+//! | [`kafka`] | client configuration, the log policy, admin, reading a topic without a group | Kafka |
+//! | [`telemetry`] | metrics, readiness, exposition, HTTP endpoints, progress line, logging | HTTP |
+//! | [`commands`] | `loadgen`, `insights`, `topics`, `dlq`, `sink`: their I/O and printing | Kafka, PostgreSQL |
+//! | [`error`], [`shutdown`] | exit codes; the shutdown signal and deadline | none |
+//!
+//! Imports run down this table's layers and never back: the pure modules (`transform`,
+//! `insights`, `loadgen`) import none of the others, `cli` only the pure ones, and nothing
+//! below `commands` imports it.
 //!
 //! Lifecycle follows channel ownership: the consumer thread owns the only work sender; when it
 //! stops (shutdown or error) it closes the last epoch and drops the sender, the workers drain,

@@ -115,7 +115,7 @@ pub struct ReplayArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_replays: u32,
 
-    /// Topic of the replay ledger (created when missing) [default: <dlq-topic>-replays].
+    /// Topic of the replay ledger (created when missing) [default: DLQ-TOPIC-replays].
     #[arg(long, value_name = "TOPIC")]
     pub ledger_topic: Option<String>,
 

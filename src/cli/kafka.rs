@@ -107,7 +107,7 @@ pub struct Topics {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigFile {
     /// TOML file with flag values: keys are the long flag names (input-topic = "user-login"),
-    /// librdkafka properties go under [property]. One file serves run, topics, sink and dlq:
+    /// librdkafka properties go under `[property]`. One file serves run, topics, sink and dlq:
     /// each takes the keys it knows (dlq only the connection and topic names). Precedence:
     /// flag > environment > file > default.
     #[arg(long, value_name = "FILE", env = "KAFKA_PIPELINE_CONFIG")]

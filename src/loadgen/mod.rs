@@ -1,9 +1,10 @@
-//! `kafka-pipeline loadgen`: login traffic for demos, load tests and robustness tests.
+//! Login traffic for demos, load tests and robustness tests: the pure generator behind
+//! `kafka-pipeline loadgen`.
 //!
-//! Two halves. [`Generator`] is pure: a profile, a seed and [`GenOptions`] in, an endless,
-//! reproducible sequence of [`GenRecord`]s out, each labelled with what the pipeline must make
-//! of it ([`Expect`]). Tests and benchmarks use it without Kafka. [`run`] sends those records to
-//! a topic with a `BaseProducer`, paced to `--rate`, and prints what it sent.
+//! [`Generator`]: a profile, a seed and [`GenOptions`] in, an endless, reproducible sequence of
+//! [`GenRecord`]s out, each labelled with what the pipeline must make of it ([`Expect`]). Tests
+//! and benchmarks use it without Kafka; [`crate::commands::loadgen`] sends its records to a
+//! topic with a `BaseProducer`, paced to `--rate`, and prints what it sent.
 //!
 //! Profiles:
 //! - `original`: the original Python generator's feed, byte for byte in format: fresh UUIDs,

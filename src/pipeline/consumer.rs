@@ -3,7 +3,7 @@
 //!
 //! - Records are copied once into an [`InputBatch`] (up to [`BATCH_RECORDS`] records, or what
 //!   one poll round brings) and handed out with one channel operation and one tracker lock.
-//! - It never blocks for long on a full channel. A batch waits at most [`BACKPRESSURE_WAIT`] for
+//! - It never blocks for long on a full channel. A batch waits at most `BACKPRESSURE_WAIT` (100 ms) for
 //!   space; if the workers are still behind, it stays in a small local queue and the assigned
 //!   partitions are paused; polling goes on (so heartbeats and rebalances are served and
 //!   `max.poll.interval.ms` is never exceeded), and the partitions resume when the workers have
@@ -170,7 +170,7 @@ impl Batcher {
 }
 
 impl<'a> ConsumerStage<'a> {
-    /// Creates the consumer and checks, within [`STARTUP_TIMEOUT`], that the broker answers and
+    /// Creates the consumer and checks, within `STARTUP_TIMEOUT` (10 s), that the broker answers and
     /// the input topic exists. `epoch` is the open epoch the workers read; `control_tx` goes to
     /// the producer, `done_rx` comes from it.
     pub fn new(

@@ -1,6 +1,6 @@
 //! The Prometheus text exposition (format 0.0.4) of [`Metrics`], served at `/metrics`.
 //!
-//! Every family is one row of [`FAMILIES`]: its name, type, help text, and how its samples are
+//! Every family is one row of `FAMILIES`: its name, type, help text, and how its samples are
 //! read from the atomics. The names are a contract with the dashboards and alert rules
 //! (deploy/, the README's "Metrics" section): rename nothing without them.
 

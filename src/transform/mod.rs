@@ -20,8 +20,8 @@
 //!   appears twice is rejected (`duplicate_field`), since either value could be the right one.
 
 //!
-//! The files: [`schema`] (error codes, rejections, the field names), [`parse`] (the payload
-//! into borrowed raw values, serde visitors shared by simd-json and serde_json), [`validate`]
+//! The files: [`schema`] (error codes, rejections, the field names), `parse` (the payload
+//! into borrowed raw values, serde visitors shared by simd-json and serde_json), `validate`
 //! (raw values into checked fields), [`event`] (the normalized event and its classifications),
 //! [`json`] (the output record's JSON writer), [`time`] (RFC 3339 without a calendar crate),
 //! [`headers`] (the lineage and dead-letter header contract).

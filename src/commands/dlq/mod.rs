@@ -2,7 +2,7 @@
 //! is fixed, replayed (`replay`).
 //!
 //! All three read the DLQ topic from the beginning to its end offsets with a group-less
-//! consumer ([`read`]), so they change nothing there and can run at any time, next to the
+//! consumer ([`crate::kafka::reader`]), so they change nothing there and can run at any time, next to the
 //! pipeline. Each record is looked at as a [`DeadLetter`] ([`letter`]): code, field, reason,
 //! source position and replay count come from its headers, and a record without the pipeline's
 //! error headers is reported as code `(none)` rather than failing the command. [`filter`]
