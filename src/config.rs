@@ -74,47 +74,8 @@ impl Config {
     /// Resolves and cross-checks the flags of `run`.
     pub fn from_args(args: RunArgs) -> Result<Config, PipelineError> {
         let config_err = |msg: String| Err(PipelineError::Config(msg));
-        for (flag, topic) in [
-            ("--input-topic", &args.topics.input.name),
-            ("--output-topic", &args.topics.output.name),
-            ("--dlq-topic", &args.topics.dlq.name),
-            ("--insights-topic", &args.topics.insights.name),
-            ("--group-id", &args.group_id),
-        ] {
-            if topic.trim().is_empty() {
-                return config_err(format!("{flag} must not be empty"));
-            }
-        }
-        for (flag, topic) in [
-            ("--output-topic", &args.topics.output.name),
-            ("--dlq-topic", &args.topics.dlq.name),
-            ("--insights-topic", &args.topics.insights.name),
-        ] {
-            if *topic == args.topics.input.name {
-                return config_err(format!(
-                    "{flag} is the same as --input-topic ({topic}); the pipeline would consume its own output"
-                ));
-            }
-        }
-        if args.kafka.brokers.trim().is_empty() {
-            return config_err("--brokers must not be empty".into());
-        }
-        let mut transform = TransformOptions {
-            max_payload_bytes: args.max_payload_bytes as usize,
-            ..Default::default()
-        };
-        for (name, value) in &args.optional_fields {
-            let field = Field::from_name(name).ok_or_else(|| {
-                let known: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
-                PipelineError::Config(format!(
-                    "--optional-field {name}={value}: unknown field {name:?}, expected one of {}",
-                    known.join(", ")
-                ))
-            })?;
-            transform.set_fill(field, value).map_err(|e| {
-                PipelineError::Config(format!("--optional-field {name}={value}: {e}"))
-            })?;
-        }
+        check_names(&args)?;
+        let transform = transform_options(&args)?;
         let common = args.kafka.properties;
         let merged =
             |specific: Vec<(String, String)>| common.iter().cloned().chain(specific).collect();
@@ -172,6 +133,59 @@ impl Config {
             metrics_addr_explicit,
         })
     }
+}
+
+/// Topic and group names: none empty, no output topic the same as the input.
+fn check_names(args: &RunArgs) -> Result<(), PipelineError> {
+    let topics = &args.topics;
+    for (flag, name) in [
+        ("--input-topic", &topics.input.name),
+        ("--output-topic", &topics.output.name),
+        ("--dlq-topic", &topics.dlq.name),
+        ("--insights-topic", &topics.insights.name),
+        ("--group-id", &args.group_id),
+    ] {
+        if name.trim().is_empty() {
+            return Err(PipelineError::Config(format!("{flag} must not be empty")));
+        }
+    }
+    for (flag, topic) in [
+        ("--output-topic", &topics.output.name),
+        ("--dlq-topic", &topics.dlq.name),
+        ("--insights-topic", &topics.insights.name),
+    ] {
+        if *topic == topics.input.name {
+            return Err(PipelineError::Config(format!(
+                "{flag} is the same as --input-topic ({topic}); the pipeline would consume its own output"
+            )));
+        }
+    }
+    if args.kafka.brokers.trim().is_empty() {
+        return Err(PipelineError::Config("--brokers must not be empty".into()));
+    }
+    Ok(())
+}
+
+/// The payload limit and the fill values of `--optional-field`, each checked against the
+/// field's own rules.
+fn transform_options(args: &RunArgs) -> Result<TransformOptions, PipelineError> {
+    let mut transform = TransformOptions {
+        max_payload_bytes: args.max_payload_bytes as usize,
+        ..Default::default()
+    };
+    for (name, value) in &args.optional_fields {
+        let field = Field::from_name(name).ok_or_else(|| {
+            let known: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
+            PipelineError::Config(format!(
+                "--optional-field {name}={value}: unknown field {name:?}, expected one of {}",
+                known.join(", ")
+            ))
+        })?;
+        transform
+            .set_fill(field, value)
+            .map_err(|e| PipelineError::Config(format!("--optional-field {name}={value}: {e}")))?;
+    }
+    Ok(transform)
 }
 
 /// `--metrics-addr`: empty turns the endpoints off; otherwise HOST:PORT.

@@ -127,35 +127,10 @@ fn run_stages(
         passthrough: config.passthrough,
         pools: &pools,
     };
-    log::info!(
-        "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}, {} (epochs of {:?})",
-        env!("CARGO_PKG_VERSION"),
-        config.input_topic,
-        config.output_topic,
-        config.dlq_topic,
-        config.workers,
-        config.group_id,
-        config.guarantee.as_str(),
-        config.commit_interval
-    );
+    log_start(config);
 
     let grace = config.shutdown_timeout;
     thread::scope(|scope| {
-        fn spawn<'scope, 'env, F>(
-            scope: &'scope thread::Scope<'scope, 'env>,
-            name: String,
-            f: F,
-        ) -> Result<thread::ScopedJoinHandle<'scope, Result<(), PipelineError>>, PipelineError>
-        where
-            F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
-        {
-            // On failure `?` returns from the scope, dropping the channel ends it holds (and
-            // the closure's), so the threads already running drain and end before it returns.
-            thread::Builder::new()
-                .name(name.clone())
-                .spawn_scoped(scope, f)
-                .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))
-        }
         let mut handles = Vec::new();
         for i in 0..config.workers {
             let (rx, tx, shared) = (work_rx.clone(), out_tx.clone(), &shared);
@@ -185,22 +160,66 @@ fn run_stages(
             spawn(scope, "consumer".into(), move || consumer.run(work_tx))?,
         ));
 
-        let mut first_error = None;
-        for (name, handle) in handles {
-            let result = handle
-                .join()
-                .unwrap_or(Err(PipelineError::ThreadPanicked(name)));
-            if let Err(e) = result {
-                shutdown.request(grace);
-                first_error.get_or_insert(e);
-            }
-        }
+        let result = join_all(handles, shutdown, grace);
         if let Some(summary) = metrics.summary() {
             log::info!("{summary}");
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        result
     })
+}
+
+/// Spawns one stage's thread in `scope`. On failure the caller's `?` returns from the scope,
+/// dropping the channel ends it holds (and the closure's), so the threads already running
+/// drain and end before it returns.
+fn spawn<'scope, 'env, F>(
+    scope: &'scope thread::Scope<'scope, 'env>,
+    name: String,
+    f: F,
+) -> Result<StageHandle<'scope>, PipelineError>
+where
+    F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
+{
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn_scoped(scope, f)
+        .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))
+}
+
+type StageHandle<'scope> = thread::ScopedJoinHandle<'scope, Result<(), PipelineError>>;
+
+/// Joins every stage; the first error (or panic) requests the shutdown of the others and is
+/// the result.
+fn join_all(
+    handles: Vec<(&'static str, StageHandle<'_>)>,
+    shutdown: &Shutdown,
+    grace: Duration,
+) -> Result<(), PipelineError> {
+    let mut first_error = None;
+    for (name, handle) in handles {
+        let result = handle
+            .join()
+            .unwrap_or(Err(PipelineError::ThreadPanicked(name)));
+        if let Err(e) = result {
+            shutdown.request(grace);
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn log_start(config: &Config) {
+    log::info!(
+        "kafka-pipeline {}: {} -> {} / {} with {} workers, group {}, {} (epochs of {:?})",
+        env!("CARGO_PKG_VERSION"),
+        config.input_topic,
+        config.output_topic,
+        config.dlq_topic,
+        config.workers,
+        config.group_id,
+        config.guarantee.as_str(),
+        config.commit_interval
+    );
 }
