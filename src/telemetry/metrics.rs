@@ -138,8 +138,16 @@ impl Metrics {
     pub fn new(workers: usize, stall_after: Duration) -> Self {
         let m = Metrics::default();
         m.gauges.workers.store(workers as u64, Relaxed);
-        m.health.start(stall_after);
+        m.health.start(stall_after, unix_ms());
         m
+    }
+
+    /// `Ok` when `/ready` answers 200, else the reason for the 503 ([`Health::check`]).
+    pub fn readiness(&self, shutting_down: bool, now_ms: u64) -> Result<(), String> {
+        let lag_sum = self.gauges.lag_sum.load(Relaxed);
+        let last_commit_ms = self.last_commit_ms.load(Relaxed);
+        self.health
+            .check(shutting_down, lag_sum, last_commit_ms, now_ms)
     }
 
     /// Replaces the per-partition consumer lag (called once per statistics interval).

@@ -1,10 +1,9 @@
-//! The readiness rule of `/ready`: what [`Health`] records, and when the pipeline is ready.
+//! The readiness rule of `/ready`: what [`Health`] records, and when the pipeline is ready
+//! ([`Health::check`]).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::time::Duration;
-
-use super::metrics::{unix_ms, Metrics};
 
 impl Default for Health {
     fn default() -> Self {
@@ -32,43 +31,45 @@ pub struct Health {
 }
 
 impl Health {
-    /// Starts the clock: lag without a commit for `stall_after` from now on is a stall.
-    pub fn start(&self, stall_after: Duration) {
+    /// Starts the clock at `now_ms`: lag without a commit for `stall_after` from then on is a
+    /// stall.
+    pub fn start(&self, stall_after: Duration, now_ms: u64) {
         self.stall_after_ms
             .store(stall_after.as_millis() as u64, Relaxed);
-        self.started_ms.store(unix_ms(), Relaxed);
+        self.started_ms.store(now_ms, Relaxed);
     }
-}
 
-impl Metrics {
     /// `Ok` when `/ready` answers 200, else the one-line reason for the 503. Ready means: not
     /// shutting down, subscribed, the producer connected to a broker, and — while the consumer
-    /// lags — an offset commit within the stall timeout (a stuck pipeline is not ready).
-    pub fn readiness(&self, shutting_down: bool, now_ms: u64) -> Result<(), String> {
-        let h = &self.health;
+    /// lags (`lag_sum`, -1 unknown) — an offset commit (the last at `last_commit_ms`) within
+    /// the stall timeout: a stuck pipeline is not ready.
+    pub fn check(
+        &self,
+        shutting_down: bool,
+        lag_sum: i64,
+        last_commit_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), String> {
         if shutting_down {
             return Err("shutting down".into());
         }
-        if !h.subscribed.load(Relaxed) {
+        if !self.subscribed.load(Relaxed) {
             return Err("starting: consumer not subscribed yet".into());
         }
-        match self.health.producer_brokers_up.load(Relaxed) {
+        match self.producer_brokers_up.load(Relaxed) {
             -1 => return Err("starting: no producer statistics yet".into()),
             0 => return Err("producer not connected to any broker".into()),
             _ => {}
         }
-        let lag = self.gauges.lag_sum.load(Relaxed);
-        if lag > 0 {
-            let since = self
-                .last_commit_ms
-                .load(Relaxed)
-                .max(h.lag_since_ms.load(Relaxed))
-                .max(h.started_ms.load(Relaxed));
+        if lag_sum > 0 {
+            let since = last_commit_ms
+                .max(self.lag_since_ms.load(Relaxed))
+                .max(self.started_ms.load(Relaxed));
             let stalled_for = now_ms.saturating_sub(since);
-            let stall_after = h.stall_after_ms.load(Relaxed);
+            let stall_after = self.stall_after_ms.load(Relaxed);
             if stalled_for > stall_after {
                 return Err(format!(
-                    "stalled: no offset commit for {} s (limit {} s) while consumer lag is {lag}",
+                    "stalled: no offset commit for {} s (limit {} s) while consumer lag is {lag_sum}",
                     stalled_for / 1000,
                     stall_after / 1000
                 ));
