@@ -15,7 +15,7 @@ use rdkafka::ClientContext;
 
 use super::messages::{Destination, Epoch};
 use crate::kafka::client::ClientLog;
-use crate::telemetry::metrics::{destination_index, Metrics};
+use crate::telemetry::metrics::Metrics;
 
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -29,7 +29,7 @@ pub(super) const DESTINATIONS: [Destination; 3] = [
 
 /// The delivery opaque: slot << 8 | destination << 6 | attempts (0–63).
 pub(super) fn opaque(slot: usize, destination: Destination, attempts: u32) -> usize {
-    slot << 8 | destination_index(destination) << 6 | attempts.min(63) as usize
+    slot << 8 | destination.index() << 6 | attempts.min(63) as usize
 }
 
 pub(super) fn unpack(opaque: usize) -> (usize, Destination, u32) {
@@ -91,8 +91,7 @@ impl ProducerContext for DeliveryContext {
             Err((error, message)) => {
                 let (_, destination, _) = unpack(opaque);
                 self.metrics.delivery_failures.fetch_add(1, Relaxed);
-                self.metrics.delivery_failures_by_topic[destination_index(destination)]
-                    .fetch_add(1, Relaxed);
+                self.metrics.delivery_failures_by_topic[destination.index()].fetch_add(1, Relaxed);
                 let retry = Retry {
                     opaque,
                     timestamp_ms: message.timestamp().to_millis(),

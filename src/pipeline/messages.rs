@@ -150,6 +150,17 @@ pub enum Destination {
     Insights,
 }
 
+impl Destination {
+    /// Its index in the per-topic counters and topic names (output, dead letters, insights).
+    pub fn index(self) -> usize {
+        match self {
+            Destination::Processed => 0,
+            Destination::DeadLetter => 1,
+            Destination::Insights => 2,
+        }
+    }
+}
+
 /// One output record inside an [`OutputBatch`].
 #[derive(Debug)]
 pub struct OutputRecord {

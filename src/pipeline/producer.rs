@@ -51,7 +51,7 @@ use crate::pipeline::messages::{
     BatchPools, Destination, Epoch, EpochClosed, OutputBatch, ToProducer,
 };
 use crate::shutdown::Shutdown;
-use crate::telemetry::metrics::{destination_index, unix_ms, Metrics};
+use crate::telemetry::metrics::{unix_ms, Metrics};
 
 /// Records waiting for a retry beyond which no new work is taken.
 pub const MAX_RETRY_BACKLOG: usize = 10_000;
@@ -454,7 +454,7 @@ impl<'a> ProducerStage<'a> {
         let mut by_topic = [0u64; 3];
         for &(opaque, timestamp_ms) in &reports {
             let (slot, destination, _) = unpack(opaque);
-            by_topic[destination_index(destination)] += 1;
+            by_topic[destination.index()] += 1;
             if destination != Destination::Insights {
                 delivered += 1;
                 if let Some(ts) = timestamp_ms {
@@ -546,7 +546,7 @@ impl<'a> ProducerStage<'a> {
         timestamp_ms: Option<i64>,
     ) -> Option<(Retry, KafkaError)> {
         let (_, destination, _) = unpack(opaque);
-        let topic = &self.topics[destination_index(destination)];
+        let topic = &self.topics[destination.index()];
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(topic, opaque);
         if let Some(key) = key {
@@ -573,8 +573,7 @@ impl<'a> ProducerStage<'a> {
                 Err((error, back)) => {
                     let metrics = self.metrics();
                     metrics.delivery_failures.fetch_add(1, Relaxed);
-                    metrics.delivery_failures_by_topic[destination_index(destination)]
-                        .fetch_add(1, Relaxed);
+                    metrics.delivery_failures_by_topic[destination.index()].fetch_add(1, Relaxed);
                     let retry = Retry {
                         opaque,
                         timestamp_ms,
@@ -615,7 +614,7 @@ impl<'a> ProducerStage<'a> {
             log::warn!(
                 "delivery to {} failed ({error}); retrying in {backoff:?} (attempt {}); \
                  {} records wait for a retry and their input offsets stay uncommitted",
-                self.topics[destination_index(destination)],
+                self.topics[destination.index()],
                 attempts + 1,
                 self.retries.len() + 1
             );

@@ -11,7 +11,7 @@ use super::latency::LATENCY_BUCKETS;
 use super::metrics::Metrics;
 use crate::transform::ErrorCode;
 
-/// Topic names for the `topic` label, by [`super::metrics::destination_index`].
+/// Topic names for the `topic` label, by destination index (output, dead letters, insights).
 pub type TopicNames<'a> = [&'a str; 3];
 
 /// What a scrape reads from.
@@ -57,7 +57,7 @@ impl Samples<'_> {
         self.sample("", &[], value);
     }
 
-    /// One sample per topic of the outputs, by [`super::metrics::destination_index`].
+    /// One sample per topic of the outputs, by destination index (output, dead letters, insights).
     fn per_topic(&mut self, s: &Scrape<'_>, values: &[std::sync::atomic::AtomicU64; 3]) {
         for (topic, value) in s.topics.iter().zip(values) {
             self.sample("", &[("topic", topic)], value.load(Relaxed));

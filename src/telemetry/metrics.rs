@@ -18,17 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::latency::Latency;
 use super::readiness::Health;
 use crate::insights::histogram::LagHistogram;
-use crate::pipeline::messages::Destination;
 use crate::transform::ErrorCode;
-
-/// Index of a destination in the per-topic counters.
-pub fn destination_index(d: Destination) -> usize {
-    match d {
-        Destination::Processed => 0,
-        Destination::DeadLetter => 1,
-        Destination::Insights => 2,
-    }
-}
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
@@ -48,12 +38,12 @@ pub struct Metrics {
     pub dead_lettered: [AtomicU64; ErrorCode::ALL.len()],
     /// Output and dead-letter records acknowledged by the broker.
     pub delivered: AtomicU64,
-    /// Records acknowledged by the broker per topic, by [`destination_index`] (output, DLQ,
+    /// Records acknowledged by the broker per topic, by destination index (output, DLQ,
     /// insights).
     pub delivered_by_topic: [AtomicU64; 3],
     /// Deliveries that failed and were queued for a retry.
     pub delivery_failures: AtomicU64,
-    /// Failed deliveries per topic, by [`destination_index`].
+    /// Failed deliveries per topic, by destination index.
     pub delivery_failures_by_topic: [AtomicU64; 3],
     /// Times the consumer paused its partitions because the workers were behind.
     pub pauses: AtomicU64,
