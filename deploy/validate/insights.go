@@ -48,7 +48,7 @@ func loadSQLSchema(root string) (*sqlSchema, error) {
 			}
 		})
 	}
-	// The migration runner's own table (created in src/sink/store.rs).
+	// The migration runner's own table (created in src/commands/sink/store.rs).
 	s.tables["sink_schema_version"] = []string{"version", "name", "applied_at"}
 	return s, nil
 }
