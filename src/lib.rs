@@ -46,8 +46,9 @@
 //! | [`error`], [`shutdown`] | exit codes; the shutdown signal and deadline | none |
 //!
 //! Imports run down this table's layers and never back: the pure modules (`transform`,
-//! `insights`, `loadgen`) import none of the others, `cli` only the pure ones, and nothing
-//! below `commands` imports it.
+//! `insights`, `loadgen`) import none of the others, `cli` only the pure ones, `commands` and
+//! `pipeline` not each other, and nothing imports them. A unit test (`src/layering.rs`) holds
+//! the code to it.
 //!
 //! Lifecycle follows channel ownership: the consumer thread owns the only work sender; when it
 //! stops (shutdown or error) it closes the last epoch and drops the sender, the workers drain,
@@ -67,3 +68,6 @@ pub mod telemetry;
 pub mod transform;
 
 pub use pipeline::run;
+
+#[cfg(test)]
+mod layering;
