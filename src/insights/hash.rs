@@ -437,4 +437,40 @@ mod tests {
             );
         }
     }
+
+    /// Hashes of ids as the feed sends them, and a fold over every prefix of a 2100-byte buffer
+    /// (every length path of both hashes; XXH64 seeded with the length), as the hand-written
+    /// implementation computed them: sketches and digests written before must still match.
+    #[test]
+    fn pinned_values() {
+        let ids: [(&str, u64, u64); 5] = [
+            (
+                "a1b2c3d4-0f2f-42e3-8505-1234567890ab",
+                0xF41E_DD33_972B_7271,
+                0x2618_AEFD_E4CC_E2C5,
+            ),
+            (
+                "00000000-0000-0000-0000-000000000000",
+                0xED65_B077_2BE5_0EE9,
+                0xFB92_6CCD_4E3E_5BC9,
+            ),
+            ("device-42", 0xF4D6_AE3D_B8F9_78FA, 0xFA14_5487_96D4_19F1),
+            ("user-1", 0x7C76_15C1_1438_E5C9, 0xA173_746B_114C_6BE8),
+            ("android", 0x1672_76A1_BB29_B020, 0x5713_450B_F807_6197),
+        ];
+        for (id, xxh3, xxh64_0) in ids {
+            assert_eq!(xxh3_64(id.as_bytes()), xxh3, "XXH3 of {id:?}");
+            assert_eq!(xxh64(id.as_bytes(), 0), xxh64_0, "XXH64 of {id:?}");
+        }
+        let buffer: Vec<u8> = (0..2100u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let (mut xxh3_fold, mut xxh64_fold) = (0u64, 0u64);
+        for len in 0..=buffer.len() {
+            xxh3_fold = xxh3_fold.rotate_left(5) ^ xxh3_64(&buffer[..len]);
+            xxh64_fold = xxh64_fold.rotate_left(5) ^ xxh64(&buffer[..len], len as u64);
+        }
+        assert_eq!(xxh3_fold, 0xCA51_A016_D826_D0C0);
+        assert_eq!(xxh64_fold, 0x7B9D_3FE8_E615_05A5);
+    }
 }

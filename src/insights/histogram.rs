@@ -425,6 +425,19 @@ mod tests {
         assert_eq!(back, h);
     }
 
+    /// The serialized form as the hand-written base64 wrote it (records published before
+    /// must still read).
+    #[test]
+    fn serialized_form_is_pinned() {
+        let mut h = LagHistogram::new();
+        for lag in [-5, 0, 1, 7, 250, 1_000, 60_000] {
+            h.record(lag);
+        }
+        let text = "AQYAAgABBQF2AT8BuwEB4NQDAQ==";
+        assert_eq!(h.to_base64(), text);
+        assert_eq!(LagHistogram::from_base64(text).unwrap(), h);
+    }
+
     #[test]
     fn sparse_and_dense_forms_agree() {
         let mut h = LagHistogram::new();

@@ -505,6 +505,21 @@ mod tests {
         assert!(sketch_of(0..20).to_base64().len() < 100);
     }
 
+    /// The serialized sketches of `user-0`…`user-4` (sparse) and `user-0`…`user-19999`
+    /// (dense, pinned by its XXH64) as the hand-written hash and base64 wrote them: sketches
+    /// published before must still read and merge.
+    #[test]
+    fn serialized_form_is_pinned() {
+        assert_eq!(sketch_of(0..5).to_base64(), "AgwFoAEF4gIDwwsCnwUBqgoB");
+        let dense = sketch_of(0..20_000).to_base64();
+        assert_eq!(dense.len(), 4100);
+        assert_eq!(
+            crate::insights::hash::xxh64(dense.as_bytes(), 0),
+            0x744B_10BF_8B2A_0434
+        );
+        assert_eq!(Hll::from_base64(&dense).unwrap().estimate(), 19_755);
+    }
+
     #[test]
     fn corrupt_serializations_are_rejected() {
         let bad = |bytes: &[u8]| Hll::from_bytes(bytes).unwrap_err().to_string();
