@@ -1,5 +1,5 @@
-//! Stable 64-bit hashes: XXH3 for the cardinality sketches, XXH64 for record digests and the
-//! count maps, both from the `xxhash-rust` crate.
+//! Stable 64-bit hashes: XXH3 for the cardinality sketches, XXH64 for record digests, both from
+//! the `xxhash-rust` crate.
 //!
 //! Sketches from different builds, machines and instances must merge, so the hash that places
 //! an id in a register has to be the same everywhere and forever: std's `DefaultHasher` is
@@ -10,84 +10,13 @@
 //! - [`xxh3_64`] (`XXH3_64bits`, seed 0, default secret) places ids in sketch registers. It is
 //!   the faster of the two on ids (a UUID takes a few independent multiplies rather than XXH64's
 //!   serial rounds), and it runs twice per event.
-//! - [`xxh64`] (XXH64) digests insight records (`kafka-pipeline insights` and the sink recognise
-//!   an exact re-send by it), and seeds [`KeyedState`], the hasher of the per-key count maps,
-//!   with a seed drawn at random per map: std's SipHash costs ~20 ns on a short key, and three
-//!   lookups per event were most of the aggregation's cost. A random seed keeps collisions
-//!   unpredictable from outside (neither hash is a keyed cryptographic hash, so this is
-//!   mitigation, not a guarantee); the maps' cap of 1000 keys bounds the worst case regardless.
-
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+//! - [`xxh64`] (XXH64) digests insight records: `kafka-pipeline insights` and the sink recognise
+//!   an exact re-send by it, and the sink stores the digests.
+//!
+//! The count maps need no stable hash and use foldhash instead (see [`super::counts`]).
 
 pub use xxhash_rust::xxh3::xxh3_64;
 pub use xxhash_rust::xxh64::xxh64;
-
-const PRIME64_1: u64 = 0x9E37_79B1_85EB_CA87;
-const PRIME64_2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-
-/// Builds [`KeyedHasher`]s with a seed drawn at random when the state is created.
-#[derive(Clone, Debug)]
-pub struct KeyedState {
-    seed: u64,
-}
-
-impl Default for KeyedState {
-    fn default() -> Self {
-        // std's RandomState carries per-process random keys: hashing a constant with it gives a
-        // seed an outsider cannot predict.
-        KeyedState {
-            seed: RandomState::new().hash_one(0x6b61_666b_615f_7069_u64),
-        }
-    }
-}
-
-impl BuildHasher for KeyedState {
-    type Hasher = KeyedHasher;
-
-    fn build_hasher(&self) -> KeyedHasher {
-        KeyedHasher { state: self.seed }
-    }
-}
-
-/// A [`Hasher`] that chains [`xxh64`] over each byte write (and a folded multiply over each
-/// `u64`), seeded by its [`KeyedState`].
-#[derive(Clone, Debug)]
-pub struct KeyedHasher {
-    state: u64,
-}
-
-impl Hasher for KeyedHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.state = xxh64(bytes, self.state);
-    }
-
-    /// `str` hashes as its bytes then `0xff`: mix the byte in without another full pass.
-    #[inline]
-    fn write_u8(&mut self, byte: u8) {
-        self.state = folded_multiply(self.state ^ u64::from(byte), PRIME64_1);
-    }
-
-    /// A packed short key: one folded multiply (the full 128-bit product, halves xored), which
-    /// spreads every input bit over both the high bits (hashbrown's tag) and the low bits (its
-    /// bucket index).
-    #[inline]
-    fn write_u64(&mut self, word: u64) {
-        self.state = folded_multiply(self.state ^ word, PRIME64_2);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.state
-    }
-}
-
-#[inline]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
 
 #[cfg(test)]
 mod tests {
@@ -148,18 +77,6 @@ mod tests {
         for (len, expected) in cases {
             assert_eq!(xxh3_64(&buffer[..len]), expected, "length {len}");
         }
-    }
-
-    #[test]
-    fn keyed_hasher_is_consistent_within_a_state_and_seeded_across_states() {
-        let (a, b) = (KeyedState::default(), KeyedState::default());
-        assert_eq!(a.hash_one("ios"), a.hash_one(String::from("ios")));
-        assert_ne!(a.hash_one("ios"), a.hash_one("android"));
-        assert_ne!(a.seed, b.seed);
-        assert_ne!(a.hash_one("ios"), b.hash_one("ios"));
-        assert_eq!(a.hash_one(7u64), a.hash_one(7u64));
-        assert_ne!(a.hash_one(7u64), a.hash_one(8u64));
-        assert_ne!(a.hash_one(7u64), b.hash_one(7u64));
     }
 
     /// The sanity check of the reference `xxhsum`: a 101-byte buffer of pseudo-random bytes,
