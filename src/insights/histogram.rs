@@ -23,8 +23,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::base64;
-use super::codec::{put_varint, Cursor};
+use super::codec::{from_base64, put_varint, to_base64, Cursor};
 
 /// Sub-buckets per power of two, as a power of two.
 const SUB_BITS: u32 = 5;
@@ -266,12 +265,12 @@ impl LagHistogram {
 
     /// [`LagHistogram::to_bytes`] in base64, as carried in insight records.
     pub fn to_base64(&self) -> String {
-        base64::encode(&self.to_bytes())
+        to_base64(&self.to_bytes())
     }
 
     /// Reads [`LagHistogram::to_base64`]'s output.
     pub fn from_base64(text: &str) -> Result<LagHistogram, HistogramError> {
-        let bytes = base64::decode(text).map_err(|e| HistogramError(e.to_string()))?;
+        let bytes = from_base64(text).map_err(HistogramError)?;
         LagHistogram::from_bytes(&bytes)
     }
 }

@@ -37,8 +37,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::base64;
-use super::codec::{put_varint, Cursor};
+use super::codec::{from_base64, put_varint, to_base64, Cursor};
 use super::hash::xxh3_64;
 
 /// Register index bits.
@@ -309,12 +308,12 @@ impl Hll {
 
     /// [`Hll::to_bytes`] in base64, as carried in insight records.
     pub fn to_base64(&self) -> String {
-        base64::encode(&self.to_bytes())
+        to_base64(&self.to_bytes())
     }
 
     /// Reads [`Hll::to_base64`]'s output.
     pub fn from_base64(text: &str) -> Result<Hll, SketchError> {
-        let bytes = base64::decode(text).map_err(|e| SketchError(e.to_string()))?;
+        let bytes = from_base64(text).map_err(SketchError)?;
         Hll::from_bytes(&bytes)
     }
 }
