@@ -18,6 +18,11 @@
 //! Serialized form ([`LagHistogram::to_base64`]): the byte `0x01`, a varint number of occupied
 //! buckets, then per occupied bucket in index order a varint gap (index minus the previous
 //! index minus one) and a varint count, then the varint maximum and the varint negative count.
+//!
+//! Hand-written rather than the `hdrhistogram` crate: this form is part of the insight record
+//! contract (records of any version must keep reading and merging), and a fixed bucket layout
+//! with nothing to configure means every instance's histograms merge without agreeing on
+//! bounds or precision first.
 
 use std::fmt;
 

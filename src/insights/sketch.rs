@@ -32,6 +32,12 @@
 //!   byte: sparse, a few bytes per register.
 //!
 //! The writer picks the shorter; a reader accepts both and rejects a precision other than 12.
+//!
+//! Hand-written rather than taken from a crate: this form (and the XXH3 placement of ids) is part
+//! of the insight record contract, so every reader and the sink merge sketches from any build
+//! and version, and a crate's sketch comes with its own hash, register layout and
+//! serialization, which would split every window written before the switch. The sparse phase
+//! and the estimator are tuned and measured here (see above).
 
 use std::fmt;
 
