@@ -14,7 +14,7 @@
 //! Speed: this sits in the per-event path three times. Keys of up to 7 bytes — every device
 //! type, locale and app version the feed sends (`android`, `WA`, `2.3.0`) — are packed with
 //! their length into one `u64` and counted by that word: in a short list searched linearly
-//! while there are at most [`FEW`] such keys (device types, app versions: a few compares, no
+//! while there are at most `FEW` (8) such keys (device types, app versions: a few compares, no
 //! hashing), then in a map that hashes with one multiply; longer keys go to a map of
 //! `String`s. Both maps hash with foldhash (`foldhash::fast::RandomState`: a per-process random
 //! seed mixed with a per-map one; std's SipHash cost ~20 ns on a short key, most of the

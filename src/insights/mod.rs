@@ -22,7 +22,8 @@
 //!   memory).
 //! - [`record`]: the JSON record published per window per instance (documented field by field
 //!   with an example) and [`merge_records`].
-//! - [`reader`]: `kafka-pipeline insights`, the reader for people.
+//! - [`table`]: the merged windows of every instance as `kafka-pipeline insights` prints them
+//!   (its Kafka I/O is in `commands::insights`).
 //! - [`hash`]: the stable hashes (XXH3, XXH64) that sketch registers and record digests depend
 //!   on, pinned by tests so sketches from any build merge.
 //!

@@ -87,7 +87,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 pub struct Rfc3339([u8; 20]);
 
 impl Rfc3339 {
-    /// Formats `secs` (at most [`MAX_TIMESTAMP`]) as `YYYY-MM-DDThh:mm:ssZ`.
+    /// Formats `secs` (at most [`super::MAX_TIMESTAMP`]) as `YYYY-MM-DDThh:mm:ssZ`.
     pub fn from_unix(secs: u64) -> Rfc3339 {
         let days = (secs / 86_400) as i64;
         let rem = secs % 86_400;
