@@ -18,7 +18,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kafka", &["cli", "config", "error"]),
     (
         "telemetry",
-        &["cli", "config", "error", "insights", "shutdown", "transform"],
+        &[
+            "cli",
+            "config",
+            "error",
+            "insights",
+            "shutdown",
+            "transform",
+        ],
     ),
     (
         "pipeline",
@@ -100,14 +107,20 @@ fn every_module_imports_only_the_layers_below_it() {
             }
         }
     }
-    assert!(crossings.is_empty(), "imports across the layers: {crossings:?}");
+    assert!(
+        crossings.is_empty(),
+        "imports across the layers: {crossings:?}"
+    );
 }
 
 #[test]
 fn the_table_names_every_top_level_module() {
     let lib = include_str!("lib.rs");
     for line in lib.lines() {
-        if let Some(name) = line.strip_prefix("pub mod ").and_then(|l| l.strip_suffix(';')) {
+        if let Some(name) = line
+            .strip_prefix("pub mod ")
+            .and_then(|l| l.strip_suffix(';'))
+        {
             assert!(
                 ALLOWED.iter().any(|(m, _)| *m == name),
                 "{name} is missing from ALLOWED"

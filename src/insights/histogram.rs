@@ -18,13 +18,17 @@
 //! Serialized form ([`LagHistogram::to_base64`]): the byte `0x01`, a varint number of occupied
 //! buckets, then per occupied bucket in index order a varint gap (index minus the previous
 //! index minus one) and a varint count, then the varint maximum and the varint negative count.
+//!
+//! Hand-written rather than the `hdrhistogram` crate: this form is part of the insight record
+//! contract (records of any version must keep reading and merging), and a fixed bucket layout
+//! with nothing to configure means every instance's histograms merge without agreeing on
+//! bounds or precision first.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::base64;
-use super::codec::{put_varint, Cursor};
+use super::codec::{from_base64, put_varint, to_base64, Cursor};
 
 /// Sub-buckets per power of two, as a power of two.
 const SUB_BITS: u32 = 5;
@@ -266,12 +270,12 @@ impl LagHistogram {
 
     /// [`LagHistogram::to_bytes`] in base64, as carried in insight records.
     pub fn to_base64(&self) -> String {
-        base64::encode(&self.to_bytes())
+        to_base64(&self.to_bytes())
     }
 
     /// Reads [`LagHistogram::to_base64`]'s output.
     pub fn from_base64(text: &str) -> Result<LagHistogram, HistogramError> {
-        let bytes = base64::decode(text).map_err(|e| HistogramError(e.to_string()))?;
+        let bytes = from_base64(text).map_err(HistogramError)?;
         LagHistogram::from_bytes(&bytes)
     }
 }
@@ -423,6 +427,19 @@ mod tests {
         assert_close(h.quantile(0.5).unwrap(), 1_720_589_697_000, "decades");
         let back = LagHistogram::from_bytes(&h.to_bytes()).unwrap();
         assert_eq!(back, h);
+    }
+
+    /// The serialized form as the hand-written base64 wrote it (records published before
+    /// must still read).
+    #[test]
+    fn serialized_form_is_pinned() {
+        let mut h = LagHistogram::new();
+        for lag in [-5, 0, 1, 7, 250, 1_000, 60_000] {
+            h.record(lag);
+        }
+        let text = "AQYAAgABBQF2AT8BuwEB4NQDAQ==";
+        assert_eq!(h.to_base64(), text);
+        assert_eq!(LagHistogram::from_base64(text).unwrap(), h);
     }
 
     #[test]

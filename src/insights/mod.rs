@@ -22,9 +22,10 @@
 //!   memory).
 //! - [`record`]: the JSON record published per window per instance (documented field by field
 //!   with an example) and [`merge_records`].
-//! - [`reader`]: `kafka-pipeline insights`, the reader for people.
-//! - [`hash`], [`base64`]: a stable xxHash64 and the base64 the sketches travel in, hand-written
-//!   so sketches from any build merge and no dependency is added.
+//! - [`table`]: the merged windows of every instance as `kafka-pipeline insights` prints them
+//!   (its Kafka I/O is in `commands::insights`).
+//! - [`hash`]: the stable hashes (XXH3, XXH64) that sketch registers and record digests depend
+//!   on, pinned by tests so sketches from any build merge.
 //!
 //! Semantics in one place: window `[start, start + size)` holds events with
 //! `start <= event time < start + size`; it closes when the watermark reaches
@@ -32,7 +33,6 @@
 //! `late_events` of the oldest open window; every published record is an increment, and a
 //! reader adds up all records with the same window start.
 
-pub mod base64;
 mod codec;
 pub mod counts;
 pub mod hash;

@@ -44,7 +44,7 @@
 //! so the records of a window add up. [`merge_records`] sums the counts, merges the sketches and
 //! the histograms, unions the instances and partitions, and is partial until every contributing
 //! instance has published its final record. Which
-//! records to merge (duplicates) is the reader's business: see [`super::reader`].
+//! records to merge (duplicates) is the reader's business: see [`super::table`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -2,8 +2,10 @@
 //!
 //! Both algorithms are written out here (from Blackman and Vigna's reference code) rather than
 //! taken from a crate, so that a seed names the same stream of events in every version of this
-//! program: a dependency upgrade cannot change what `--seed 7` produces. The test vectors at the
-//! bottom pin both algorithms. Not for cryptography.
+//! program: a dependency upgrade cannot change what `--seed 7` produces (rand's `StdRng`, for
+//! one, reserves the right to change its algorithm between versions), and the two generators
+//! are a few lines each. The test vectors at the bottom pin both algorithms. Not for
+//! cryptography.
 
 /// SplitMix64: turns one 64-bit seed into a well-mixed sequence; used to fill the state of
 /// [`Rng`] and to derive independent sub-seeds with [`mix`].

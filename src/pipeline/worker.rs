@@ -35,7 +35,6 @@ use crate::transform::headers::{
     HEADER_ERROR_OFFSET, HEADER_ERROR_PARTITION, HEADER_ERROR_STAGE, HEADER_ERROR_TIMESTAMP,
     HEADER_ERROR_TOPIC, HEADER_SOURCE,
 };
-use crate::transform::json::Decimal;
 use crate::transform::{Rejection, Transformer};
 
 /// How often an idle worker checks whether the consumer has closed an epoch.
@@ -344,6 +343,7 @@ pub fn dead_letter(
     out: &mut Vec<u8>,
 ) -> OutputRecord {
     let source = record.source;
+    let (mut partition, mut offset) = (itoa::Buffer::new(), itoa::Buffer::new());
     let mut headers = record
         .headers
         .unwrap_or_else(|| OwnedHeaders::new_with_capacity(8))
@@ -365,11 +365,11 @@ pub fn dead_letter(
         })
         .insert(Header {
             key: HEADER_ERROR_PARTITION,
-            value: Some(Decimal::signed(i64::from(source.partition)).as_bytes()),
+            value: Some(partition.format(source.partition.max(0)).as_bytes()),
         })
         .insert(Header {
             key: HEADER_ERROR_OFFSET,
-            value: Some(Decimal::signed(source.offset).as_bytes()),
+            value: Some(offset.format(source.offset.max(0)).as_bytes()),
         });
     if let Some(field) = rejection.field {
         headers = headers.insert(Header {

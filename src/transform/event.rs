@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
-use super::json::{write_json_str, write_plain_json_str, Decimal};
+use super::json::{write_decimal, write_json_str, write_plain_json_str};
 use super::time::Rfc3339;
 
 /// A valid, normalized login event. Strings borrow from the transformer's parse buffer.
@@ -56,7 +56,7 @@ impl LoginEvent<'_> {
         out.extend_from_slice(b",\"ip_class\":\"");
         out.extend_from_slice(self.ip_class.as_str().as_bytes());
         out.extend_from_slice(b"\",\"timestamp\":");
-        out.extend_from_slice(Decimal::new(self.timestamp).as_bytes());
+        write_decimal(out, self.timestamp);
         out.extend_from_slice(b",\"event_time\":\"");
         out.extend_from_slice(self.event_time.as_bytes());
         out.push(b'"');

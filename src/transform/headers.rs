@@ -3,7 +3,8 @@
 
 use rdkafka::message::{Headers, OwnedHeaders};
 
-use crate::transform::json::Decimal;
+use crate::transform::json::write_decimal;
+
 /// Header on every processed record: where it came from, as `topic/partition/offset` (topic
 /// names cannot contain `/`). One header instead of three saves ~60 bytes per record.
 pub const HEADER_SOURCE: &str = "__pipeline.source";
@@ -32,13 +33,14 @@ pub const HEADER_ERROR_OFFSET: &str = "__pipeline.errors.offset";
 /// Dead-letter header: the input record's timestamp, milliseconds since the epoch (decimal).
 pub const HEADER_ERROR_TIMESTAMP: &str = "__pipeline.errors.timestamp";
 
-/// Writes the value of [`HEADER_SOURCE`] for `topic`, `partition`, `offset` into `out`.
+/// Writes the value of [`HEADER_SOURCE`] for `topic`, `partition`, `offset` into `out`; a
+/// negative partition or offset (never one of a real record) as 0.
 pub fn write_source(out: &mut Vec<u8>, topic: &str, partition: i32, offset: i64) {
     out.extend_from_slice(topic.as_bytes());
     out.push(b'/');
-    out.extend_from_slice(Decimal::signed(i64::from(partition)).as_bytes());
+    write_decimal(out, partition.max(0));
     out.push(b'/');
-    out.extend_from_slice(Decimal::signed(offset).as_bytes());
+    write_decimal(out, offset.max(0));
 }
 
 /// Parses a [`HEADER_SOURCE`] value back into topic, partition and offset.
@@ -115,6 +117,9 @@ mod tests {
             parse_source(&out),
             Some(("user-login.v2_x", 11, 1_720_589_697))
         );
+        out.clear();
+        write_source(&mut out, "t", -1, -5);
+        assert_eq!(out, b"t/0/0");
         assert_eq!(parse_source(b"no-slashes"), None);
         assert_eq!(parse_source(b"t/x/1"), None);
     }

@@ -1,5 +1,10 @@
 //! Unix seconds to RFC 3339 and back, by the civil-from-days algorithm (Howard Hinnant's):
 //! the only calendar arithmetic the contract needs.
+//!
+//! Hand-written although jiff is in the build: every valid record gets its event time formatted,
+//! and [`Rfc3339::from_unix`] fills a 20-byte array on the stack (no allocation, no `fmt`
+//! machinery); whole seconds in UTC need no time zones, and Hinnant's two short functions are
+//! the whole calendar. `parse_rfc3339_ms` reads the times of `dlq --since` and `--until`.
 
 use serde::Serialize;
 /// Parses `YYYY-MM-DD` or `YYYY-MM-DDThh:mm:ss[.fff](Z|±hh:mm)` (`t` and a space also

@@ -63,7 +63,6 @@ use crate::cli::dlq::ReplayArgs;
 use crate::cli::dlq::SourceArgs;
 use crate::kafka::client::{client_config, ClientLog};
 use crate::kafka::reader::{partition_count, TopicReader};
-use crate::transform::json::Decimal;
 
 /// Letters per transaction at most.
 pub const CHUNK_LETTERS: u64 = 10_000;
@@ -114,8 +113,9 @@ pub fn replay_headers(letter: &DeadLetter<'_>, dlq_topic: &str) -> OwnedHeaders 
         }
     }
     let partition = letter.partition.to_string();
-    let offset = Decimal::new(letter.offset.max(0) as u64);
-    let count = Decimal::new(u64::from(letter.replay_count()) + 1);
+    let (mut offset, mut count) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let offset = offset.format(letter.offset.max(0));
+    let count = count.format(u64::from(letter.replay_count()) + 1);
     for (key, value) in [
         (HEADER_REPLAY_DLQ_TOPIC, dlq_topic.as_bytes()),
         (HEADER_REPLAY_DLQ_PARTITION, partition.as_bytes()),
