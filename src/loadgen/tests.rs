@@ -1,6 +1,6 @@
 //! Tests of the load generator: determinism, labels proven against the real transformer, the
 //! original feed's format, the realistic population, the flags. The broker round trip is in
-//! tests/loadgen.rs.
+//! tests/integration/loadgen.rs.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,13 +1,11 @@
 //! End-to-end tests of `kafka-pipeline run` against the real broker: every record accounted
 //! for, dead letters byte-identical with the right code, offsets committed only after delivery.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const HEADER_CODE: &str = "__pipeline.errors.code";
 

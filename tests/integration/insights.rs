@@ -3,12 +3,10 @@
 //! `kafka-pipeline insights` reads a topic written by two instances back into the windows of
 //! the whole.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use kafka_pipeline::insights::{
     lag_ms, merge_by_window, InsightRecord, Observation, ObservationKind, WindowAggregator,
     WindowConfig,

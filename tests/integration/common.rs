@@ -3,8 +3,6 @@
 //! Each test makes its own topics and group (random names). Without a broker a test skips with
 //! a loud message on a laptop, and fails when `CI=true`.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;

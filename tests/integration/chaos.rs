@@ -23,8 +23,6 @@
 //! One broker test guards a bug the fault suite found: failed deliveries must back off
 //! exponentially, not retry every 100 ms for ever.
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -709,7 +707,7 @@ fn oracle_helpers() {
 /// progress line's `delivery failures` counter tells.
 #[test]
 fn failed_deliveries_back_off_exponentially() {
-    use common::*;
+    use crate::common::*;
     let Some(brokers) = require_broker() else {
         return;
     };

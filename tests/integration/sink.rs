@@ -9,15 +9,13 @@
 //! fail when CI=true. The PostgreSQL URL comes from KAFKA_PIPELINE_TEST_POSTGRES or the file
 //! scripts/postgres.sh writes; the outage test needs the script's server (it stops it).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use kafka_pipeline::insights::{merge_by_window, InsightRecord};
 use postgres::{Client, NoTls};
 
@@ -559,7 +557,7 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     // by record and the record that is refused alone is skipped with the server's reason.
     let db_refusing = new_database(&url);
     let mut c = Client::connect(&db_refusing, NoTls).unwrap();
-    c.batch_execute(include_str!("../migrations/0001_insights.sql"))
+    c.batch_execute(include_str!("../../migrations/0001_insights.sql"))
         .unwrap();
     c.batch_execute(
         "CREATE TABLE sink_schema_version (version integer PRIMARY KEY, name text NOT NULL,

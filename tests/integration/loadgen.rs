@@ -1,8 +1,6 @@
 //! The load generator against the real broker: what it produces arrives byte-for-byte, with
 //! labels that match the pipeline's classification.
 
-mod common;
-
 use std::collections::HashSet;
 
 use clap::Parser;
@@ -35,10 +33,10 @@ fn round_trip_through_the_broker() {
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     const N: u64 = 3000;
-    let Some(brokers) = common::require_broker() else {
+    let Some(brokers) = crate::common::require_broker() else {
         return;
     };
-    let topic = common::unique("loadgen-test");
+    let topic = crate::common::unique("loadgen-test");
     let count = N.to_string();
     let args = parse(&[
         "--brokers",

@@ -2,8 +2,6 @@
 //! private broker), JSON logs, the config file's precedence and redaction, the `topics`
 //! subcommand, TLS.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// `GET path` on `addr`: status and body.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {

@@ -1,13 +1,11 @@
 //! `kafka-pipeline dlq` against the real broker and the real pipeline: dead letters counted,
 //! shown, replayed once the pipeline is fixed, and never replayed twice.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const HEADER_REPLAY_COUNT: &str = "__pipeline.replay.count";
