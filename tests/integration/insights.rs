@@ -28,14 +28,6 @@ struct Expected {
     users: BTreeSet<String>,
 }
 
-fn event(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> Vec<u8> {
-    let device = device_type.map_or(String::new(), |d| format!(r#", "device_type": "{d}""#));
-    format!(
-        r#"{{"user_id": "{user}", "app_version": "2.3.0", "ip": "25.67.1.2", "locale": "{locale}", "device_id": "d-{user}", "timestamp": {time}{device}}}"#
-    )
-    .into_bytes()
-}
-
 /// Window start, valid events per device type spelling, events without device_type, events
 /// with a bad locale.
 type WindowPlan = (u64, &'static [(&'static str, u64)], u64, u64);
@@ -64,7 +56,7 @@ fn traffic() -> (Vec<Rec>, BTreeMap<u64, Expected>) {
         for &(device, count) in devices {
             for i in 0..count {
                 let user = format!("u{start}-{}", i % 7);
-                push(event(&user, start + i % 10, Some(device), "WA"));
+                push(login(&user, start + i % 10, Some(device), "WA"));
                 e.users.insert(user);
                 *e.by_device.entry(device.to_lowercase()).or_default() += 1;
                 e.valid += 1;
@@ -72,13 +64,13 @@ fn traffic() -> (Vec<Rec>, BTreeMap<u64, Expected>) {
             }
         }
         for i in 0..missing {
-            push(event(&format!("m{start}-{i}"), start + 3, None, "WA"));
+            push(login(&format!("m{start}-{i}"), start + 3, None, "WA"));
             *e.by_code.entry("missing_field".into()).or_default() += 1;
             e.missing_device_type += 1;
             e.received += 1;
         }
         for i in 0..bad_locale {
-            push(event(
+            push(login(
                 &format!("b{start}-{i}"),
                 start + 4,
                 Some("ios"),

@@ -49,12 +49,9 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
     let mut halves = [Vec::new(), Vec::new()];
     let mut expected = BTreeMap::new();
     let mut n = 0usize;
-    let mut push = |halves: &mut [Vec<Rec>; 2], value: serde_json::Value| {
+    let mut push = |halves: &mut [Vec<Rec>; 2], value: Vec<u8>| {
         let key = format!("k-{n}");
-        halves[n % 2].push(Rec::new(
-            Some(key.as_bytes()),
-            Some(value.to_string().as_bytes()),
-        ));
+        halves[n % 2].push(Rec::new(Some(key.as_bytes()), Some(&value)));
         n += 1;
     };
     for k in 0..3u64 {
@@ -95,17 +92,6 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
         }
     }
     (halves, expected)
-}
-
-fn login(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "user_id": user, "app_version": "2.3.0", "ip": "25.67.1.2", "locale": locale,
-        "device_id": format!("d-{user}"), "timestamp": time,
-    });
-    if let Some(d) = device_type {
-        v["device_type"] = d.into();
-    }
-    v
 }
 
 /// The PostgreSQL URL, or None (skipping loudly; panics in CI).
