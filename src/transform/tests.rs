@@ -256,7 +256,7 @@ fn bad_values_are_invalid_value() {
         ("timestamp", "-5"),
         ("timestamp", "1720589697000"),
         ("timestamp", r#""17x""#),
-        // 10^23 as a float: as an integer literal it is over 64 bits, and invalid JSON.
+        // 10^23 as a float (written as an integer it has over 64 bits: invalid_json).
         ("timestamp", "1e23"),
         ("user_id", "\"   \""),
     ] {
