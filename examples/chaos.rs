@@ -69,13 +69,15 @@
 //! size limit (`too_deep`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use kafka_pipeline::kafka::admin;
+use clap::{Args, Parser, Subcommand};
+use kafka_pipeline::cli::values::parse_property;
+use kafka_pipeline::kafka::{admin, client::client_config};
+use kafka_pipeline::testing::{read_corpus, Login};
 use kafka_pipeline::transform::ErrorCode;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
@@ -103,54 +105,123 @@ struct Fate {
     wrong_code: bool,
 }
 
-struct Args {
+/// The helper's command line: one subcommand per chore, `--brokers` anywhere.
+#[derive(Parser)]
+#[command(
+    name = "chaos",
+    about = "The fault-injection suite's helper",
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Kafka bootstrap servers, comma-separated host:port list.
+    #[arg(long, global = true, default_value = "localhost:29092")]
     brokers: String,
-    input: String,
-    output: String,
-    dlq: String,
-    group: Option<String>,
-    max_duplicates: Option<u64>,
-    require_committed: bool,
-    show: usize,
-    committed_only: bool,
+
+    #[command(subcommand)]
+    chore: Chore,
 }
 
-fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
-    let mut args = Args {
-        brokers: "localhost:29092".into(),
-        input: String::new(),
-        output: String::new(),
-        dlq: String::new(),
-        group: None,
-        max_duplicates: None,
-        require_committed: false,
-        show: 5,
-        committed_only: false,
-    };
-    let mut it = argv.into_iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--brokers" => args.brokers = value()?,
-            "--input" => args.input = value()?,
-            "--output" => args.output = value()?,
-            "--dlq" => args.dlq = value()?,
-            "--group" => args.group = Some(value()?),
-            "--max-duplicates" => args.max_duplicates = Some(value()?.parse()?),
-            "--require-committed" => args.require_committed = true,
-            "--committed-only" => args.committed_only = true,
-            "--show" => args.show = value()?.parse()?,
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    if args.input.is_empty() || args.output.is_empty() || args.dlq.is_empty() {
-        bail!("--input, --output and --dlq are required");
-    }
-    if args.committed_only && args.group.is_none() {
-        bail!("--committed-only needs --group");
-    }
-    Ok(args)
+#[derive(Subcommand)]
+enum Chore {
+    /// Accounts for every input record of a run: lost, misrouted, wrong code, duplicates,
+    /// phantoms, committed offsets (see the module doc).
+    Account(AccountArgs),
+    /// Creates TOPIC with PARTITIONS partitions and the given topic configs, unless it exists.
+    CreateTopic {
+        topic: String,
+        partitions: i32,
+        /// Topic configs.
+        #[arg(value_name = "KEY=VALUE", value_parser = parse_property)]
+        configs: Vec<(String, String)>,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+    },
+    /// Sets topic configs of TOPIC, keeping its other dynamic configs.
+    AlterTopic {
+        topic: String,
+        #[arg(value_name = "KEY=VALUE", value_parser = parse_property)]
+        configs: Vec<(String, String)>,
+    },
+    /// Deletes the topics (one that does not exist is no error).
+    DeleteTopic { topics: Vec<String> },
+    /// Prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`.
+    Lag(LagArgs),
+    /// Waits until the lag is 0 and prints the `lag` line; exit 1 on timeout.
+    WaitLag {
+        #[command(flatten)]
+        lag: LagArgs,
+        #[arg(long, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Sends the corpus in DIR with a `loadgen.expect` header per record (see the module doc).
+    ProduceCorpus {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Also a 1 MB payload and 100,000-deep nesting.
+        #[arg(long)]
+        big: bool,
+    },
+    /// One `partition leader end` line per partition (leader -1: none).
+    Leaders {
+        #[arg(long)]
+        topic: String,
+    },
+    /// Until killed: `unix_ms partition end` lines, one thread per partition.
+    WatchEnds {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
+    /// From watch-ends lines: how long the output took to flow again after UNIX_MS.
+    Recovery {
+        /// The output of `watch-ends`.
+        #[arg(long, value_name = "FILE")]
+        ends: PathBuf,
+        #[arg(long, value_name = "UNIX_MS")]
+        at: u64,
+        #[arg(long, value_name = "UNIX_MS")]
+        until: Option<u64>,
+    },
 }
+
+#[derive(Args)]
+struct AccountArgs {
+    #[arg(long)]
+    input: String,
+    #[arg(long)]
+    output: String,
+    #[arg(long)]
+    dlq: String,
+    /// The pipeline's group: its committed offsets are checked against the end offsets.
+    #[arg(long)]
+    group: Option<String>,
+    /// Exit 1 when the duplicates exceed N.
+    #[arg(long, value_name = "N")]
+    max_duplicates: Option<u64>,
+    /// Exit 1 unless every input partition's committed offset is its end offset.
+    #[arg(long)]
+    require_committed: bool,
+    /// Account only for the input records below the group's committed offsets.
+    #[arg(long, requires = "group")]
+    committed_only: bool,
+    /// Examples to print per problem.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    show: usize,
+}
+
+#[derive(Args)]
+struct LagArgs {
+    #[arg(long)]
+    group: String,
+    #[arg(long)]
+    topic: String,
+}
+
+/// The client id of every client here.
+const CLIENT_ID: &str = "kafka-pipeline-chaos";
 
 /// Reads every record of `topic` up to the end offsets seen at the start, calling `f` on each.
 /// Returns the end offsets (partition → high watermark).
@@ -159,15 +230,16 @@ fn read_topic(
     topic: &str,
     mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "kafka-pipeline-account")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.message.max.bytes", "10485760")
-        .set("fetch.max.bytes", "104857600")
-        .set("queued.max.messages.kbytes", "262144")
+    let defaults = [
+        ("group.id", "kafka-pipeline-account"),
+        ("isolation.level", "read_committed"),
+        ("enable.auto.commit", "false"),
+        ("enable.partition.eof", "false"),
+        ("fetch.message.max.bytes", "10485760"),
+        ("fetch.max.bytes", "104857600"),
+        ("queued.max.messages.kbytes", "262144"),
+    ];
+    let consumer: BaseConsumer = client_config(brokers, CLIENT_ID, &defaults, &[])
         .create()
         .context("consumer")?;
     let md = consumer
@@ -302,13 +374,13 @@ impl Tally {
     }
 }
 
-fn account(args: Args) -> anyhow::Result<()> {
+fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // Committed offsets first: with --committed-only, everything below them must be done, and
     // its outputs were delivered before the commit, so they are below the output end offsets
     // read afterwards.
     let committed_before = match &args.group {
-        Some(group) => Some(committed(&args.brokers, group, &args.input)?),
+        Some(group) => Some(committed(brokers, group, &args.input)?),
         None => None,
     };
 
@@ -318,7 +390,7 @@ fn account(args: Args) -> anyhow::Result<()> {
         (Some(c), true) => c.get(&p).copied().unwrap_or(0),
         _ => i64::MAX,
     };
-    let input_marks = read_topic(&args.brokers, &args.input, |m| {
+    let input_marks = read_topic(brokers, &args.input, |m| {
         let (low, list) = fates
             .entry(m.partition())
             .or_insert_with(|| (m.offset(), vec![]));
@@ -347,7 +419,7 @@ fn account(args: Args) -> anyhow::Result<()> {
     };
     let mut phantom_out = 0u64;
     let mut outputs = 0u64;
-    read_topic(&args.brokers, &args.output, |m| {
+    read_topic(brokers, &args.output, |m| {
         outputs += 1;
         let source = header(m, kafka_pipeline::transform::headers::HEADER_SOURCE)
             .and_then(kafka_pipeline::transform::headers::parse_source);
@@ -364,7 +436,7 @@ fn account(args: Args) -> anyhow::Result<()> {
     })?;
     let mut phantom_dlq = 0u64;
     let mut dead_letters = 0u64;
-    read_topic(&args.brokers, &args.dlq, |m| {
+    read_topic(brokers, &args.dlq, |m| {
         dead_letters += 1;
         let topic_ok = header(m, "__pipeline.errors.topic") == Some(args.input.as_bytes());
         let p = header_num(m, "__pipeline.errors.partition");
@@ -448,7 +520,7 @@ fn account(args: Args) -> anyhow::Result<()> {
     let mut lag_total = 0i64;
     let mut committed_text = String::from("-");
     if let Some(group) = &args.group {
-        let committed = committed(&args.brokers, group, &args.input)?;
+        let committed = committed(brokers, group, &args.input)?;
         let mut parts = Vec::new();
         for (&p, &(low, high)) in &input_marks {
             // Nothing committed: fine only for an empty partition.
@@ -533,10 +605,8 @@ fn account(args: Args) -> anyhow::Result<()> {
 
 /// The committed offsets of `group` on every partition of `topic` (absent: nothing committed).
 fn committed(brokers: &str, group: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()?;
+    let consumer: BaseConsumer =
+        client_config(brokers, CLIENT_ID, &[("group.id", group)], &[]).create()?;
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     for p in md.topics().iter().flat_map(|t| t.partitions()) {
@@ -557,9 +627,7 @@ fn committed(brokers: &str, group: &str, topic: &str) -> anyhow::Result<BTreeMap
 /// partition from its low watermark), and the sum of the committed offsets.
 fn lag(brokers: &str, group: &str, topic: &str) -> anyhow::Result<(BTreeMap<i32, i64>, i64)> {
     let committed = committed(brokers, group, topic)?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let consumer: BaseConsumer = client_config(brokers, CLIENT_ID, &[], &[]).create()?;
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut lag = BTreeMap::new();
     for p in md.topics().iter().flat_map(|t| t.partitions()) {
@@ -580,58 +648,6 @@ fn lag_line((lag, committed): &(BTreeMap<i32, i64>, i64)) -> String {
     )
 }
 
-/// `--flag value` pairs and positional arguments of a chore subcommand.
-struct Chore {
-    brokers: String,
-    flags: BTreeMap<String, String>,
-    positional: Vec<String>,
-}
-
-impl Chore {
-    fn parse(argv: Vec<String>, switches: &[&str]) -> anyhow::Result<Chore> {
-        let mut chore = Chore {
-            brokers: "localhost:29092".into(),
-            flags: BTreeMap::new(),
-            positional: Vec::new(),
-        };
-        let mut it = argv.into_iter();
-        while let Some(arg) = it.next() {
-            if switches.contains(&arg.as_str()) {
-                chore.flags.insert(arg, String::new());
-            } else if let Some(name) = arg.strip_prefix("--") {
-                let value = it.next().with_context(|| format!("{arg} needs a value"))?;
-                if name == "brokers" {
-                    chore.brokers = value;
-                } else {
-                    chore.flags.insert(arg, value);
-                }
-            } else {
-                chore.positional.push(arg);
-            }
-        }
-        Ok(chore)
-    }
-
-    fn flag(&self, name: &str) -> anyhow::Result<&str> {
-        self.flags
-            .get(name)
-            .map(String::as_str)
-            .with_context(|| format!("{name} is required"))
-    }
-
-    fn configs(&self, from: usize) -> anyhow::Result<Vec<(String, String)>> {
-        self.positional
-            .iter()
-            .skip(from)
-            .map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .with_context(|| format!("expected key=value, got {kv:?}"))
-            })
-            .collect()
-    }
-}
-
 fn pairs(configs: &[(String, String)]) -> Vec<(&str, &str)> {
     configs
         .iter()
@@ -643,35 +659,14 @@ fn pairs(configs: &[(String, String)]) -> Vec<(&str, &str)> {
 type CorpusRecord = (Vec<u8>, Option<Vec<u8>>, String);
 
 fn corpus(dir: &Path, big: bool) -> anyhow::Result<Vec<CorpusRecord>> {
-    let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("invalid"))
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.sort();
-    for path in files {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_owned();
-        let code = name.split("--").next().unwrap_or("").to_owned();
-        if ErrorCode::parse(&code).is_none() {
-            bail!(
-                "{}: the name does not start with an error code",
-                path.display()
-            );
-        }
-        out.push((name.into_bytes(), Some(std::fs::read(&path)?), code));
-    }
-    let valid = std::fs::read_to_string(dir.join("valid.jsonl"))?;
-    for (i, line) in valid.lines().enumerate() {
-        out.push((
-            format!("valid.jsonl:{i}").into_bytes(),
-            Some(line.into()),
-            "valid".into(),
-        ));
-    }
+    let mut out: Vec<CorpusRecord> = read_corpus(dir)
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .map(|case| {
+            let expect = case.expectation().to_owned();
+            (case.name.into_bytes(), Some(case.payload), expect)
+        })
+        .collect();
     out.push((b"generated:tombstone".to_vec(), None, "tombstone".into()));
     if big {
         // A 1 MB object: over the pipeline's default --max-payload-bytes (256 KiB).
@@ -680,10 +675,9 @@ fn corpus(dir: &Path, big: bool) -> anyhow::Result<Vec<CorpusRecord>> {
         mega.extend_from_slice(br#"", "user_id": "u"}"#);
         out.push((b"generated:1MB".to_vec(), Some(mega), "too_large".into()));
         // 100,000-deep nesting in an unknown field of an otherwise valid event (200 KB).
-        let mut deep = br#"{"user_id": "u1", "nested": "#.to_vec();
-        deep.extend(std::iter::repeat_n(b'[', 100_000));
-        deep.extend(std::iter::repeat_n(b']', 100_000));
-        deep.push(b'}');
+        let mut nesting = vec![b'['; 100_000];
+        nesting.extend(std::iter::repeat_n(b']', 100_000));
+        let deep = Login::default().append("nested", nesting).to_bytes();
         out.push((
             b"generated:100000-deep".to_vec(),
             Some(deep),
@@ -693,15 +687,13 @@ fn corpus(dir: &Path, big: bool) -> anyhow::Result<Vec<CorpusRecord>> {
     Ok(out)
 }
 
-fn produce_corpus(chore: &Chore) -> anyhow::Result<()> {
-    let topic = chore.flag("--topic")?;
-    let dir = Path::new(chore.flag("--dir")?);
-    let records = corpus(dir, chore.flags.contains_key("--big"))?;
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &chore.brokers)
-        .set("message.max.bytes", "2000000")
-        .set("enable.idempotence", "true")
-        .create()?;
+fn produce_corpus(brokers: &str, topic: &str, dir: &Path, big: bool) -> anyhow::Result<()> {
+    let records = corpus(dir, big)?;
+    let defaults = [
+        ("message.max.bytes", "2000000"),
+        ("enable.idempotence", "true"),
+    ];
+    let producer: BaseProducer = client_config(brokers, CLIENT_ID, &defaults, &[]).create()?;
     for (key, value, expect) in &records {
         let headers = OwnedHeaders::new().insert(Header {
             key: "loadgen.expect",
@@ -724,10 +716,8 @@ fn produce_corpus(chore: &Chore) -> anyhow::Result<()> {
 
 /// A consumer for metadata and end offsets (no group, read_committed end offsets).
 fn offsets_client(brokers: &str) -> anyhow::Result<BaseConsumer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("isolation.level", "read_committed")
-        .create()?)
+    let defaults = [("isolation.level", "read_committed")];
+    Ok(client_config(brokers, CLIENT_ID, &defaults, &[]).create()?)
 }
 
 fn partition_count(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<i32> {
@@ -848,13 +838,10 @@ fn recovery(samples: &[(u64, i32, i64)], at: u64, until: u64) -> Recovery {
     }
 }
 
-fn recovery_command(chore: &Chore) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(chore.flag("--ends")?)?;
-    let at: u64 = chore.flag("--at")?.parse()?;
-    let until: u64 = match chore.flags.get("--until") {
-        Some(u) => u.parse()?,
-        None => u64::MAX,
-    };
+fn recovery_command(ends: &Path, at: u64, until: Option<u64>) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(ends).with_context(|| format!("reading {}", ends.display()))?;
+    let until = until.unwrap_or(u64::MAX);
     let mut samples = Vec::new();
     for line in text.lines() {
         let mut fields = line.split_whitespace();
@@ -883,95 +870,68 @@ fn recovery_command(chore: &Chore) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let mut argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.is_empty() {
-        bail!("usage: chaos account|create-topic|alter-topic|delete-topic|lag|wait-lag|produce-corpus|leaders|watch-ends|recovery …");
+/// Waits until every partition's lag is 0 (printing the lag line), or exits 1 after `timeout`.
+fn wait_lag(brokers: &str, group: &str, topic: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lag = lag(brokers, group, topic)?;
+        if lag.0.values().all(|&l| l == 0) {
+            println!("{}", lag_line(&lag));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            println!("{}", lag_line(&lag));
+            eprintln!("lag did not reach 0 within {timeout:?}");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    let command = argv.remove(0);
-    match command.as_str() {
-        "account" => account(parse_args(argv)?),
-        "create-topic" => {
-            let chore = Chore::parse(argv, &[])?;
-            let (topic, partitions) = match &chore.positional[..] {
-                [topic, partitions, ..] => (topic, partitions.parse()?),
-                _ => bail!("usage: chaos create-topic TOPIC PARTITIONS [key=value …]"),
-            };
-            let configs = chore.configs(2)?;
-            let replication = match chore.flags.get("--replication-factor") {
-                Some(rf) => rf.parse()?,
-                None => 1,
-            };
+}
+
+fn main() -> anyhow::Result<()> {
+    let Cli { brokers, chore } = Cli::parse();
+    let brokers = brokers.as_str();
+    match chore {
+        Chore::Account(args) => account(brokers, args),
+        Chore::CreateTopic {
+            topic,
+            partitions,
+            configs,
+            replication_factor,
+        } => {
             admin::create_topic_if_missing(
-                &chore.brokers,
+                brokers,
                 &[],
-                topic,
+                &topic,
                 partitions,
-                replication,
+                replication_factor,
                 &pairs(&configs),
             )?;
             Ok(())
         }
-        "alter-topic" => {
-            let chore = Chore::parse(argv, &[])?;
-            let topic = chore
-                .positional
-                .first()
-                .context("usage: chaos alter-topic TOPIC key=value …")?;
-            let configs = chore.configs(1)?;
-            admin::alter_topic_config(&chore.brokers, &[], topic, &pairs(&configs))
+        Chore::AlterTopic { topic, configs } => {
+            admin::alter_topic_config(brokers, &[], &topic, &pairs(&configs))
         }
-        "delete-topic" => {
-            let chore = Chore::parse(argv, &[])?;
-            for topic in &chore.positional {
-                admin::delete_topic(&chore.brokers, &[], topic)?;
+        Chore::DeleteTopic { topics } => {
+            for topic in &topics {
+                admin::delete_topic(brokers, &[], topic)?;
             }
             Ok(())
         }
-        "lag" => {
-            let chore = Chore::parse(argv, &[])?;
-            let lag = lag(
-                &chore.brokers,
-                chore.flag("--group")?,
-                chore.flag("--topic")?,
-            )?;
-            println!("{}", lag_line(&lag));
+        Chore::Lag(LagArgs { group, topic }) => {
+            println!("{}", lag_line(&lag(brokers, &group, &topic)?));
             Ok(())
         }
-        "wait-lag" => {
-            let chore = Chore::parse(argv, &[])?;
-            let (group, topic) = (chore.flag("--group")?, chore.flag("--topic")?);
-            let timeout = Duration::from_secs(chore.flag("--timeout")?.parse()?);
-            let deadline = Instant::now() + timeout;
-            loop {
-                let lag = lag(&chore.brokers, group, topic)?;
-                if lag.0.values().all(|&l| l == 0) {
-                    println!("{}", lag_line(&lag));
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    println!("{}", lag_line(&lag));
-                    eprintln!("lag did not reach 0 within {timeout:?}");
-                    std::process::exit(1);
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
+        Chore::WaitLag {
+            lag: LagArgs { group, topic },
+            timeout,
+        } => wait_lag(brokers, &group, &topic, Duration::from_secs(timeout)),
+        Chore::ProduceCorpus { topic, dir, big } => produce_corpus(brokers, &topic, &dir, big),
+        Chore::Leaders { topic } => leaders(brokers, &topic),
+        Chore::WatchEnds { topic, interval_ms } => {
+            watch_ends(brokers, &topic, Duration::from_millis(interval_ms))
         }
-        "produce-corpus" => produce_corpus(&Chore::parse(argv, &["--big"])?),
-        "leaders" => {
-            let chore = Chore::parse(argv, &[])?;
-            leaders(&chore.brokers, chore.flag("--topic")?)
-        }
-        "watch-ends" => {
-            let chore = Chore::parse(argv, &[])?;
-            let interval = match chore.flags.get("--interval-ms") {
-                Some(ms) => Duration::from_millis(ms.parse()?),
-                None => Duration::from_millis(200),
-            };
-            watch_ends(&chore.brokers, chore.flag("--topic")?, interval)
-        }
-        "recovery" => recovery_command(&Chore::parse(argv, &[])?),
-        other => bail!("unknown subcommand {other:?}"),
+        Chore::Recovery { ends, at, until } => recovery_command(&ends, at, until),
     }
 }
 

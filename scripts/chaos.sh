@@ -516,15 +516,15 @@ scenario_backpressure() {
   drop_topics "$brokers" "$input"
 }
 
-# 8. Fuzzing: the in-repo differential harness (tests/chaos.rs) for a bounded time.
+# 8. Fuzzing: the in-repo differential harness (tests/integration/chaos.rs) for a bounded time.
 scenario_fuzz() {
   begin fuzz "differential fuzzing of the transform (simd-json vs serde_json)"
   local seconds=${CHAOS_FUZZ_SECONDS:-180} rc=0
   if ((quick)); then seconds=${CHAOS_FUZZ_SECONDS:-60}; fi
   local cargo_profile=()
   [[ $profile == release ]] && cargo_profile=(--release)
-  CHAOS_FUZZ_SECONDS=$seconds cargo test "${cargo_profile[@]}" --locked --test chaos \
-    fuzz_transform -- --ignored --nocapture >"$logs/fuzz.log" 2>&1 || rc=$?
+  CHAOS_FUZZ_SECONDS=$seconds cargo test "${cargo_profile[@]}" --locked --test integration \
+    chaos::fuzz_transform -- --ignored --nocapture >"$logs/fuzz.log" 2>&1 || rc=$?
   grep -E '^fuzz:' "$logs/fuzz.log" >&2 || true
   ((rc == 0)) || fail "fuzzing found a problem (see $logs/fuzz.log)"
   local execs

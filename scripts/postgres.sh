@@ -9,7 +9,7 @@
 #   scripts/postgres.sh psql …   run psql against it
 #
 # Data, socket, log and the chosen port live under ~/.cache/kafka-pipeline/postgres (outside the
-# repository); the URL is written to <data>/url, which tests/sink.rs reads. The port is the first
+# repository); the URL is written to <data>/url, which tests/integration/sink.rs reads. The port is the first
 # free one from PG_PORT (default 55432) upwards, chosen once and kept; a port that something
 # else listens on is never used, and a server this script did not start (a pid file that is
 # not ours, another cluster) is never adopted or stopped. Local connections are trusted (a

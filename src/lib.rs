@@ -65,6 +65,7 @@ pub mod loadgen;
 pub mod pipeline;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testing;
 pub mod transform;
 
 pub use pipeline::run;

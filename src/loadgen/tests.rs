@@ -1,6 +1,6 @@
 //! Tests of the load generator: determinism, labels proven against the real transformer, the
 //! original feed's format, the realistic population, the flags. The broker round trip is in
-//! tests/loadgen.rs.
+//! tests/integration/loadgen.rs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +12,7 @@ use super::rng::Rng;
 use super::*;
 use crate::cli::loadgen::LoadgenArgs;
 use crate::cli::{Cli, Command};
+use crate::testing::Login;
 use crate::transform::{Field, TransformOptions, Transformer};
 
 /// The pipeline's default validation options (the labels assume them).
@@ -230,25 +231,21 @@ fn original_profile_matches_the_python_feed() {
                 .unwrap_or_else(|| panic!("{name} in {text}"))
                 .to_owned()
         };
-        // Rebuild the text the way Python's json.dumps writes it, and compare byte for byte.
-        let mut python = format!(
-            r#"{{"user_id": "{}", "app_version": "{}", "ip": "{}", "locale": "{}", "device_id": "{}", "timestamp": {}"#,
-            field("user_id"),
-            field("app_version"),
-            field("ip"),
-            field("locale"),
-            field("device_id"),
-            v["timestamp"].as_u64().unwrap()
-        );
-        match v.get("device_type") {
-            Some(device_type) => {
-                let device_type = device_type.as_str().unwrap();
-                assert!(matches!(device_type, "android" | "iOS"), "{text}");
-                python += &format!(r#", "device_type": "{device_type}""#);
-            }
+        let device_type = v.get("device_type").map(|d| d.as_str().unwrap());
+        match device_type {
+            Some(device_type) => assert!(matches!(device_type, "android" | "iOS"), "{text}"),
             None => missing += 1,
         }
-        python.push('}');
+        // Rebuild the text the way Python's json.dumps writes it, and compare byte for byte.
+        let python = Login::default()
+            .user_id(&field("user_id"))
+            .app_version(&field("app_version"))
+            .ip(&field("ip"))
+            .locale(&field("locale"))
+            .device_id(&field("device_id"))
+            .timestamp(v["timestamp"].as_u64().unwrap())
+            .maybe("device_type", device_type)
+            .to_string();
         assert_eq!(text, python);
         assert_eq!(field("app_version"), "2.3.0");
         assert!(states.contains(field("locale").as_str()), "{text}");

@@ -397,10 +397,19 @@ mod tests {
     use rdkafka::message::Headers;
 
     use super::*;
+    use crate::testing::Login;
     use crate::transform::{ErrorCode, TransformOptions};
 
     const NOW_MS: u64 = 1_720_589_700_000;
-    const VALID: &[u8] = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": "1720589697", "device_type": "Android"}"#;
+
+    /// A valid event whose locale, device type and timestamp (a string) need normalizing.
+    fn valid() -> Vec<u8> {
+        Login::default()
+            .locale("ca")
+            .raw("timestamp", r#""1720589697""#)
+            .device_type("Android")
+            .to_bytes()
+    }
 
     struct Fixture {
         metrics: Metrics,
@@ -494,7 +503,7 @@ mod tests {
 
     #[test]
     fn valid_record_is_keyed_by_user_with_the_lineage_header_and_its_timestamp() {
-        let (out, tally) = one(Some(VALID), None, InputHeaders::All);
+        let (out, tally) = one(Some(valid().as_slice()), None, InputHeaders::All);
         let r = &out.records[0];
         assert_eq!(r.destination, Destination::Processed);
         assert_eq!(r.timestamp_ms, Some(1_720_589_697_123));
@@ -513,13 +522,13 @@ mod tests {
 
     #[test]
     fn input_headers_are_carried_before_the_lineage_header_as_configured() {
-        let (out, _) = one(Some(VALID), Some(traced()), InputHeaders::All);
+        let (out, _) = one(Some(valid().as_slice()), Some(traced()), InputHeaders::All);
         let headers = header_map(out.records[0].headers.as_ref().unwrap());
         let keys: Vec<&str> = headers.iter().map(|h| h.0.as_str()).collect();
         assert_eq!(keys, ["traceparent", "tenant", HEADER_SOURCE]);
         assert_eq!(headers[1].1.as_deref(), Some(&b"\x00\xff"[..]));
 
-        let (out, _) = one(Some(VALID), Some(traced()), InputHeaders::None);
+        let (out, _) = one(Some(valid().as_slice()), Some(traced()), InputHeaders::None);
         let keys: Vec<String> = header_map(out.records[0].headers.as_ref().unwrap())
             .into_iter()
             .map(|h| h.0)
@@ -527,7 +536,7 @@ mod tests {
         assert_eq!(keys, [HEADER_SOURCE]);
 
         let only = InputHeaders::parse("traceparent, other").unwrap();
-        let (out, _) = one(Some(VALID), Some(traced()), only);
+        let (out, _) = one(Some(valid().as_slice()), Some(traced()), only);
         let keys: Vec<String> = header_map(out.records[0].headers.as_ref().unwrap())
             .into_iter()
             .map(|h| h.0)
@@ -581,8 +590,12 @@ mod tests {
         let (out, _) = one(None, None, InputHeaders::All);
         assert_eq!(out.records[0].destination, Destination::DeadLetter);
         assert_eq!(out.bytes(&out.records[0].value), None);
-        let payload = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "ca", "device_id": "d1", "timestamp": 1}"#;
-        let (out, _) = one(Some(payload), None, InputHeaders::All);
+        let payload = Login::default()
+            .locale("ca")
+            .timestamp(1)
+            .without("device_type")
+            .to_bytes();
+        let (out, _) = one(Some(&payload), None, InputHeaders::All);
         let headers = header_map(out.records[0].headers.as_ref().unwrap());
         assert!(headers.contains(&(HEADER_ERROR_FIELD.into(), Some(b"device_type".to_vec()))));
         assert!(headers.contains(&(HEADER_ERROR_CODE.into(), Some(b"missing_field".to_vec()))));
@@ -612,9 +625,12 @@ mod tests {
         let sent = run_worker(
             &f,
             vec![
-                batch(1, &[(0, Some(VALID), None), (1, Some(b"[]"), None)]),
-                batch(1, &[(2, Some(VALID), None)]),
-                batch(3, &[(3, Some(VALID), None)]),
+                batch(
+                    1,
+                    &[(0, Some(valid().as_slice()), None), (1, Some(b"[]"), None)],
+                ),
+                batch(1, &[(2, Some(valid().as_slice()), None)]),
+                batch(3, &[(3, Some(valid().as_slice()), None)]),
             ],
         );
         let summary: Vec<String> = sent
@@ -652,7 +668,9 @@ mod tests {
         let f = Fixture::new();
         let (in_tx, in_rx) = crossbeam_channel::bounded(4);
         let (out_tx, out_rx) = crossbeam_channel::bounded(16);
-        in_tx.send(batch(1, &[(0, Some(VALID), None)])).unwrap();
+        in_tx
+            .send(batch(1, &[(0, Some(valid().as_slice()), None)]))
+            .unwrap();
         let shared = f.shared("in", InputHeaders::All);
         std::thread::scope(|s| {
             s.spawn(|| {

@@ -3,8 +3,6 @@
 //! Each test makes its own topics and group (random names). Without a broker a test skips with
 //! a loud message on a laptop, and fails when `CI=true`.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -12,11 +10,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::config::ClientConfig;
+use kafka_pipeline::kafka::client::client_config;
+use kafka_pipeline::testing::Login;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+
+/// The client id of the tests' own clients.
+pub const CLIENT_ID: &str = "kafka-pipeline-test";
 
 /// The broker the tests should use (`KAFKA_PIPELINE_TEST_BROKERS`, default `localhost:29092`)
 /// if it accepts connections. Otherwise a test skips with a loud message on a laptop, and fails
@@ -105,12 +107,23 @@ impl Rec {
     }
 }
 
+/// A login event of `user` at `time` from a public address, without `device_type` when it is
+/// `None`.
+pub fn login(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> Vec<u8> {
+    Login::default()
+        .user_id(user)
+        .ip("25.67.1.2")
+        .locale(locale)
+        .device_id(&format!("d-{user}"))
+        .timestamp(time)
+        .maybe("device_type", device_type)
+        .to_bytes()
+}
+
 /// Produces records (to `partition` when given, else by key) and waits for every delivery.
 pub fn produce(brokers: &str, topic: &str, records: &[Rec]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("message.max.bytes", "10000000")
+    let defaults = [("linger.ms", "5"), ("message.max.bytes", "10000000")];
+    let producer: BaseProducer = client_config(brokers, CLIENT_ID, &defaults, &[])
         .create()
         .expect("producer");
     for r in records {
@@ -152,11 +165,13 @@ pub fn produce(brokers: &str, topic: &str, records: &[Rec]) {
 /// Reads `topic` from the beginning until `expect` records arrived (or `timeout`), then a
 /// little longer to catch extras.
 pub fn read_all(brokers: &str, topic: &str, expect: usize, timeout: Duration) -> Vec<Rec> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.message.max.bytes", "10000000")
+    let group = unique("reader");
+    let defaults = [
+        ("group.id", group.as_str()),
+        ("enable.auto.commit", "false"),
+        ("fetch.message.max.bytes", "10000000"),
+    ];
+    let consumer: BaseConsumer = client_config(brokers, CLIENT_ID, &defaults, &[])
         .create()
         .expect("consumer");
     let deadline = Instant::now() + timeout;
@@ -210,9 +225,7 @@ pub fn read_all(brokers: &str, topic: &str, expect: usize, timeout: Duration) ->
 
 /// Committed offsets of `group` on `topic`, by partition (absent = nothing committed).
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
+    let consumer: BaseConsumer = client_config(brokers, CLIENT_ID, &[("group.id", group)], &[])
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
@@ -233,8 +246,7 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BT
 
 /// High watermarks of `topic`, by partition.
 pub fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = client_config(brokers, CLIENT_ID, &[], &[])
         .create()
         .expect("consumer");
     (0..partitions)

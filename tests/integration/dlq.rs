@@ -1,24 +1,18 @@
 //! `kafka-pipeline dlq` against the real broker and the real pipeline: dead letters counted,
 //! shown, replayed once the pipeline is fixed, and never replayed twice.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const HEADER_REPLAY_COUNT: &str = "__pipeline.replay.count";
 
 /// A login event; without `device_type` when `device` is `None`.
 fn event(user: &str, device: Option<&str>) -> Vec<u8> {
-    let device = device.map_or_else(String::new, |d| format!(r#", "device_type": "{d}""#));
-    format!(
-        r#"{{"user_id": "{user}", "app_version": "2.3.0", "ip": "25.67.1.2", "locale": "WA", "device_id": "dev-{user}", "timestamp": 1720589697{device}}}"#
-    )
-    .into_bytes()
+    login(user, 1_720_589_697, device, "WA")
 }
 
 /// Runs `kafka-pipeline dlq ARGS` (no `KAFKA_PIPELINE_*` from the test's environment) and

@@ -8,14 +8,12 @@
 //! again afterwards; a cluster that was already running is left running. The failover under
 //! load is `scripts/chaos.sh failover` (README, Reliability).
 
-mod common;
-
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{pipeline, unique};
+use crate::common::{pipeline, unique};
 
 /// Node 1's listener (scripts/kafka.sh: KAFKA_CLUSTER_BASE_PORT + 10, default 29110).
 fn node1_port() -> u16 {

@@ -9,15 +9,13 @@
 //! fail when CI=true. The PostgreSQL URL comes from KAFKA_PIPELINE_TEST_POSTGRES or the file
 //! scripts/postgres.sh writes; the outage test needs the script's server (it stops it).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use kafka_pipeline::insights::{merge_by_window, InsightRecord};
 use postgres::{Client, NoTls};
 
@@ -51,12 +49,9 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
     let mut halves = [Vec::new(), Vec::new()];
     let mut expected = BTreeMap::new();
     let mut n = 0usize;
-    let mut push = |halves: &mut [Vec<Rec>; 2], value: serde_json::Value| {
+    let mut push = |halves: &mut [Vec<Rec>; 2], value: Vec<u8>| {
         let key = format!("k-{n}");
-        halves[n % 2].push(Rec::new(
-            Some(key.as_bytes()),
-            Some(value.to_string().as_bytes()),
-        ));
+        halves[n % 2].push(Rec::new(Some(key.as_bytes()), Some(&value)));
         n += 1;
     };
     for k in 0..3u64 {
@@ -97,17 +92,6 @@ fn traffic() -> ([Vec<Rec>; 2], BTreeMap<u64, Expected>) {
         }
     }
     (halves, expected)
-}
-
-fn login(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "user_id": user, "app_version": "2.3.0", "ip": "25.67.1.2", "locale": locale,
-        "device_id": format!("d-{user}"), "timestamp": time,
-    });
-    if let Some(d) = device_type {
-        v["device_type"] = d.into();
-    }
-    v
 }
 
 /// The PostgreSQL URL, or None (skipping loudly; panics in CI).
@@ -559,7 +543,7 @@ fn sink_writes_each_window_once_through_reruns_kills_and_outages() {
     // by record and the record that is refused alone is skipped with the server's reason.
     let db_refusing = new_database(&url);
     let mut c = Client::connect(&db_refusing, NoTls).unwrap();
-    c.batch_execute(include_str!("../migrations/0001_insights.sql"))
+    c.batch_execute(include_str!("../../migrations/0001_insights.sql"))
         .unwrap();
     c.batch_execute(
         "CREATE TABLE sink_schema_version (version integer PRIMARY KEY, name text NOT NULL,

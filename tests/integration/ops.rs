@@ -2,8 +2,6 @@
 //! private broker), JSON logs, the config file's precedence and redaction, the `topics`
 //! subcommand, TLS.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
+use kafka_pipeline::testing::Login;
 
 /// `GET path` on `addr`: status and body.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -58,17 +57,13 @@ fn metrics_addr(run: &Running) -> String {
 }
 
 fn event(i: usize, device_type: bool) -> Vec<u8> {
-    let dt = if device_type {
-        r#", "device_type": "android""#
-    } else {
-        ""
-    };
-    format!(
-        r#"{{"user_id": "u-{i}", "app_version": "2.3.0", "ip": "10.0.0.{}", "locale": "WA", "device_id": "d-{i}", "timestamp": {}{dt}}}"#,
-        i % 256,
-        1_720_589_697 + i
-    )
-    .into_bytes()
+    Login::default()
+        .user_id(&format!("u-{i}"))
+        .ip(&format!("10.0.0.{}", i % 256))
+        .device_id(&format!("d-{i}"))
+        .timestamp(1_720_589_697 + i as u64)
+        .maybe("device_type", device_type.then_some("android"))
+        .to_bytes()
 }
 
 /// A run over known traffic: the scraped counters match what was sent (processed +

@@ -1,8 +1,6 @@
 //! The load generator against the real broker: what it produces arrives byte-for-byte, with
 //! labels that match the pipeline's classification.
 
-mod common;
-
 use std::collections::HashSet;
 
 use clap::Parser;
@@ -30,15 +28,18 @@ fn classify(t: &mut Transformer, value: Option<&[u8]>) -> Expect {
 /// generator and the transformer; also exercises the admin helpers.
 #[test]
 fn round_trip_through_the_broker() {
+    use kafka_pipeline::kafka::client::client_config;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    use crate::common::CLIENT_ID;
 
     const N: u64 = 3000;
-    let Some(brokers) = common::require_broker() else {
+    let Some(brokers) = crate::common::require_broker() else {
         return;
     };
-    let topic = common::unique("loadgen-test");
+    let topic = crate::common::unique("loadgen-test");
     let count = N.to_string();
     let args = parse(&[
         "--brokers",
@@ -72,11 +73,12 @@ fn round_trip_through_the_broker() {
     let expected: Vec<GenRecord> = Generator::new(Profile::Hostile, 1, args.gen_options(0))
         .take(N as usize)
         .collect();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &topic)
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
+    let defaults = [
+        ("group.id", topic.as_str()),
+        ("enable.auto.commit", "false"),
+        ("enable.partition.eof", "true"),
+    ];
+    let consumer: BaseConsumer = client_config(&brokers, CLIENT_ID, &defaults, &[])
         .create()
         .unwrap();
     let mut assignment = TopicPartitionList::new();
@@ -136,8 +138,7 @@ fn round_trip_through_the_broker() {
     )
     .unwrap();
     // The second change kept the first.
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+    let admin: rdkafka::admin::AdminClient<_> = client_config(&brokers, CLIENT_ID, &[], &[])
         .create()
         .unwrap();
     let described = kafka_pipeline::kafka::admin::block_on(admin.describe_configs(

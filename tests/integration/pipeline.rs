@@ -1,13 +1,12 @@
 //! End-to-end tests of `kafka-pipeline run` against the real broker: every record accounted
 //! for, dead letters byte-identical with the right code, offsets committed only after delivery.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
+use kafka_pipeline::testing::{self, Login};
 
 const HEADER_CODE: &str = "__pipeline.errors.code";
 
@@ -16,33 +15,21 @@ type Fixture = (Vec<u8>, Option<Vec<u8>>, Option<String>);
 
 /// The fixtures in tests/data, plus the two that are not files (tombstone, oversize).
 fn corpus() -> Vec<Fixture> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("invalid"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut out: Vec<Fixture> = testing::corpus()
+        .into_iter()
+        .map(|case| match case.expected {
+            Some(code) => (
+                format!("bad:{}", case.name).into_bytes(),
+                Some(case.payload),
+                Some(code.as_str().to_owned()),
+            ),
+            None => (
+                format!("fixture-{}", case.name).into_bytes(),
+                Some(case.payload),
+                None,
+            ),
+        })
         .collect();
-    files.sort();
-    for path in files {
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let code = name.split("--").next().unwrap().to_owned();
-        out.push((
-            format!("bad:{name}").into_bytes(),
-            Some(std::fs::read(&path).unwrap()),
-            Some(code),
-        ));
-    }
-    for (i, line) in std::fs::read_to_string(dir.join("valid.jsonl"))
-        .unwrap()
-        .lines()
-        .enumerate()
-    {
-        out.push((
-            format!("fixture-valid:{i}").into_bytes(),
-            Some(line.as_bytes().to_vec()),
-            None,
-        ));
-    }
     out.push((b"bad:tombstone".to_vec(), None, Some("tombstone".into())));
     out.push((
         b"bad:too-large".to_vec(),
@@ -53,14 +40,13 @@ fn corpus() -> Vec<Fixture> {
 }
 
 fn valid_event(i: usize) -> Vec<u8> {
-    format!(
-        r#"{{"user_id": "user-{i}", "app_version": "2.3.0", "ip": "25.67.{}.{}", "locale": "WA", "device_id": "dev-{i}", "timestamp": {}, "device_type": "{}"}}"#,
-        i % 256,
-        (i * 7) % 256,
-        1_720_589_697 + i,
-        if i % 2 == 0 { "iOS" } else { "android" }
-    )
-    .into_bytes()
+    Login::default()
+        .user_id(&format!("user-{i}"))
+        .ip(&format!("25.67.{}.{}", i % 256, (i * 7) % 256))
+        .device_id(&format!("dev-{i}"))
+        .timestamp(1_720_589_697 + i as u64)
+        .device_type(if i % 2 == 0 { "iOS" } else { "android" })
+        .to_bytes()
 }
 
 /// Mixed traffic on 3 partitions with 4 workers: every valid record lands in processed_data

@@ -3,12 +3,10 @@
 //! `kafka-pipeline insights` reads a topic written by two instances back into the windows of
 //! the whole.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use kafka_pipeline::insights::{
     lag_ms, merge_by_window, InsightRecord, Observation, ObservationKind, WindowAggregator,
     WindowConfig,
@@ -28,14 +26,6 @@ struct Expected {
     by_code: BTreeMap<String, u64>,
     missing_device_type: u64,
     users: BTreeSet<String>,
-}
-
-fn event(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> Vec<u8> {
-    let device = device_type.map_or(String::new(), |d| format!(r#", "device_type": "{d}""#));
-    format!(
-        r#"{{"user_id": "{user}", "app_version": "2.3.0", "ip": "25.67.1.2", "locale": "{locale}", "device_id": "d-{user}", "timestamp": {time}{device}}}"#
-    )
-    .into_bytes()
 }
 
 /// Window start, valid events per device type spelling, events without device_type, events
@@ -66,7 +56,7 @@ fn traffic() -> (Vec<Rec>, BTreeMap<u64, Expected>) {
         for &(device, count) in devices {
             for i in 0..count {
                 let user = format!("u{start}-{}", i % 7);
-                push(event(&user, start + i % 10, Some(device), "WA"));
+                push(login(&user, start + i % 10, Some(device), "WA"));
                 e.users.insert(user);
                 *e.by_device.entry(device.to_lowercase()).or_default() += 1;
                 e.valid += 1;
@@ -74,13 +64,13 @@ fn traffic() -> (Vec<Rec>, BTreeMap<u64, Expected>) {
             }
         }
         for i in 0..missing {
-            push(event(&format!("m{start}-{i}"), start + 3, None, "WA"));
+            push(login(&format!("m{start}-{i}"), start + 3, None, "WA"));
             *e.by_code.entry("missing_field".into()).or_default() += 1;
             e.missing_device_type += 1;
             e.received += 1;
         }
         for i in 0..bad_locale {
-            push(event(
+            push(login(
                 &format!("b{start}-{i}"),
                 start + 4,
                 Some("ios"),

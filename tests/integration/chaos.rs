@@ -23,13 +23,12 @@
 //! One broker test guards a bug the fault suite found: failed deliveries must back off
 //! exponentially, not retry every 100 ms for ever.
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kafka_pipeline::loadgen::{Expect, GenOptions, Generator, Profile};
+use kafka_pipeline::testing::{self, Login};
 use kafka_pipeline::transform::{
     process_with_serde_json, ErrorCode, Rejection, TransformOptions, Transformer,
 };
@@ -37,43 +36,18 @@ use kafka_pipeline::transform::{
 /// The parser's nesting limit (simd-json's default, see `transform::classify_simd_error`).
 const DEPTH_LIMIT: usize = 1024;
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-/// Every `tests/data/invalid/<code>--<what>` file with its expected code.
-fn invalid_corpus() -> Vec<(String, Vec<u8>, ErrorCode)> {
-    let mut files: Vec<_> = std::fs::read_dir(data_dir().join("invalid"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            let code = name.split("--").next().unwrap();
-            let code = ErrorCode::parse(code)
-                .unwrap_or_else(|| panic!("{name}: the name does not start with an error code"));
-            (name, std::fs::read(&path).unwrap(), code)
-        })
-        .collect()
-}
-
+/// The corpus's valid lines.
 fn valid_corpus() -> Vec<Vec<u8>> {
-    std::fs::read_to_string(data_dir().join("valid.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| l.as_bytes().to_vec())
+    testing::corpus()
+        .into_iter()
+        .filter(|case| case.expected.is_none())
+        .map(|case| case.payload)
         .collect()
 }
 
 /// A valid event with `extra` spliced in as the value of an unknown field `x`.
 fn valid_with(extra: &[u8]) -> Vec<u8> {
-    let mut v = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": 1720589697, "device_type": "iOS", "x": "#.to_vec();
-    v.extend_from_slice(extra);
-    v.push(b'}');
-    v
+    Login::default().append("x", extra).to_bytes()
 }
 
 /// Cases too big or too generated to commit as files, with the code the pipeline must give.
@@ -100,7 +74,7 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
     assert_eq!(just_under.len(), 262_144);
     let mut just_over = just_under.clone();
     just_over.insert(just_over.len() - 2, b'y');
-    let timestamp_minus_zero = br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": -0, "device_type": "iOS"}"#.to_vec();
+    let timestamp_minus_zero = Login::default().raw("timestamp", "-0").to_bytes();
     vec![
         (
             "timestamp -0 (fuzz finding): the integer 0",
@@ -150,7 +124,7 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
         ),
         (
             "lone low surrogate in user_id",
-            br#"{"user_id": "\udc00", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": 1720589697, "device_type": "iOS"}"#.to_vec(),
+            Login::default().raw("user_id", r#""\udc00""#).to_bytes(),
             ErrorCode::InvalidJson,
         ),
         (
@@ -165,12 +139,7 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
         ),
         (
             "invalid UTF-8 in an unknown key",
-            [
-                &br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": 1720589697, "device_type": "iOS", "k"#[..],
-                b"\xff",
-                br#"": 1}"#,
-            ]
-            .concat(),
+            Login::default().append(b"k\xff", "1").to_bytes(),
             ErrorCode::InvalidUtf8,
         ),
         (
@@ -180,22 +149,28 @@ fn generated_cases() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
         ),
         (
             "duplicate timestamp with equal values",
-            br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": 1720589697, "timestamp": 1720589697, "device_type": "iOS"}"#.to_vec(),
+            Login::default()
+                .append("timestamp", "1720589697")
+                .to_bytes(),
             ErrorCode::DuplicateField,
         ),
         (
             "timestamp 2^64",
-            br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": 18446744073709551616, "device_type": "iOS"}"#.to_vec(),
+            Login::default()
+                .raw("timestamp", "18446744073709551616")
+                .to_bytes(),
             ErrorCode::InvalidJson,
         ),
         (
             "timestamp string over u64",
-            br#"{"user_id": "u1", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": "99999999999999999999999", "device_type": "iOS"}"#.to_vec(),
+            Login::default()
+                .raw("timestamp", r#""99999999999999999999999""#)
+                .to_bytes(),
             ErrorCode::InvalidValue,
         ),
         (
             "NUL escape inside user_id",
-            br#"{"user_id": "u\u0000", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d1", "timestamp": 1720589697, "device_type": "iOS"}"#.to_vec(),
+            Login::default().raw("user_id", r#""u\u0000""#).to_bytes(),
             ErrorCode::InvalidJson, // not used: the test only requires both paths to agree
         ),
     ]
@@ -397,12 +372,11 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
 
 /// The seeds: corpus, valid lines, and load-generator records of every profile.
 fn seeds() -> Vec<Vec<u8>> {
-    let mut seeds: Vec<Vec<u8>> = invalid_corpus()
+    let mut seeds: Vec<Vec<u8>> = testing::corpus()
         .into_iter()
-        .map(|(_, bytes, _)| bytes)
+        .map(|case| case.payload)
         .filter(|b| b.len() < 4096)
         .collect();
-    seeds.extend(valid_corpus());
     for profile in [Profile::Original, Profile::Realistic, Profile::Hostile] {
         let mut generator = Generator::new(profile, 42, GenOptions::default());
         for _ in 0..200 {
@@ -709,7 +683,7 @@ fn oracle_helpers() {
 /// progress line's `delivery failures` counter tells.
 #[test]
 fn failed_deliveries_back_off_exponentially() {
-    use common::*;
+    use crate::common::*;
     let Some(brokers) = require_broker() else {
         return;
     };
@@ -721,10 +695,11 @@ fn failed_deliveries_back_off_exponentially() {
     let records = 20;
     let recs: Vec<Rec> = (0..records)
         .map(|i| {
-            let value = format!(
-                r#"{{"user_id": "u{i}", "app_version": "2.3.0", "ip": "10.0.0.1", "locale": "WA", "device_id": "d{i}", "timestamp": 1720589697, "device_type": "iOS"}}"#
-            );
-            Rec::new(Some(b"k"), Some(value.as_bytes()))
+            let value = Login::default()
+                .user_id(&format!("u{i}"))
+                .device_id(&format!("d{i}"))
+                .to_bytes();
+            Rec::new(Some(b"k"), Some(&value))
         })
         .collect();
     produce(&brokers, &input, &recs);
