@@ -24,7 +24,7 @@
 //! - **Stops promptly.** The stop flag is read every sweep: `serve` returns within a tick, open
 //!   connections are closed.
 //!
-//! `tests/http.rs` holds these to account: with 50 clients trickling a byte every 1.5 s and 200
+//! `tests/integration/http.rs` holds these to account: with 50 clients trickling a byte every 1.5 s and 200
 //! idle connections open, every `/health` answers within 200 ms.
 //!
 //! - `/health`: 200 `ok` while running; 503 `shutting down` once shutdown has started. A
