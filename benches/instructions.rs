@@ -11,7 +11,7 @@
 //! - `transform_only`: parse + validate + normalize + serialize (the transform benchmark);
 //! - `transform_and_aggregate`: the same plus counting each event in its insight window;
 //! - `aggregate_only`: counting already-transformed events (the aggregation's own cost);
-//! - `worker_steps`: `worker::process_batch`, input batch to output batch, insights included.
+//! - `worker_steps`: `process_batch`, input batch to output batch, insights included.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -19,9 +19,9 @@ use std::time::Instant;
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::pipeline::messages::InputBatch;
-use kafka_pipeline::pipeline::worker::{self, WorkerShared, WorkerWindows};
-use kafka_pipeline::telemetry::metrics::WorkerTally;
+use kafka_pipeline::testing::internals::InputBatch;
+use kafka_pipeline::testing::internals::WorkerTally;
+use kafka_pipeline::testing::internals::{process_batch, WorkerShared, WorkerWindows};
 use kafka_pipeline::transform::{TransformOptions, Transformer};
 
 mod common;
@@ -78,7 +78,7 @@ fn worker_steps(
     tally: &mut WorkerTally,
 ) {
     for input in inputs {
-        black_box(worker::process_batch(
+        black_box(process_batch(
             transformer,
             windows,
             input,

@@ -13,9 +13,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use kafka_pipeline::insights::window::{
     lag_ms, Observation, ObservationKind, WindowAggregator, WindowConfig,
 };
-use kafka_pipeline::pipeline::offsets::OffsetTracker;
-use kafka_pipeline::pipeline::worker::{self, WorkerWindows};
-use kafka_pipeline::telemetry::metrics::WorkerTally;
+use kafka_pipeline::testing::internals::OffsetTracker;
+use kafka_pipeline::testing::internals::WorkerTally;
+use kafka_pipeline::testing::internals::{process_batch, WorkerWindows};
 use kafka_pipeline::transform::{process_with_serde_json, TransformOptions, Transformer};
 
 mod common;
@@ -122,7 +122,7 @@ fn worker_step(c: &mut Criterion) {
             || input_batches(&payloads),
             |inputs| {
                 for input in inputs {
-                    black_box(worker::process_batch(
+                    black_box(process_batch(
                         &mut transformer,
                         &mut windows,
                         input,

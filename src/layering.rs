@@ -54,6 +54,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transform",
         ],
     ),
+    // Fixtures and the door to the internals for tests and benchmarks.
+    ("testing", &["pipeline", "telemetry", "transform"]),
 ];
 
 /// The `crate::NAME` paths in the non-test code of `path` (a file or a folder).

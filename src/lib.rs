@@ -55,6 +55,11 @@
 //! send their last deltas and drop their output senders, the producer completes the last
 //! epochs, flushes and drops the done sender, and the consumer commits and closes.
 
+// The docs are the developers': `cargo doc --document-private-items` renders the crate's
+// internals (the pipeline's stages, the telemetry, the subcommands' parts), which the public
+// module docs link to.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;

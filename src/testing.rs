@@ -211,3 +211,16 @@ pub fn read_corpus(dir: &Path) -> Result<Vec<CorpusCase>, String> {
 pub fn corpus() -> Vec<CorpusCase> {
     read_corpus(&corpus_dir()).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The pipeline's internals that the benchmarks and integration tests drive directly: the
+/// worker stage without threads or Kafka, the offset tracker, the counters, the HTTP server.
+/// The modules that define them are private to the crate; this is the one door in.
+pub mod internals {
+    pub use crate::pipeline::consumer::BATCH_RECORDS;
+    pub use crate::pipeline::messages::{BatchPools, InputBatch, Source};
+    pub use crate::pipeline::offsets::OffsetTracker;
+    pub use crate::pipeline::watermark::EventClock;
+    pub use crate::pipeline::worker::{process_batch, WorkerShared, WorkerWindows};
+    pub use crate::telemetry::http::{MetricsServer, View, MAX_CONNECTIONS, REQUEST_DEADLINE};
+    pub use crate::telemetry::metrics::{Metrics, WorkerTally};
+}

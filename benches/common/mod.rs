@@ -5,11 +5,11 @@ use std::sync::atomic::AtomicU64;
 
 use kafka_pipeline::insights::window::{lag_ms, Observation, ObservationKind, WindowConfig};
 use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
-use kafka_pipeline::pipeline::consumer::BATCH_RECORDS;
-use kafka_pipeline::pipeline::messages::{BatchPools, InputBatch, Source};
-use kafka_pipeline::pipeline::watermark::EventClock;
-use kafka_pipeline::pipeline::worker::WorkerShared;
-use kafka_pipeline::telemetry::metrics::Metrics;
+use kafka_pipeline::testing::internals::EventClock;
+use kafka_pipeline::testing::internals::Metrics;
+use kafka_pipeline::testing::internals::WorkerShared;
+use kafka_pipeline::testing::internals::BATCH_RECORDS;
+use kafka_pipeline::testing::internals::{BatchPools, InputBatch, Source};
 use kafka_pipeline::transform::headers::InputHeaders;
 use kafka_pipeline::transform::{IpClass, Transformer};
 

@@ -129,3 +129,109 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
         _ => Err(format!("expected a fraction between 0 and 1, got {s:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::transform::TransformOptions;
+
+    #[test]
+    fn default_oversize_payload_exceeds_the_default_limit() {
+        // Otherwise the hostile profile's oversize records would not be too_large.
+        let limit = TransformOptions::default().max_payload_bytes;
+        assert!(parse(&[]).unwrap().oversize_bytes as usize > limit);
+    }
+
+    fn parse(args: &[&str]) -> Result<LoadgenArgs, clap::Error> {
+        let argv = ["kafka-pipeline", "loadgen"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Loadgen(args) => Ok(args),
+            other => panic!("not loadgen: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_have_the_documented_defaults() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.topic, "user-login");
+        assert_eq!(a.kafka.brokers, "localhost:29092");
+        assert_eq!(a.count_limit(), Some(DEFAULT_COUNT));
+        assert_eq!((a.rate, a.seed, a.profile), (0.0, 1, Profile::Realistic));
+        assert_eq!(
+            (a.users, a.missing_rate, a.invalid_rate),
+            (10_000, 0.05, 0.01)
+        );
+        assert_eq!(
+            (a.oversize_bytes, a.label, a.base_time, a.partitions),
+            (300_000, false, None, None)
+        );
+        // Rate 0 with the default count of 1000: one second of event time, ending now.
+        assert_eq!(a.gen_options(1234).base_time, 1233);
+        let paced = parse(&["--rate", "50"]).unwrap();
+        assert_eq!(paced.gen_options(1234).base_time, 1234);
+    }
+
+    #[test]
+    fn count_and_duration_combine() {
+        assert_eq!(parse(&["--duration", "30s"]).unwrap().count_limit(), None);
+        let a = parse(&["--duration", "1s", "--count", "5"]).unwrap();
+        assert_eq!(
+            (a.count_limit(), a.duration),
+            (Some(5), Some(std::time::Duration::from_secs(1)))
+        );
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = parse(&[
+            "--profile",
+            "hostile",
+            "--label",
+            "--rate",
+            "200",
+            "--partitions",
+            "3",
+            "--base-time",
+            "1720589697",
+            "-X",
+            "linger.ms=20",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.profile, a.label, a.rate, a.partitions),
+            (Profile::Hostile, true, 200.0, Some(3))
+        );
+        assert_eq!(a.gen_options(0).base_time, 1_720_589_697);
+        assert_eq!(
+            a.kafka.properties,
+            [("linger.ms".to_owned(), "20".to_owned())]
+        );
+        assert_eq!(
+            parse(&["--profile", "original"]).unwrap().profile,
+            Profile::Original
+        );
+    }
+
+    #[test]
+    fn bad_flag_values_are_rejected() {
+        for bad in [
+            &["--missing-rate", "1.5"][..],
+            &["--invalid-rate", "-0.1"],
+            &["--rate", "-1"],
+            &["--rate", "NaN"],
+            &["--rate", "inf"],
+            &["--count", "0"],
+            &["--users", "0"],
+            &["--partitions", "0"],
+            &["--profile", "chaos"],
+            &["--oversize-bytes", "2000000"],
+            &["--duration", "soon"],
+            &["--base-time", "-5"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -4,4 +4,4 @@
 
 pub mod admin;
 pub mod client;
-pub mod reader;
+pub(crate) mod reader;

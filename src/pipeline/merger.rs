@@ -265,6 +265,7 @@ impl EpochMerger {
     }
 
     /// Windows published and not final yet.
+    #[cfg(test)]
     pub fn unfinished_windows(&self) -> usize {
         self.unfinished.len()
     }

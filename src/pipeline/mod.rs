@@ -7,15 +7,15 @@
 //! insight deltas merged per window and epoch) and [`watermark`] (event time, and when a window
 //! closes). The state machines do no I/O and are tested without a broker.
 
-pub mod consumer;
-pub mod delivery;
-pub mod merger;
-pub mod messages;
-pub mod offsets;
-pub mod producer;
-pub mod rebalance;
-pub mod watermark;
-pub mod worker;
+pub(crate) mod consumer;
+pub(crate) mod delivery;
+pub(crate) mod merger;
+pub(crate) mod messages;
+pub(crate) mod offsets;
+pub(crate) mod producer;
+pub(crate) mod rebalance;
+pub(crate) mod watermark;
+pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

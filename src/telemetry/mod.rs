@@ -4,10 +4,10 @@
 //! serve them ([`http`]), the periodic progress line ([`progress`]), and the log lines
 //! ([`logging`]).
 
-pub mod exposition;
-pub mod http;
-pub mod latency;
+pub(crate) mod exposition;
+pub(crate) mod http;
+pub(crate) mod latency;
 pub mod logging;
-pub mod metrics;
-pub mod progress;
-pub mod readiness;
+pub(crate) mod metrics;
+pub(crate) mod progress;
+pub(crate) mod readiness;

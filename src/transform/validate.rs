@@ -163,7 +163,7 @@ pub(crate) fn check_field(value: &Raw<'_>, field: Field) -> Result<Checked, Reje
     }
 }
 
-/// `s` as an IP address, as [`IpAddr::from_str`] parses it, with a fast path for the usual
+/// `s` as an IP address, as `IpAddr::from_str` parses it, with a fast path for the usual
 /// dotted-quad IPv4 address (the standard parser cost 200 instructions per event).
 pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, std::net::AddrParseError> {
     fast_ipv4(s.as_bytes()).map_or_else(|| s.parse(), |v4| Ok(IpAddr::V4(v4)))

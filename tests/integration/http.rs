@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_pipeline::shutdown::Shutdown;
-use kafka_pipeline::telemetry::http::{MetricsServer, View, MAX_CONNECTIONS, REQUEST_DEADLINE};
-use kafka_pipeline::telemetry::metrics::Metrics;
+use kafka_pipeline::testing::internals::Metrics;
+use kafka_pipeline::testing::internals::{MetricsServer, View, MAX_CONNECTIONS, REQUEST_DEADLINE};
 
 /// Sets the flag when dropped, so that a failing assertion stops the threads it would
 /// otherwise leave the scope waiting for.

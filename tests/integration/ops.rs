@@ -199,7 +199,7 @@ fn metrics_match_a_run_and_json_logs_parse() {
     // One observation per input batch (at most 256 records each, one partition or more).
     let count = metric(&m, "kafka_pipeline_processing_latency_seconds_count");
     let batches_at_least =
-        (total as f64 / kafka_pipeline::pipeline::consumer::BATCH_RECORDS as f64).ceil();
+        (total as f64 / kafka_pipeline::testing::internals::BATCH_RECORDS as f64).ceil();
     assert!(
         count >= batches_at_least && count <= total as f64,
         "{count} batches for {total} records: {m:#?}"

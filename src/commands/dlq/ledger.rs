@@ -161,11 +161,6 @@ impl Ledger {
         self.replayed.values().map(OffsetSet::len).sum()
     }
 
-    /// Whether nothing is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Ledger records that were not entries (skipped).
     pub fn skipped(&self) -> u64 {
         self.skipped

@@ -14,13 +14,13 @@
 //! the `KAFKA_PIPELINE_*` variables), so the same file and environment that configure the
 //! pipeline point `dlq` at its dead letters.
 
-pub mod filter;
-pub mod ledger;
-pub mod letter;
-pub mod render;
-pub mod replay;
-pub mod show;
-pub mod summary;
+pub(crate) mod filter;
+pub(crate) mod ledger;
+pub(crate) mod letter;
+pub(crate) mod render;
+pub(crate) mod replay;
+pub(crate) mod show;
+pub(crate) mod summary;
 
 use std::io::Write as _;
 

@@ -107,11 +107,6 @@ impl Summary {
             });
     }
 
-    /// Letters counted.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
     /// The groups, largest first (ties by code, then field).
     pub fn groups(&self) -> Vec<(&GroupKey, &GroupStats)> {
         let mut groups: Vec<_> = self.groups.iter().collect();

@@ -36,10 +36,10 @@
 //! On SIGINT/SIGTERM the held batch is applied (within `--shutdown-timeout`; past it the
 //! batch is dropped uncommitted and read again on the next start) and the sink leaves the group.
 
-pub mod hll;
-pub mod row;
-pub mod state;
-pub mod store;
+pub(crate) mod hll;
+pub(crate) mod row;
+pub(crate) mod state;
+pub(crate) mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
