@@ -2,7 +2,8 @@
 //!
 //! [`run`] wires the threads: one consumer thread ([`consumer`], with its rebalance callbacks in
 //! [`rebalance`]), `--workers` worker threads ([`worker`]) and one producer thread
-//! ([`producer`], with its delivery reports and retries in [`delivery`]). What they hand each other is in [`messages`]; the pure state machines they
+//! ([`producer`], with its delivery reports and retries in [`delivery`] and, exactly-once,
+//! its transactions in [`transactions`]). What they hand each other is in [`messages`]; the pure state machines they
 //! drive are [`offsets`] (which input offsets may be committed), [`merger`] (the workers'
 //! insight deltas merged per window and epoch) and [`watermark`] (event time, and when a window
 //! closes). The state machines do no I/O and are tested without a broker.
@@ -14,6 +15,7 @@ pub(crate) mod messages;
 pub(crate) mod offsets;
 pub(crate) mod producer;
 pub(crate) mod rebalance;
+pub(crate) mod transactions;
 pub(crate) mod watermark;
 pub(crate) mod worker;
 

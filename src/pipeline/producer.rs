@@ -16,8 +16,8 @@
 //! - Exactly-once (`--guarantee exactly-once`): the producer is transactional, and each epoch
 //!   is one transaction: its outputs, dead letters and insight records, and the input positions
 //!   (`send_offsets_to_transaction` with the consumer group metadata taken when the epoch
-//!   closed). Batches of the next epoch that arrive early wait here until the transaction
-//!   commits. A failed delivery, a fenced producer or a rejected offset commit aborts the
+//!   closed; [`super::transactions`]). Batches of the next epoch that arrive early wait here
+//!   until the transaction commits. A failed delivery, a fenced producer or a rejected offset commit aborts the
 //!   transaction and stops the pipeline (exit 4): its records were never visible to
 //!   `read_committed` readers and are processed again from the last committed epoch.
 //! - `QueueFull` hands the record back: poll (which serves delivery reports and frees the
@@ -31,15 +31,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::delivery::{
     lock, opaque, retry_backoff, unpack, Delivered, DeliveryContext, Retry, Slot, Slots,
 };
+use super::transactions::{Transactions, TXN_TIMEOUT};
 use crate::cli::run::Guarantee;
 use crate::config::Config;
 use crate::error::PipelineError;
@@ -56,44 +55,27 @@ use crate::telemetry::metrics::{unix_ms, Metrics};
 /// Records waiting for a retry beyond which no new work is taken.
 pub const MAX_RETRY_BACKLOG: usize = 10_000;
 const RETRY_PASS_INTERVAL: Duration = Duration::from_millis(20);
-/// How long transactional calls may block.
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// An epoch's input positions and the group metadata to commit them with.
-type EpochOffsets = (Vec<(i32, i64)>, Option<ConsumerGroupMetadata>);
-
-/// The open transaction's state (exactly-once).
-#[derive(Default)]
-struct Transactions {
-    /// The epoch the current (or next) transaction carries.
-    committing: Epoch,
-    open: bool,
-    /// Batches of later epochs, sent once their transaction begins.
-    held: VecDeque<OutputBatch>,
-    /// What the consumer said about each closed epoch: positions and group metadata.
-    closed: std::collections::BTreeMap<Epoch, EpochOffsets>,
-}
 
 /// The producer thread's state.
 pub struct ProducerStage<'a> {
-    producer: BaseProducer<DeliveryContext>,
-    pools: &'a BatchPools,
+    pub(super) producer: BaseProducer<DeliveryContext>,
+    pub(super) pools: &'a BatchPools,
     /// The delivery report list of the last round, kept for its capacity.
-    reports: Vec<Delivered>,
+    pub(super) reports: Vec<Delivered>,
     /// Exactly-once: most batches of the next epoch held while a transaction completes.
-    hold_limit: usize,
-    topics: [String; 3],
-    input_topic: String,
-    instance: String,
-    merger: EpochMerger,
-    slots: Slots,
-    control_rx: Receiver<EpochClosed>,
-    done_tx: Sender<Epoch>,
-    retries: VecDeque<Retry>,
-    txn: Option<Transactions>,
-    shutdown: &'a Shutdown,
-    last_failure_log: Option<Instant>,
-    last_retry_pass: Instant,
+    pub(super) hold_limit: usize,
+    pub(super) topics: [String; 3],
+    pub(super) input_topic: String,
+    pub(super) instance: String,
+    pub(super) merger: EpochMerger,
+    pub(super) slots: Slots,
+    pub(super) control_rx: Receiver<EpochClosed>,
+    pub(super) done_tx: Sender<Epoch>,
+    pub(super) retries: VecDeque<Retry>,
+    pub(super) txn: Option<Transactions>,
+    pub(super) shutdown: &'a Shutdown,
+    pub(super) last_failure_log: Option<Instant>,
+    pub(super) last_retry_pass: Instant,
 }
 
 impl<'a> ProducerStage<'a> {
@@ -154,7 +136,7 @@ impl<'a> ProducerStage<'a> {
         })
     }
 
-    fn metrics(&self) -> &Metrics {
+    pub(super) fn metrics(&self) -> &Metrics {
         &self.producer.context().metrics
     }
 
@@ -248,29 +230,7 @@ impl<'a> ProducerStage<'a> {
         self.send_batch(batch);
     }
 
-    /// Exactly-once: whether enough of the next epoch is held while the open transaction's
-    /// epoch is fully received and published (so nothing it still needs is in the channel).
-    fn holding_enough(&self) -> bool {
-        self.txn.as_ref().is_some_and(|txn| {
-            txn.held.len() >= self.hold_limit
-                && self.merger.published_through() >= txn.committing
-                && self.merger.fully_received(txn.committing)
-        })
-    }
-
-    fn begin_transaction_if_needed(&mut self) {
-        if let Some(txn) = &mut self.txn {
-            if !txn.open {
-                // Only fails on a fatal or abortable state, which the next check reports.
-                if let Err(e) = self.producer.begin_transaction() {
-                    log::warn!("begin transaction for epoch {}: {e}", txn.committing);
-                }
-                txn.open = true;
-            }
-        }
-    }
-
-    fn send_batch(&mut self, mut batch: OutputBatch) {
+    pub(super) fn send_batch(&mut self, mut batch: OutputBatch) {
         if batch.records.is_empty() {
             return;
         }
@@ -296,7 +256,7 @@ impl<'a> ProducerStage<'a> {
 
     /// Publishes every epoch the merger says is ready (exactly-once: only the epoch of the
     /// open transaction).
-    fn publish_ready(&mut self) -> Result<(), PipelineError> {
+    pub(super) fn publish_ready(&mut self) -> Result<(), PipelineError> {
         while let Some(epoch) = self.merger.next_publishable() {
             if self.txn.as_ref().is_some_and(|t| t.committing != epoch) {
                 break;
@@ -338,102 +298,6 @@ impl<'a> ProducerStage<'a> {
             InsightRecord::from_stats(stats, &self.instance, &p.partitions, published_at_ms);
         record.epoch = epoch;
         record.to_json()
-    }
-
-    /// Exactly-once: ends the open transaction once its epoch is fully received and published:
-    /// adds the input positions, commits, tells the consumer, and sends the held batches of the
-    /// next epoch.
-    fn end_transaction_if_ready(&mut self) -> Result<(), PipelineError> {
-        loop {
-            let Some(txn) = &self.txn else { return Ok(()) };
-            let epoch = txn.committing;
-            let published = self.merger.published_through() >= epoch;
-            if !(published && self.merger.fully_received(epoch) && self.retries.is_empty()) {
-                return Ok(());
-            }
-            // Everything sent in the transaction is delivered before it is committed, while
-            // this loop keeps taking (and holding) the next epoch's batches: commit_transaction
-            // would flush too, but it blocks the thread, the channels fill up and the consumer
-            // pauses, which purges its prefetch (measured: 3× slower at 1 s epochs).
-            if self.producer.in_flight_count() > 0 {
-                return Ok(());
-            }
-            let Some((positions, group)) = self.txn.as_mut().and_then(|t| t.closed.remove(&epoch))
-            else {
-                return Ok(());
-            };
-            if self.txn.as_ref().is_some_and(|t| t.open) {
-                self.commit_transaction(epoch, &positions, group.as_ref())?;
-            }
-            self.merger.forget(epoch);
-            let _ = self.done_tx.send(epoch);
-            let txn = self.txn.as_mut().expect("exactly-once");
-            txn.open = false;
-            txn.committing = epoch + 1;
-            let next = epoch + 1;
-            let mut later = VecDeque::new();
-            let mut now = Vec::new();
-            for batch in std::mem::take(&mut txn.held) {
-                if batch.epoch == next {
-                    now.push(batch);
-                } else {
-                    later.push_back(batch);
-                }
-            }
-            txn.held = later;
-            for batch in now {
-                self.send_batch(batch);
-            }
-            self.publish_ready()?;
-        }
-    }
-
-    fn commit_transaction(
-        &mut self,
-        epoch: Epoch,
-        positions: &[(i32, i64)],
-        group: Option<&ConsumerGroupMetadata>,
-    ) -> Result<(), PipelineError> {
-        let started = Instant::now();
-        let result = (|| {
-            if let (false, Some(group)) = (positions.is_empty(), group) {
-                let mut tpl = TopicPartitionList::new();
-                for &(partition, position) in positions {
-                    tpl.add_partition_offset(
-                        &self.input_topic,
-                        partition,
-                        Offset::Offset(position),
-                    )?;
-                }
-                self.producer
-                    .send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)?;
-            }
-            self.producer.commit_transaction(TXN_TIMEOUT)
-        })();
-        match result {
-            Ok(()) => {
-                self.metrics().note_commit();
-                log::debug!(
-                    "committed transaction of epoch {epoch} in {:?}: {positions:?}",
-                    started.elapsed()
-                );
-                Ok(())
-            }
-            Err(e) => {
-                log::error!("transaction of epoch {epoch} failed: {e}; aborting it");
-                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    log::error!("abort of epoch {epoch}'s transaction failed: {abort}");
-                }
-                self.metrics().commit_failures.fetch_add(1, Relaxed);
-                Err(PipelineError::kafka(
-                    format!(
-                        "exactly-once transaction of epoch {epoch} aborted (its records are \
-                         processed again from the last committed epoch)"
-                    ),
-                    e,
-                ))
-            }
-        }
     }
 
     /// Applies the delivery reports queued by the context: slots and epochs advance, failures

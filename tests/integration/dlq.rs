@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
-use crate::common::*;
 use serde_json::Value;
+
+use crate::common::*;
 
 const HEADER_REPLAY_COUNT: &str = "__pipeline.replay.count";
 

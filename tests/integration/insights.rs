@@ -6,13 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::common::*;
 use kafka_pipeline::insights::{
     lag_ms, merge_by_window, InsightRecord, Observation, ObservationKind, WindowAggregator,
     WindowConfig,
 };
 use kafka_pipeline::loadgen::{GenOptions, Generator, Profile};
 use kafka_pipeline::transform::{TransformOptions, Transformer};
+
+use crate::common::*;
 
 /// Window starts (10 s windows).
 const T0: u64 = 1_700_000_000;

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::common::*;
 use kafka_pipeline::testing::Login;
+
+use crate::common::*;
 
 /// `GET path` on `addr`: status and body.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::*;
 use kafka_pipeline::testing::{self, Login};
+
+use crate::common::*;
 
 const HEADER_CODE: &str = "__pipeline.errors.code";
 

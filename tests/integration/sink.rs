@@ -15,9 +15,10 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
 use kafka_pipeline::insights::{merge_by_window, InsightRecord};
 use postgres::{Client, NoTls};
+
+use crate::common::*;
 
 /// Window starts (10 s windows).
 const T0: u64 = 1_700_000_000;
