@@ -23,7 +23,9 @@ use rdkafka::ClientContext;
 use crate::cli::loadgen::LoadgenArgs;
 use crate::kafka::admin;
 use crate::kafka::client::{client_config, ClientLog};
-use crate::loadgen::{Expect, GenRecord, Generator, Profile, EXPECT_HEADER, SEQ_HEADER};
+use crate::loadgen::{
+    Expect, GenOptions, GenRecord, Generator, Profile, EXPECT_HEADER, SEQ_HEADER,
+};
 
 /// Interval of the progress line.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -183,20 +185,7 @@ pub fn produce(args: &LoadgenArgs) -> anyhow::Result<Summary> {
         .map_or(0, |d| d.as_secs());
     let options = args.gen_options(now);
     let count = args.count_limit();
-    info!(
-        "loadgen {}: {:?} profile, seed {}, base time {} to {} on {}; {}{}; rate {}; {} cores; command: {}",
-        env!("CARGO_PKG_VERSION"),
-        args.profile,
-        args.seed,
-        options.base_time,
-        args.topic,
-        args.kafka.brokers,
-        count.map_or_else(|| "no count limit".to_owned(), |c| format!("{c} records")),
-        args.duration.map_or_else(String::new, |d| format!(", at most {d:?}")),
-        if args.rate > 0.0 { format!("{}/s", args.rate) } else { "unlimited".to_owned() },
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        std::env::args().collect::<Vec<_>>().join(" "),
-    );
+    log_start(args, &options, count);
     let created = match args.partitions {
         Some(partitions) => Some(ensure_topic(args, partitions)?),
         None => None,
@@ -222,15 +211,7 @@ pub fn produce(args: &LoadgenArgs) -> anyhow::Result<Summary> {
             break;
         }
         if now >= next_progress {
-            let (then, before) = last_progress;
-            let recent = (produced - before) as f64 / now.duration_since(then).as_secs_f64();
-            info!(
-                "{produced} records sent ({recent:.0}/s over the last {PROGRESS_INTERVAL:?}); {} delivered, \
-                 {} failed, {} in flight",
-                deliveries.delivered.load(Ordering::Relaxed),
-                deliveries.failed.load(Ordering::Relaxed),
-                producer.in_flight_count()
-            );
+            log_progress(&producer, produced, last_progress, now);
             last_progress = (now, produced);
             next_progress += PROGRESS_INTERVAL;
         }
@@ -270,6 +251,42 @@ pub fn produce(args: &LoadgenArgs) -> anyhow::Result<Summary> {
     };
     info!("{summary}");
     Ok(summary)
+}
+
+/// The first log line: what is generated, where to, how fast, and the command line.
+fn log_start(args: &LoadgenArgs, options: &GenOptions, count: Option<u64>) {
+    info!(
+        "loadgen {}: {:?} profile, seed {}, base time {} to {} on {}; {}{}; rate {}; {} cores; command: {}",
+        env!("CARGO_PKG_VERSION"),
+        args.profile,
+        args.seed,
+        options.base_time,
+        args.topic,
+        args.kafka.brokers,
+        count.map_or_else(|| "no count limit".to_owned(), |c| format!("{c} records")),
+        args.duration.map_or_else(String::new, |d| format!(", at most {d:?}")),
+        if args.rate > 0.0 { format!("{}/s", args.rate) } else { "unlimited".to_owned() },
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::env::args().collect::<Vec<_>>().join(" "),
+    );
+}
+
+/// The progress line: records sent, the recent rate, and the delivery counts.
+fn log_progress(
+    producer: &BaseProducer<Deliveries>,
+    produced: u64,
+    (then, before): (Instant, u64),
+    now: Instant,
+) {
+    let deliveries = producer.context();
+    let recent = (produced - before) as f64 / now.duration_since(then).as_secs_f64();
+    info!(
+        "{produced} records sent ({recent:.0}/s over the last {PROGRESS_INTERVAL:?}); {} delivered, \
+         {} failed, {} in flight",
+        deliveries.delivered.load(Ordering::Relaxed),
+        deliveries.failed.load(Ordering::Relaxed),
+        producer.in_flight_count()
+    );
 }
 
 fn ensure_topic(args: &LoadgenArgs, partitions: i32) -> anyhow::Result<bool> {
