@@ -74,35 +74,52 @@ pub(crate) fn file_arguments(
             Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
         );
         if LIST_KEYS.contains(&key.as_str()) {
-            for entry in list_entries(value).map_err(|e| bad(raw_key, e))? {
-                front.push(format!("--{key}={entry}").into());
-            }
+            let entries = list_entries(value).map_err(|e| bad(raw_key, e))?;
+            front.extend(
+                entries
+                    .iter()
+                    .map(|e| OsString::from(format!("--{key}={e}"))),
+            );
             // Values from the environment are only used by clap when the flag is absent from
             // the command line, which it no longer is: carry them over explicitly.
             if source == Some(ValueSource::EnvVariable) {
-                for raw in matches.get_raw(id).into_iter().flatten() {
-                    let mut a = OsString::from(format!("--{key}="));
-                    a.push(raw);
-                    front.push(a);
-                }
+                front.extend(environment_entries(matches, id, &key));
             }
-            continue;
-        }
-        if set_above {
-            continue;
-        }
-        match (arg.get_action(), value) {
-            (ArgAction::SetTrue, toml::Value::Boolean(true)) => {
-                back.push(format!("--{key}").into())
-            }
-            (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
-            (ArgAction::SetTrue, _) => return Err(bad(raw_key, "expected true or false".into())),
-            (_, v) => {
-                back.push(format!("--{key}={}", scalar(v).map_err(|e| bad(raw_key, e))?).into())
-            }
+        } else if !set_above {
+            back.extend(
+                single_argument(arg.get_action(), &key, value).map_err(|e| bad(raw_key, e))?,
+            );
         }
     }
     Ok((front, back))
+}
+
+/// The environment's entries of list flag `key` (argument `id`), as flags.
+fn environment_entries<'a>(
+    matches: &'a ArgMatches,
+    id: &str,
+    key: &'a str,
+) -> impl Iterator<Item = OsString> + 'a {
+    matches.get_raw(id).into_iter().flatten().map(move |raw| {
+        let mut a = OsString::from(format!("--{key}="));
+        a.push(raw);
+        a
+    })
+}
+
+/// The flag for a single value: `--key=value`, `--key` for a `true` switch, nothing for a
+/// `false` one.
+fn single_argument(
+    action: &ArgAction,
+    key: &str,
+    value: &toml::Value,
+) -> Result<Option<OsString>, String> {
+    Ok(match (action, value) {
+        (ArgAction::SetTrue, toml::Value::Boolean(true)) => Some(format!("--{key}").into()),
+        (ArgAction::SetTrue, toml::Value::Boolean(false)) => None,
+        (ArgAction::SetTrue, _) => return Err("expected true or false".into()),
+        (_, v) => Some(format!("--{key}={}", scalar(v)?).into()),
+    })
 }
 
 /// A single value as its flag text.
