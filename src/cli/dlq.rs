@@ -252,7 +252,12 @@ pub const NONE_LABEL: &str = "(none)";
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
     use super::*;
+    use crate::cli::{Cli, Command};
 
     #[test]
     fn codes_and_fields_are_checked() {
@@ -297,6 +302,122 @@ mod tests {
             "-5m",
         ] {
             assert!(parse_time_bound(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn parse(args: &[&str]) -> Result<DlqCommand, clap::Error> {
+        let cli = Cli::try_parse_from(
+            ["kafka-pipeline", "dlq"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )?;
+        match cli.command {
+            Command::Dlq(a) => Ok(a.command),
+            other => panic!("not dlq: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn summary_flags_and_defaults() {
+        let DlqCommand::Summary(a) = parse(&["summary", "--since", "1h", "--json"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.source.dlq.name, "user-login-dlq");
+        assert_eq!(a.source.kafka.brokers, "localhost:29092");
+        assert_eq!(a.by, GroupBy::default());
+        assert!(a.json);
+        assert_eq!(
+            a.filter.since,
+            Some(TimeBound::Ago(Duration::from_secs(3600)))
+        );
+        let DlqCommand::Summary(a) = parse(&["summary", "--by", "field"]).unwrap() else {
+            panic!()
+        };
+        assert!(!a.by.code && a.by.field);
+        assert!(parse(&["summary", "--by", "partition"]).is_err());
+    }
+
+    #[test]
+    fn config_file_gives_connection_and_topics_but_not_dlq_flags() {
+        let path = std::env::temp_dir().join(format!("kp-dlq-unit-{}.toml", std::process::id()));
+        let file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            crate::cli::parse_cli([
+                "kafka-pipeline",
+                "dlq",
+                "replay",
+                "--config",
+                path.to_str().unwrap(),
+                "--brokers",
+                "flag:9092",
+            ])
+        };
+        let cli = file(
+            "brokers = \"file:9092\"\ndlq-topic = \"file-dlq\"\ninput-topic = \"file-in\"\n\
+             workers = 3\n[property]\nclient.id = \"f\"\n",
+        )
+        .unwrap();
+        let Command::Dlq(DlqArgs {
+            command: DlqCommand::Replay(a),
+        }) = cli.command
+        else {
+            panic!("not dlq replay")
+        };
+        assert_eq!(a.source.kafka.brokers, "flag:9092", "flag over file");
+        assert_eq!(a.source.dlq.name, "file-dlq");
+        assert_eq!(a.input.name, "file-in");
+        assert_eq!(
+            a.source.kafka.properties,
+            vec![("client.id".to_owned(), "f".to_owned())]
+        );
+        // A replay's own flags are per invocation, not file keys.
+        for key in ["dry-run = true", "max-replays = 9", "timeout = \"1s\""] {
+            let err = file(key).unwrap_err();
+            let crate::cli::CliError::File(msg) = err else {
+                panic!("{key}: {err:?}")
+            };
+            assert!(msg.contains("unknown key"), "{key}: {msg}");
+        }
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn replay_flags_are_checked_at_parse_time() {
+        let DlqCommand::Replay(a) = parse(&[
+            "replay",
+            "--code",
+            "missing_field,none",
+            "--to",
+            "staging",
+            "--dry-run",
+            "--dlq-topic",
+            "d",
+            "-X",
+            "security.protocol=ssl",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.filter.code, vec!["missing_field", NONE_LABEL]);
+        assert_eq!(a.to.as_deref(), Some("staging"));
+        assert!(a.dry_run);
+        assert_eq!(a.max_replays, 3);
+        assert_eq!(a.input.name, "user-login");
+        assert_eq!(a.source.dlq.name, "d");
+        assert_eq!(a.source.kafka.properties.len(), 1);
+        for bad in [
+            &["replay", "--code", "missing_fields"][..],
+            &["replay", "--field", "colour"],
+            &["replay", "--max-replays", "0"],
+            &["replay", "--since", "yesterday"],
+            &["show", "--limit", "0"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}: {err}"
+            );
         }
     }
 }

@@ -61,3 +61,50 @@ pub struct SinkArgs {
     #[command(flatten)]
     pub file: ConfigFile,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{parse_cli, Command};
+
+    fn sink_args(args: &[&str]) -> super::SinkArgs {
+        let cli = parse_cli(["kafka-pipeline", "sink"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Sink(a) => a,
+            other => panic!("not sink: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let a = sink_args(&[]);
+        assert_eq!(a.insights.name, "insights");
+        assert_eq!(a.sink_group_id, "kafka-pipeline-sink");
+        assert_eq!(a.max_batch, 1000);
+        assert_eq!(a.flush_interval, std::time::Duration::from_secs(1));
+        assert!(!a.exit_at_end);
+        assert!(parse_cli(["kafka-pipeline", "sink", "--max-batch", "0"]).is_err());
+        assert!(parse_cli(["kafka-pipeline", "sink", "--flush-interval", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_pipeline_config_file_serves_the_sink() {
+        let path = std::env::temp_dir().join(format!("kp-sink-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "insights-topic = \"ins\"\ngroup-id = \"pipeline-group\"\nwindow = \"1m\"\n\
+             postgres-url = \"postgres://u@h/db\"\n[property]\nclient.id = \"f\"\n",
+        )
+        .unwrap();
+        let a = sink_args(&["--config", path.to_str().unwrap(), "--max-batch", "5"]);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(a.insights.name, "ins");
+        assert_eq!(a.postgres_url.as_deref(), Some("postgres://u@h/db"));
+        // The pipeline's group (a `run` key) is not the sink's.
+        assert_eq!(a.sink_group_id, "kafka-pipeline-sink");
+        assert_eq!(a.max_batch, 5);
+        assert_eq!(
+            a.kafka.properties,
+            [("client.id".to_owned(), "f".to_owned())]
+        );
+    }
+}
