@@ -321,11 +321,11 @@ pub const MAX_OVERSIZE_BYTES: i64 = 990_000;
 /// Records sent when neither `--count` nor `--duration` is given.
 pub const DEFAULT_COUNT: u64 = 1000;
 
-#[cfg(test)]
-mod tests;
-
 /// Header naming what the pipeline must make of the record (`valid` or an error code).
 pub const EXPECT_HEADER: &str = "loadgen.expect";
 
 /// Header carrying the record's index in the generated sequence.
 pub const SEQ_HEADER: &str = "loadgen.seq";
+
+#[cfg(test)]
+mod tests;
