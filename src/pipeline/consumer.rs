@@ -536,7 +536,7 @@ impl ConsumerStage<'_> {
             }
             // Stored too, so the commit librdkafka makes when it closes cannot go backwards.
             let _ = self.consumer.store_offsets(&tpl);
-            match self.context().commit_sync(&self.consumer, &tpl) {
+            match self.context().try_commit(&self.consumer, &tpl) {
                 Ok(()) => return positions,
                 Err(KafkaError::ConsumerCommit(code))
                     if retriable_commit_error(code) && Instant::now() < deadline =>
@@ -544,7 +544,8 @@ impl ConsumerStage<'_> {
                     log::info!("final commit: {code} (a rebalance is in progress); retrying");
                     let _ = self.consumer.poll(Duration::from_millis(100));
                 }
-                Err(_) => {
+                Err(e) => {
+                    self.context().commit_failed(&tpl, &e);
                     log::warn!(
                         "final commit failed: the next owner may process some records again"
                     );

@@ -131,18 +131,32 @@ impl RebalanceContext {
         consumer: &BaseConsumer<Self>,
         tpl: &TopicPartitionList,
     ) -> KafkaResult<()> {
-        let result = consumer.commit(tpl, CommitMode::Sync);
-        match &result {
-            Ok(()) => {
-                self.metrics.note_commit();
-                log::debug!("committed {}", describe(tpl));
-            }
-            Err(e) => {
-                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                log::warn!("offset commit of {} failed: {e}", describe(tpl));
-            }
+        let result = self.try_commit(consumer, tpl);
+        if let Err(e) = &result {
+            self.commit_failed(tpl, e);
         }
         result
+    }
+
+    /// Commits `tpl` synchronously, counting a success; a failure is the caller's to count
+    /// ([`Self::commit_failed`]) once it gives up (the final commit retries some).
+    pub(super) fn try_commit(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> KafkaResult<()> {
+        let result = consumer.commit(tpl, CommitMode::Sync);
+        if result.is_ok() {
+            self.metrics.note_commit();
+            log::debug!("committed {}", describe(tpl));
+        }
+        result
+    }
+
+    /// Counts and logs a commit of `tpl` that failed for good.
+    pub(super) fn commit_failed(&self, tpl: &TopicPartitionList, e: &KafkaError) {
+        self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+        log::warn!("offset commit of {} failed: {e}", describe(tpl));
     }
 
     pub(super) fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
