@@ -18,14 +18,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::{AdminOptions, ResourceSpecifier};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::Metadata;
 
 use crate::cli::kafka::KafkaArgs;
 use crate::cli::topics::TopicsArgs;
 use crate::error::PipelineError;
-use crate::kafka::admin::{block_on, create_topic_if_missing, OPERATION_TIMEOUT};
+use crate::kafka::admin::{admin_client, block_on, create_topic_if_missing, OPERATION_TIMEOUT};
 use crate::kafka::client::{client_config, ClientLog};
 
 /// Exit code of `topics` when a topic is missing (with `--check`) or differs from the request.
@@ -190,14 +190,8 @@ fn min_insync_replicas(kafka: &KafkaArgs, topic: &str) -> Result<i32, PipelineEr
     let admin_error = |e: String| {
         PipelineError::Admin(format!("reading the configuration of topic {topic}: {e}"))
     };
-    let admin: AdminClient<ClientLog> = client_config(
-        &kafka.brokers,
-        "kafka-pipeline-topics",
-        &[],
-        &kafka.properties,
-    )
-    .create_with_context(ClientLog::new("admin client"))
-    .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
+    let admin = admin_client(&kafka.brokers, &kafka.properties)
+        .map_err(|e| PipelineError::Config(format!("Kafka client: {e:#}")))?;
     let options = AdminOptions::new().request_timeout(Some(OPERATION_TIMEOUT));
     let described = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
         .map_err(|e| admin_error(e.to_string()))?;

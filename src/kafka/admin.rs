@@ -140,7 +140,8 @@ pub fn alter_topic_config(
     }
 }
 
-fn admin_client(
+/// An admin client with the user's properties.
+pub(crate) fn admin_client(
     brokers: &str,
     properties: &[(String, String)],
 ) -> anyhow::Result<AdminClient<ClientLog>> {
