@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-pub use crate::cli::run::Guarantee;
+use crate::cli::run::Guarantee;
 use crate::cli::run::RunArgs;
 use crate::cli::LogFormat;
 use crate::error::PipelineError;
