@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use kafka_pipeline::cli::{parse_cli, Command};
 use kafka_pipeline::config::Config;
+use kafka_pipeline::kafka::admin::DEFAULT_MAX_MESSAGE_BYTES;
 use kafka_pipeline::kafka::client::{consumer_config, producer_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -55,9 +56,12 @@ fn main() -> anyhow::Result<()> {
     };
     let config = Config::from_args(run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let consumer: BaseConsumer = consumer_config(&config).create().context("consumer")?;
-    let producer: BaseProducer<Counting> = producer_config(&config)
-        .create_with_context(Counting::default())
-        .context("producer")?;
+    let producer: BaseProducer<Counting> = producer_config(
+        &config,
+        (DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGE_BYTES),
+    )
+    .create_with_context(Counting::default())
+    .context("producer")?;
     consumer.subscribe(&[&config.input_topic])?;
 
     let mut at_end = BTreeSet::new();

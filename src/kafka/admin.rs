@@ -140,6 +140,36 @@ pub fn alter_topic_config(
     }
 }
 
+/// The broker's default `max.message.bytes` (and every topic's, unless set): the largest
+/// record batch a topic accepts.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
+/// Each topic's effective `max.message.bytes` (its own setting or the broker default); `None`
+/// for a topic that does not exist (yet) or whose configuration could not be read.
+pub fn max_message_bytes(
+    brokers: &str,
+    properties: &[(String, String)],
+    topics: &[&str],
+) -> anyhow::Result<Vec<Option<usize>>> {
+    let admin = admin_client(brokers, properties)?;
+    let resources: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let described = block_on(admin.describe_configs(&resources, &options()))
+        .with_context(|| format!("reading the topics' max.message.bytes on {brokers}"))?;
+    Ok(described
+        .into_iter()
+        .map(|result| {
+            result
+                .ok()?
+                .get("max.message.bytes")?
+                .value
+                .as_deref()?
+                .parse()
+                .ok()
+        })
+        .collect())
+}
+
 /// An admin client with the user's properties.
 pub(crate) fn admin_client(
     brokers: &str,

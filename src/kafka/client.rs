@@ -59,10 +59,18 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
 }
 
 /// Producer settings: idempotent (ordered, no duplicates from internal retries, acks=all),
-/// batched, uncompressed, Java-compatible key partitioning.
-pub fn producer_config(config: &Config) -> ClientConfig {
+/// batched, uncompressed, Java-compatible key partitioning, and sized to the output topics'
+/// `max.message.bytes` (`limits`: the smallest and the largest): records up to the largest
+/// (librdkafka's own default, 1,000,000, is below Kafka's 1,048,588, so a record the topic
+/// would take was refused by the client), and batches no larger than the smallest (the broker
+/// measures the whole batch against the topic's limit and refuses every record of a batch
+/// above it; librdkafka, unlike the Java client, does not split such a batch).
+pub fn producer_config(config: &Config, limits: (usize, usize)) -> ClientConfig {
+    let (smallest, largest) = limits;
     let mut c = client_config(&config.brokers, "kafka-pipeline", &[], &[]);
     c.set("enable.idempotence", "true")
+        .set("message.max.bytes", largest.to_string())
+        .set("batch.size", smallest.min(1_000_000).to_string())
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         // No compression by default: plain kafka-python (the original pipeline's client) can

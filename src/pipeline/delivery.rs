@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
@@ -27,17 +27,86 @@ pub(super) const DESTINATIONS: [Destination; 3] = [
     Destination::Insights,
 ];
 
-/// The delivery opaque: slot << 8 | destination << 6 | attempts (0–63).
+/// The delivery opaque: slot << 9 | reduced << 8 | destination << 6 | attempts (0–63).
 pub(super) fn opaque(slot: usize, destination: Destination, attempts: u32) -> usize {
-    slot << 8 | destination.index() << 6 | attempts.min(63) as usize
+    slot << 9 | destination.index() << 6 | attempts.min(63) as usize
 }
 
 pub(super) fn unpack(opaque: usize) -> (usize, Destination, u32) {
     (
-        opaque >> 8,
+        opaque >> 9,
         DESTINATIONS[(opaque >> 6) & 3],
         (opaque & 63) as u32,
     )
+}
+
+/// The opaque of a dead letter written reduced (see [`Failure::Permanent`]): its own failure
+/// is the last resort.
+pub(super) fn reduced(opaque: usize) -> usize {
+    opaque | 1 << 8
+}
+
+/// Whether `opaque` is a reduced dead letter's.
+pub(super) fn is_reduced(opaque: usize) -> bool {
+    opaque & 1 << 8 != 0
+}
+
+/// How a record the producer could not write is handled: the classes of librdkafka and Kafka
+/// (`rd_kafka_error_is_retriable`; the broker's error table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// Worth sending again (a timeout, a leader change, a broker down, a full queue): retried
+    /// with a bounded backoff, and its input offsets stay uncommitted meanwhile.
+    Retriable,
+    /// The same record would be refused again, however often it is sent (too large for the
+    /// client or the topic, an invalid record, no permission): never retried. A processed
+    /// record becomes a dead letter (`output_rejected`); a dead letter is written reduced
+    /// (value dropped, `__pipeline.errors.truncated`); only when that fails too does the
+    /// pipeline stop.
+    Permanent,
+}
+
+/// The class of a produce error (from `send` or from a delivery report).
+pub(super) fn classify(error: &KafkaError) -> Failure {
+    use RDKafkaErrorCode::*;
+    match error.rdkafka_error_code() {
+        Some(
+            MessageSizeTooLarge
+            | MessageBatchTooLarge
+            | InvalidMessageSize
+            | InvalidRecord
+            | InvalidTimestamp
+            | InvalidTopic
+            | InvalidRequiredAcks
+            | TopicAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | InvalidArgument,
+        ) => Failure::Permanent,
+        _ => Failure::Retriable,
+    }
+}
+
+/// The size in bytes of a record batch holding only this record, as the broker measures it
+/// against the topic's `max.message.bytes` (the v2 batch header, and the record's varints at
+/// their widest): an upper bound, so a record below a topic's limit by this measure is never
+/// refused as too large. Compression is not counted (the bound stays an upper one).
+pub(super) fn record_batch_size(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: Option<&OwnedHeaders>,
+) -> usize {
+    const BATCH_HEADER: usize = 61;
+    const RECORD_FIXED: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+    let headers = headers.map_or(0, |h| {
+        h.iter()
+            .map(|h| 10 + h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum()
+    });
+    BATCH_HEADER
+        + RECORD_FIXED
+        + key.map_or(0, <[u8]>::len)
+        + value.map_or(0, <[u8]>::len)
+        + headers
 }
 
 /// A successful delivery report: the opaque and the message timestamp (16 bytes, so the list
@@ -191,6 +260,41 @@ mod tests {
             63,
             "capped"
         );
+        let o = reduced(opaque(9, Destination::DeadLetter, 2));
+        assert!(is_reduced(o));
+        assert!(!is_reduced(opaque(9, Destination::DeadLetter, 2)));
+        assert_eq!(unpack(o), (9, Destination::DeadLetter, 2));
+    }
+
+    #[test]
+    fn too_large_invalid_and_unauthorized_records_are_permanent_the_rest_retriable() {
+        use RDKafkaErrorCode::*;
+        let produce = KafkaError::MessageProduction;
+        for code in [MessageSizeTooLarge, InvalidRecord, TopicAuthorizationFailed] {
+            assert_eq!(classify(&produce(code)), Failure::Permanent, "{code:?}");
+        }
+        for code in [
+            MessageTimedOut,
+            RequestTimedOut,
+            NotLeaderForPartition,
+            QueueFull,
+            UnknownTopicOrPartition,
+            NotEnoughReplicas,
+        ] {
+            assert_eq!(classify(&produce(code)), Failure::Retriable, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_batch_is_bounded_above_by_its_parts_and_the_framing() {
+        use rdkafka::message::Header;
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "h",
+            value: Some(&b"12345"[..]),
+        });
+        let size = record_batch_size(Some(b"key"), Some(&[0; 1000]), Some(&headers));
+        assert_eq!(size, 61 + 36 + 3 + 1000 + (10 + 1 + 5));
+        assert_eq!(record_batch_size(None, None, None), 97);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(crate) mod messages;
 pub(crate) mod offsets;
 pub(crate) mod producer;
 pub(crate) mod rebalance;
+pub(crate) mod reroute;
 pub(crate) mod transactions;
 pub(crate) mod watermark;
 pub(crate) mod worker;

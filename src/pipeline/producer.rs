@@ -36,14 +36,17 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::delivery::{
-    lock, opaque, retry_backoff, unpack, Delivered, DeliveryContext, Retry, Slot, Slots,
+    classify, is_reduced, lock, opaque, record_batch_size, reduced, retry_backoff, unpack,
+    Delivered, DeliveryContext, Failure, Retry, Slot, Slots,
 };
+use super::reroute::{reduced_letter, rejected_output, Letter};
 use super::transactions::{Transactions, TXN_TIMEOUT};
 use crate::cli::run::Guarantee;
 use crate::config::Config;
 use crate::error::PipelineError;
 use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
+use crate::kafka::admin::{max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::kafka::client::{producer_config, ClientLog};
 use crate::pipeline::merger::{EpochMerger, Publication};
 use crate::pipeline::messages::{
@@ -51,6 +54,7 @@ use crate::pipeline::messages::{
 };
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::{unix_ms, Metrics};
+use crate::transform::ErrorCode;
 
 /// Records waiting for a retry beyond which no new work is taken.
 pub const MAX_RETRY_BACKLOG: usize = 10_000;
@@ -75,7 +79,13 @@ pub struct ProducerStage<'a> {
     pub(super) txn: Option<Transactions>,
     pub(super) shutdown: &'a Shutdown,
     pub(super) last_failure_log: Option<Instant>,
+    pub(super) last_reroute_log: Option<Instant>,
     pub(super) last_retry_pass: Instant,
+    /// The largest record batch each output topic accepts (by destination index): a record
+    /// above it is refused before it is sent.
+    pub(super) limits: [usize; 3],
+    /// Set when even a reduced dead letter could not be written: the run stops with it.
+    pub(super) fatal: Option<PipelineError>,
 }
 
 impl<'a> ProducerStage<'a> {
@@ -95,7 +105,18 @@ impl<'a> ProducerStage<'a> {
             metrics,
             log: ClientLog::new("producer"),
         };
-        let producer: BaseProducer<DeliveryContext> = producer_config(config)
+        let limits = record_limits(config);
+        let smallest = limits
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let largest = limits
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let producer: BaseProducer<DeliveryContext> = producer_config(config, (smallest, largest))
             .create_with_context(context)
             .map_err(|e| PipelineError::Config(format!("producer: {e}")))?;
         let txn = match config.guarantee {
@@ -132,7 +153,10 @@ impl<'a> ProducerStage<'a> {
             txn,
             shutdown,
             last_failure_log: None,
+            last_reroute_log: None,
             last_retry_pass: Instant::now(),
+            limits,
+            fatal: None,
         })
     }
 
@@ -192,6 +216,9 @@ impl<'a> ProducerStage<'a> {
         self.apply_delivery_reports()?;
         self.resend_due();
         self.check_fatal()?;
+        if let Some(fatal) = self.fatal.take() {
+            return Err(fatal);
+        }
         while let Ok(closed) = self.control_rx.try_recv() {
             self.merger.closed(closed.epoch, closed.records);
             if let Some(txn) = &mut self.txn {
@@ -345,7 +372,7 @@ impl<'a> ProducerStage<'a> {
                     error,
                 ));
             }
-            self.schedule_retry(retry, &error);
+            self.failed(retry, error);
         }
         let metrics = self.metrics();
         if delivered > 0 {
@@ -411,6 +438,18 @@ impl<'a> ProducerStage<'a> {
     ) -> Option<(Retry, KafkaError)> {
         let (_, destination, _) = unpack(opaque);
         let topic = &self.topics[destination.index()];
+        if self.too_large(destination, key, value, headers.as_ref()) {
+            let retry = Retry {
+                opaque,
+                timestamp_ms,
+                key: key.map(<[u8]>::to_vec),
+                value: value.map(<[u8]>::to_vec),
+                headers,
+                not_before: Instant::now(),
+            };
+            let error = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+            return Some((retry, error));
+        }
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(topic, opaque);
         if let Some(key) = key {
@@ -452,7 +491,7 @@ impl<'a> ProducerStage<'a> {
         }
     }
 
-    /// Sends one message; one that could not be queued goes to the retry queue.
+    /// Sends one message; one that could not be queued is handled by its [`Failure`] class.
     fn send_or_retry(
         &mut self,
         opaque: usize,
@@ -462,8 +501,105 @@ impl<'a> ProducerStage<'a> {
         timestamp_ms: Option<i64>,
     ) {
         if let Some((retry, error)) = self.send(opaque, key, value, headers, timestamp_ms) {
-            self.schedule_retry(retry, &error);
+            self.failed(retry, error);
         }
+    }
+
+    /// Whether a record is above its topic's `max.message.bytes` (dead letters and records
+    /// with several headers are measured whole; a processed record's one lineage header is
+    /// small, so its key and value decide).
+    fn too_large(
+        &self,
+        destination: Destination,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<&OwnedHeaders>,
+    ) -> bool {
+        let limit = self.limits[destination.index()];
+        let bare = record_batch_size(key, value, None);
+        let measure_headers = destination != Destination::Processed
+            || headers.is_some_and(|h| rdkafka::message::Headers::count(h) > 1)
+            || bare + 4096 > limit;
+        let size = if measure_headers {
+            record_batch_size(key, value, headers)
+        } else {
+            bare + 4096
+        };
+        size > limit
+    }
+
+    /// A record that could not be written: retried (retriable), or written in its fallback
+    /// form (permanent; see [`Failure::Permanent`]).
+    pub(super) fn failed(&mut self, retry: Retry, error: KafkaError) {
+        match classify(&error) {
+            Failure::Retriable => self.schedule_retry(retry, &error),
+            Failure::Permanent => self.reroute(retry, &error),
+        }
+    }
+
+    /// Writes a permanently refused record's fallback (in the same slot, so its batch and
+    /// epoch complete once the fallback is delivered); when there is none left, stops the run.
+    fn reroute(&mut self, retry: Retry, error: &KafkaError) {
+        let (slot, destination, _) = unpack(retry.opaque);
+        let topic = self.topics[destination.index()].clone();
+        let record = Letter {
+            key: retry.key,
+            value: retry.value,
+            headers: retry.headers,
+            timestamp_ms: retry.timestamp_ms,
+        };
+        let why = error.to_string();
+        let (fallback, opaque, what) = match destination {
+            Destination::Processed => {
+                let metrics = self.metrics();
+                metrics.dead_lettered[ErrorCode::OutputRejected.index()].fetch_add(1, Relaxed);
+                metrics.valid.fetch_sub(1, Relaxed);
+                (
+                    rejected_output(record, &why),
+                    opaque(slot, Destination::DeadLetter, 0),
+                    "dead-lettering it as output_rejected",
+                )
+            }
+            Destination::DeadLetter if !is_reduced(retry.opaque) => {
+                self.metrics().dead_letters_truncated.fetch_add(1, Relaxed);
+                (
+                    reduced_letter(record, &why),
+                    reduced(opaque(slot, Destination::DeadLetter, 0)),
+                    "writing it reduced (value dropped, __pipeline.errors.truncated)",
+                )
+            }
+            _ => {
+                log::error!("{topic} refused a record for good ({error}), and it has no fallback");
+                self.fatal.get_or_insert(PipelineError::kafka(
+                    format!(
+                        "{topic} refuses the pipeline's records for good (even a reduced dead                          letter); stopping with nothing committed past them"
+                    ),
+                    error.clone(),
+                ));
+                return;
+            }
+        };
+        let now = Instant::now();
+        if self
+            .last_reroute_log
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(5))
+        {
+            self.last_reroute_log = Some(now);
+            log::warn!("{topic} refused a record for good ({error}); {what}");
+        }
+        let Letter {
+            key,
+            value,
+            headers,
+            timestamp_ms,
+        } = fallback;
+        self.send_or_retry(
+            opaque,
+            key.as_deref(),
+            value.as_deref(),
+            headers,
+            timestamp_ms,
+        );
     }
 
     fn schedule_retry(&mut self, mut retry: Retry, error: &KafkaError) {
@@ -483,9 +619,16 @@ impl<'a> ProducerStage<'a> {
                 self.retries.len() + 1
             );
         }
-        retry.opaque = opaque(slot, destination, attempts + 1);
+        let reduced_bit = retry.opaque & reduced(0);
+        retry.opaque = opaque(slot, destination, attempts + 1) | reduced_bit;
         retry.not_before = now + backoff;
         self.retries.push_back(retry);
+        self.note_retry_backlog();
+    }
+
+    fn note_retry_backlog(&self) {
+        let backlog = &self.metrics().gauges.retry_backlog;
+        backlog.store(self.retries.len() as u64, Relaxed);
     }
 
     fn resend_due(&mut self) {
@@ -515,6 +658,7 @@ impl<'a> ProducerStage<'a> {
         // Records rescheduled during this pass are already in `self.retries`.
         waiting.append(&mut self.retries);
         self.retries = waiting;
+        self.note_retry_backlog();
     }
 
     fn check_fatal(&self) -> Result<(), PipelineError> {
@@ -526,4 +670,29 @@ impl<'a> ProducerStage<'a> {
             None => Ok(()),
         }
     }
+}
+
+/// The largest record batch each output topic accepts (output, dead letters, insights): its
+/// `max.message.bytes`, or Kafka's default for a topic that does not exist yet (it is created
+/// with the default) or when the configuration cannot be read.
+fn record_limits(config: &Config) -> [usize; 3] {
+    let topics = [
+        config.output_topic.as_str(),
+        config.dlq_topic.as_str(),
+        config.insights_topic.as_str(),
+    ];
+    let mut limits = [DEFAULT_MAX_MESSAGE_BYTES; 3];
+    match max_message_bytes(&config.brokers, &config.producer_properties, &topics) {
+        Ok(found) => {
+            for (limit, found) in limits.iter_mut().zip(found) {
+                *limit = found.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+            }
+        }
+        Err(e) => log::warn!(
+            "{e:#}; assuming the default max.message.bytes ({DEFAULT_MAX_MESSAGE_BYTES}) for the \
+             output topics"
+        ),
+    }
+    log::debug!("largest record batch per output topic: {limits:?}");
+    limits
 }

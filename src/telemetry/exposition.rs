@@ -115,8 +115,20 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "delivery_failures_total",
         kind: "counter",
-        help: "Deliveries that failed and are retried, by topic.",
+        help: "Deliveries that failed, by topic (retried, or written in their fallback form when refused for good).",
         samples: |s, out| out.per_topic(s, &s.m.delivery_failures_by_topic),
+    },
+    Family {
+        name: "dead_letters_truncated_total",
+        kind: "counter",
+        help: "Dead letters the dead-letter topic refused whole (too large, invalid), written reduced: value dropped, __pipeline.errors.truncated set.",
+        samples: |s, out| out.value(s.m.dead_letters_truncated.load(Relaxed)),
+    },
+    Family {
+        name: "retry_backlog_records",
+        kind: "gauge",
+        help: "Records waiting for a retry after a retriable delivery failure (their input offsets stay uncommitted).",
+        samples: |s, out| out.value(s.m.gauges.retry_backlog.load(Relaxed)),
     },
     Family {
         name: "commits_total",
@@ -260,7 +272,7 @@ mod tests {
     use super::*;
 
     /// The names the dashboards and alert rules use (README "Metrics and health").
-    const AGREED: [&str; 19] = [
+    const AGREED: &[&str] = &[
         "build_info",
         "workers",
         "events_received_total",
@@ -268,6 +280,8 @@ mod tests {
         "events_dead_lettered_total",
         "records_delivered_total",
         "delivery_failures_total",
+        "dead_letters_truncated_total",
+        "retry_backlog_records",
         "commits_total",
         "commit_failures_total",
         "rebalances_total",
@@ -313,7 +327,7 @@ mod tests {
                 assert!(value.parse::<f64>().is_ok(), "{line}");
             }
         }
-        for name in AGREED {
+        for &name in AGREED {
             assert!(declared.contains_key(name), "{name} missing:\n{text}");
         }
         assert_eq!(declared.len(), AGREED.len(), "{declared:?}");

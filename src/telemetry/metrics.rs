@@ -45,6 +45,8 @@ pub struct Metrics {
     pub delivery_failures: AtomicU64,
     /// Failed deliveries per topic, by destination index.
     pub delivery_failures_by_topic: [AtomicU64; 3],
+    /// Dead letters the dead-letter topic refused whole, written reduced (value dropped).
+    pub dead_letters_truncated: AtomicU64,
     /// Times the consumer paused its partitions because the workers were behind.
     pub pauses: AtomicU64,
     /// Partition assignments served.
@@ -88,6 +90,8 @@ pub struct Gauges {
     pub producer_channel: AtomicU64,
     /// Whether the consumer has paused its partitions for backpressure.
     pub paused: AtomicBool,
+    /// Records waiting for a retry after a retriable delivery failure.
+    pub retry_backlog: AtomicU64,
     /// Consumer lag per input partition (high watermark − stored position), from the latest
     /// librdkafka statistics.
     pub lag: Mutex<Vec<(i32, i64)>>,
@@ -105,6 +109,7 @@ impl Default for Gauges {
             workers_channel: AtomicU64::new(0),
             producer_channel: AtomicU64::new(0),
             paused: AtomicBool::new(false),
+            retry_backlog: AtomicU64::new(0),
             lag: Mutex::new(Vec::new()),
             lag_sum: AtomicI64::new(-1),
         }

@@ -33,6 +33,15 @@ pub const HEADER_ERROR_OFFSET: &str = "__pipeline.errors.offset";
 /// Dead-letter header: the input record's timestamp, milliseconds since the epoch (decimal).
 pub const HEADER_ERROR_TIMESTAMP: &str = "__pipeline.errors.timestamp";
 
+/// Dead-letter header of a letter written reduced because the broker refused it whole: what
+/// was dropped, comma-separated (`value`, `headers`, `key`). Its other `__pipeline.*` headers
+/// still say where the record came from and why it was rejected.
+pub const HEADER_ERROR_TRUNCATED: &str = "__pipeline.errors.truncated";
+
+/// Dead-letter header: why the producer could not write the record (an `output_rejected` letter,
+/// or a reduced one): the client's or the broker's error.
+pub const HEADER_ERROR_WRITE: &str = "__pipeline.errors.write_error";
+
 /// Writes the value of [`HEADER_SOURCE`] for `topic`, `partition`, `offset` into `out`; a
 /// negative partition or offset (never one of a real record) as 0.
 pub fn write_source(out: &mut Vec<u8>, topic: &str, partition: i32, offset: i64) {

@@ -28,11 +28,15 @@ pub enum ErrorCode {
     InvalidType,
     /// A field has the right type but an unacceptable value.
     InvalidValue,
+    /// A valid record whose processed form the broker or the client refused for good (too large
+    /// for the output topic, an invalid record, no permission): dead-lettered by the producer
+    /// stage, with the processed value, so nothing stalls on it.
+    OutputRejected,
 }
 
 impl ErrorCode {
     /// Every code, in a stable order (for metrics and documentation).
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::Tombstone,
         ErrorCode::EmptyPayload,
         ErrorCode::TooLarge,
@@ -44,6 +48,7 @@ impl ErrorCode {
         ErrorCode::DuplicateField,
         ErrorCode::InvalidType,
         ErrorCode::InvalidValue,
+        ErrorCode::OutputRejected,
     ];
 
     /// The code as written in the DLQ header and in metrics.
@@ -60,6 +65,7 @@ impl ErrorCode {
             ErrorCode::DuplicateField => "duplicate_field",
             ErrorCode::InvalidType => "invalid_type",
             ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::OutputRejected => "output_rejected",
         }
     }
 
@@ -76,6 +82,7 @@ impl ErrorCode {
             | ErrorCode::DuplicateField
             | ErrorCode::InvalidType
             | ErrorCode::InvalidValue => "validate",
+            ErrorCode::OutputRejected => "produce",
             _ => "parse",
         }
     }

@@ -691,7 +691,7 @@ fn failed_deliveries_back_off_exponentially() {
     let output = format!("{input}-out");
     let group = unique("chaos-backoff-group");
     create_topic(&brokers, &input, 1, &[]);
-    create_topic(&brokers, &output, 1, &[("max.message.bytes", "64")]);
+    create_topic(&brokers, &format!("{input}-insights"), 1, &[]);
     let records = 20;
     let recs: Vec<Rec> = (0..records)
         .map(|i| {
@@ -703,15 +703,14 @@ fn failed_deliveries_back_off_exponentially() {
         })
         .collect();
     produce(&brokers, &input, &recs);
-    let mut run = Running::pipeline(&brokers, &input, &group, &["--workers", "1"]);
-    std::thread::sleep(Duration::from_secs(8));
-    kafka_pipeline::kafka::admin::alter_topic_config(
+    let mut run = Running::pipeline(
         &brokers,
-        &[],
-        &output,
-        &[("max.message.bytes", "1048588")],
-    )
-    .unwrap();
+        &input,
+        &group,
+        &[&["--workers", "1"], OUTPUT_MISSING].concat(),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    create_topic(&brokers, &output, 1, &[]);
     assert!(
         wait_committed_to_end(&brokers, &group, &input, 1, Duration::from_secs(60)),
         "did not resume after the output became writable; log:\n{}",

@@ -120,6 +120,20 @@ pub fn login(user: &str, time: u64, device_type: Option<&str>, locale: &str) -> 
         .to_bytes()
 }
 
+/// The `run` flags of a test whose output topic is missing for a while, the outage a test can
+/// stage on the single test broker with a retriable error: the producer may not create it
+/// (the broker would), and librdkafka reports an undeliverable record after one second (its
+/// default, 300 s, would hide the outage from a test). A record refused for good (one too
+/// large for the topic) is dead-lettered instead, so it cannot stand in for an outage; and
+/// `min.insync.replicas` above the replication factor no longer refuses writes (Kafka 4 caps it
+/// at the replication factor, KIP-966).
+pub const OUTPUT_MISSING: &[&str] = &[
+    "--producer-property",
+    "allow.auto.create.topics=false",
+    "--producer-property",
+    "message.timeout.ms=1000",
+];
+
 /// Produces records (to `partition` when given, else by key) and waits for every delivery.
 pub fn produce(brokers: &str, topic: &str, records: &[Rec]) {
     let defaults = [("linger.ms", "5"), ("message.max.bytes", "10000000")];

@@ -291,15 +291,20 @@ fn failed_delivery_holds_the_committed_offset_until_it_succeeds() {
         unique("it-group"),
     );
     create_topic(&brokers, &input, 1, &[]);
-    // Too small for any processed record: the broker answers MESSAGE_TOO_LARGE.
-    create_topic(&brokers, &output, 1, &[("max.message.bytes", "64")]);
+    // No output topic until later: every delivery fails with a retriable error.
     create_topic(&brokers, &dlq, 1, &[]);
+    create_topic(&brokers, &format!("{input}-insights"), 1, &[]);
     let records: Vec<Rec> = (0..20)
         .map(|i| Rec::new(Some(b"k"), Some(&valid_event(i))))
         .collect();
     produce(&brokers, &input, &records);
 
-    let mut run = Running::pipeline(&brokers, &input, &group, &["--workers", "2"]);
+    let mut run = Running::pipeline(
+        &brokers,
+        &input,
+        &group,
+        &[&["--workers", "2"], OUTPUT_MISSING].concat(),
+    );
     assert!(
         wait_until(Duration::from_secs(30), || run
             .log_text()
@@ -319,13 +324,7 @@ fn failed_delivery_holds_the_committed_offset_until_it_succeeds() {
     );
     assert!(read_all(&brokers, &output, 0, Duration::from_secs(3)).is_empty());
 
-    kafka_pipeline::kafka::admin::alter_topic_config(
-        &brokers,
-        &[],
-        &output,
-        &[("max.message.bytes", "1048588")],
-    )
-    .expect("alter topic config");
+    create_topic(&brokers, &output, 1, &[]);
     assert!(
         wait_until(Duration::from_secs(60), || committed(
             &brokers, &group, &input, 1
@@ -422,10 +421,10 @@ fn shutdown_deadline_and_second_signal() {
         return;
     };
     let input = unique("it-stop");
-    let (output, dlq) = (format!("{input}-out"), format!("{input}-dlq"));
+    let dlq = format!("{input}-dlq");
     create_topic(&brokers, &input, 1, &[]);
-    create_topic(&brokers, &output, 1, &[("max.message.bytes", "64")]);
     create_topic(&brokers, &dlq, 1, &[]);
+    create_topic(&brokers, &format!("{input}-insights"), 1, &[]);
     produce(
         &brokers,
         &input,
@@ -434,7 +433,12 @@ fn shutdown_deadline_and_second_signal() {
 
     for (signals, expected_code) in [(1, 4), (2, 130)] {
         let group = unique("it-group");
-        let mut run = Running::pipeline(&brokers, &input, &group, &["--shutdown-timeout", "3s"]);
+        let mut run = Running::pipeline(
+            &brokers,
+            &input,
+            &group,
+            &[&["--shutdown-timeout", "3s"], OUTPUT_MISSING].concat(),
+        );
         assert!(
             wait_until(Duration::from_secs(30), || run
                 .log_text()
@@ -743,4 +747,95 @@ fn exactly_once_commits_outputs_and_offsets_in_transactions() {
         "transaction markers take offsets beside the 540 records (end offsets sum {out_end})"
     );
     assert!(run.log_text().contains("exactly-once (epochs of 200ms)"));
+}
+
+/// Records whose outputs the topics refuse for good never stall the pipeline: a record of
+/// 1,020,000 bytes (above librdkafka's own 1,000,000 default, below Kafka's 1,048,588) is
+/// dead-lettered whole; one of 1,048,400 bytes, whose dead letter is above the topic's limit, is
+/// dead-lettered reduced; with an output topic that takes no processed record and a DLQ topic
+/// that takes no big letter, valid records become `output_rejected` letters and the big
+/// letters reduced ones. Every run commits to the end and exits 0 with `--exit-at-end`.
+#[test]
+fn records_the_topics_refuse_are_dead_lettered_or_reduced_and_everything_commits() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let big = |len: usize| Rec::new(Some(b"big"), Some(&vec![b'x'; len]));
+    let valid = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| Rec::new(Some(b"k"), Some(&valid_event(i))))
+            .collect::<Vec<_>>()
+    };
+    type Configs<'a> = &'a [(&'a str, &'a str)];
+    // (output topic configs, DLQ topic configs, processed records, whole letters, reduced)
+    let cases: [(Configs<'_>, Configs<'_>, usize, usize, usize); 2] = [
+        (&[], &[], 300, 1, 1),
+        (
+            &[("max.message.bytes", "300")],
+            &[("max.message.bytes", "1500")],
+            0,
+            300,
+            2,
+        ),
+    ];
+    for (out_configs, dlq_configs, processed, whole, reduced) in cases {
+        let input = unique("it-poison");
+        let (output, dlq, group) = (
+            format!("{input}-out"),
+            format!("{input}-dlq"),
+            unique("it-group"),
+        );
+        create_topic(&brokers, &input, 1, &[]);
+        create_topic(&brokers, &output, 1, out_configs);
+        create_topic(&brokers, &dlq, 1, dlq_configs);
+        let mut records = valid(0..100);
+        records.push(big(1_020_000));
+        records.extend(valid(100..200));
+        records.push(big(1_048_400));
+        records.extend(valid(200..300));
+        produce(&brokers, &input, &records);
+
+        let mut run = Running::pipeline(&brokers, &input, &group, &["--exit-at-end"]);
+        let status = run.wait(Duration::from_secs(90));
+        let log = run.log_text();
+        assert_eq!(status.code(), Some(0), "log:\n{log}");
+        assert_eq!(
+            committed(&brokers, &group, &input, 1).get(&0),
+            Some(&302),
+            "not committed to the end; log:\n{log}"
+        );
+        let out = read_all(&brokers, &output, processed, Duration::from_secs(20));
+        assert_eq!(out.len(), processed, "processed records");
+        let letters = read_all(&brokers, &dlq, whole + reduced, Duration::from_secs(30));
+        let truncated: Vec<&Rec> = letters
+            .iter()
+            .filter(|l| l.header("__pipeline.errors.truncated").is_some())
+            .collect();
+        assert_eq!(letters.len(), whole + reduced, "dead letters; log:\n{log}");
+        assert_eq!(truncated.len(), reduced, "reduced letters");
+        for letter in &truncated {
+            assert_eq!(letter.value, None, "a reduced letter has no value");
+            assert_eq!(
+                letter.header("__pipeline.errors.code").as_deref(),
+                Some("too_large")
+            );
+            assert!(letter.header("__pipeline.errors.offset").is_some());
+            assert!(letter.header("__pipeline.errors.write_error").is_some());
+        }
+        let rejected = letters
+            .iter()
+            .filter(|l| l.header("__pipeline.errors.code").as_deref() == Some("output_rejected"))
+            .count();
+        assert_eq!(rejected, 300 - processed, "output_rejected letters");
+        if processed == 300 {
+            let first = letters
+                .iter()
+                .find(|l| truncated.iter().all(|t| t.offset != l.offset));
+            assert_eq!(
+                first.and_then(|l| l.value.as_ref()).map(Vec::len),
+                Some(1_020_000),
+                "the 1,020,000-byte record's letter is whole"
+            );
+        }
+    }
 }
