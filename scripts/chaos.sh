@@ -81,10 +81,12 @@ cluster_kafka() {
     scripts/kafka.sh cluster "$@"
 }
 
+# With the test-only fault hook (src/fault.rs; the panic scenario), as scripts/test.sh builds it,
+# so the debug binaries the tests built are reused as they are.
 if [[ $profile == release ]]; then
-  cargo build --release --locked --bin kafka-pipeline --example chaos
+  cargo build --release --locked --features fault-injection --bin kafka-pipeline --example chaos
 else
-  cargo build --locked --bin kafka-pipeline --example chaos
+  cargo build --locked --features fault-injection --bin kafka-pipeline --example chaos
 fi
 scripts/kafka.sh start
 

@@ -9,4 +9,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/kafka.sh start
 scripts/postgres.sh start >/dev/null || echo "test.sh: no PostgreSQL (apt-get install postgresql-15 postgresql-15-hll); tests/integration/sink.rs skips" >&2
 scripts/python-env.sh >/dev/null
-cargo test --all-targets --locked "$@"
+# fault-injection: the test-only hook of the supervision tests (src/fault.rs).
+cargo test --all-targets --locked --features fault-injection "$@"

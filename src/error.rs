@@ -35,8 +35,14 @@ pub enum PipelineError {
         /// Input records not confirmed delivered; they will be processed again on restart.
         in_flight: u64,
     },
-    /// A pipeline thread panicked.
-    ThreadPanicked(&'static str),
+    /// A pipeline thread ended while the pipeline was running: it panicked, or it returned
+    /// before the shutdown (which no stage does unless something is wrong).
+    StageEnded {
+        /// The thread's name (`worker-1`, `producer`, `consumer`).
+        stage: String,
+        /// What happened (`panicked: …`, `returned early`).
+        how: String,
+    },
     /// An admin request (creating a topic) failed.
     Admin(String),
     /// The operating system refused something the process needs to run: a thread, the signal
@@ -74,7 +80,9 @@ impl fmt::Display for PipelineError {
                 "shutdown timed out with {in_flight} input records not confirmed; \
                  they will be processed again on restart"
             ),
-            PipelineError::ThreadPanicked(name) => write!(f, "thread {name} panicked"),
+            PipelineError::StageEnded { stage, how } => {
+                write!(f, "pipeline stage {stage} {how}; the pipeline stopped")
+            }
             PipelineError::Admin(msg) => write!(f, "{msg}"),
             PipelineError::System(msg) => write!(f, "cannot run: {msg}"),
         }
@@ -108,7 +116,13 @@ mod tests {
                 PipelineError::ShutdownTimeout { in_flight: 3 },
                 EXIT_RUNTIME,
             ),
-            (PipelineError::ThreadPanicked("worker"), EXIT_RUNTIME),
+            (
+                PipelineError::StageEnded {
+                    stage: "worker-1".into(),
+                    how: "panicked".into(),
+                },
+                EXIT_RUNTIME,
+            ),
             (
                 PipelineError::Admin("creating topic t".into()),
                 EXIT_RUNTIME,

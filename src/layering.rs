@@ -10,6 +10,7 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("transform", &[]),
     ("shutdown", &[]),
+    ("fault", &[]),
     ("error", &["transform"]),
     ("insights", &["transform"]),
     ("loadgen", &["transform"]),
@@ -33,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cli",
             "config",
             "error",
+            "fault",
             "insights",
             "kafka",
             "shutdown",

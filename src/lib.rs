@@ -64,6 +64,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod insights;
 pub mod kafka;
 pub mod loadgen;

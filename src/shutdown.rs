@@ -1,14 +1,14 @@
 //! The shutdown signal shared by the pipeline's threads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Set once, by a signal handler or by the pipeline itself; read by every stage.
 #[derive(Debug, Default)]
 pub struct Shutdown {
     requested: AtomicBool,
-    deadline: OnceLock<Instant>,
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Shutdown {
@@ -20,11 +20,24 @@ impl Shutdown {
     /// Asks the pipeline to stop, finishing within `grace`. Returns false if shutdown had
     /// already been requested (the first deadline stands).
     pub fn request(&self, grace: Duration) -> bool {
+        let mut deadline = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
         let first = !self.requested.swap(true, Ordering::SeqCst);
         if first {
-            let _ = self.deadline.set(Instant::now() + grace);
+            *deadline = Some(Instant::now() + grace);
         }
         first
+    }
+
+    /// Asks the pipeline to stop within `grace` at the latest: like [`Shutdown::request`], but
+    /// an earlier request's later deadline is brought forward (a failed stage leaves nothing
+    /// worth the whole shutdown timeout).
+    pub fn request_within(&self, grace: Duration) {
+        self.request(grace);
+        let mut deadline = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        let by = Instant::now() + grace;
+        if deadline.is_none_or(|d| d > by) {
+            *deadline = Some(by);
+        }
     }
 
     /// Whether shutdown has been requested.
@@ -34,7 +47,7 @@ impl Shutdown {
 
     /// When the shutdown must be finished, once requested.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline.get().copied()
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Time left before the deadline (zero when passed; `None` before shutdown).
@@ -66,5 +79,17 @@ mod tests {
         let s = Shutdown::new();
         s.request(Duration::ZERO);
         assert!(s.overdue());
+        let s = Shutdown::new();
+        s.request(Duration::from_secs(30));
+        s.request_within(Duration::from_secs(2));
+        assert!(
+            s.remaining().unwrap() <= Duration::from_secs(2),
+            "brought forward"
+        );
+        s.request_within(Duration::from_secs(10));
+        assert!(
+            s.remaining().unwrap() <= Duration::from_secs(2),
+            "never later"
+        );
     }
 }

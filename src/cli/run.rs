@@ -125,9 +125,10 @@ pub struct RunArgs {
     pub exit_at_end: bool,
 
     /// Address of the HTTP endpoints /metrics (Prometheus), /health and /ready; "" turns them
-    /// off. Use 0.0.0.0:9898 in a container. When the default address is taken (a second
-    /// instance on one host) the pipeline warns and runs without them; an address given
-    /// explicitly must be free [default: 127.0.0.1:9898].
+    /// off. Use 0.0.0.0:9898 in a container. When the default port is taken (a second
+    /// instance on one host) the instance takes the next free one of 9898-9913 and logs it;
+    /// with none free, or an explicit address taken, it refuses to start [default:
+    /// 127.0.0.1:9898].
     #[arg(long, value_name = "HOST:PORT", env = "KAFKA_PIPELINE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 

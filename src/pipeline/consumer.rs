@@ -132,6 +132,8 @@ pub struct ConsumerStage<'a> {
     pending: VecDeque<Pending>,
     pools: &'a BatchPools,
     at_end: BTreeSet<i32>,
+    /// Batches handed to the workers.
+    dispatched: u64,
 }
 
 /// Builds batches from polled records.
@@ -216,6 +218,7 @@ impl<'a> ConsumerStage<'a> {
             pending: VecDeque::new(),
             pools,
             at_end: BTreeSet::new(),
+            dispatched: 0,
         })
     }
 
@@ -383,6 +386,8 @@ impl<'a> ConsumerStage<'a> {
                     }
                     drop(tracker);
                     self.metrics.note_received(records);
+                    self.dispatched += 1;
+                    crate::fault::inject(self.dispatched);
                 }
                 Err(TrySendError::Full(batch)) => {
                     self.pending.push_front(Pending { batch, parts });

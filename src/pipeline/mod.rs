@@ -20,6 +20,7 @@ pub(crate) mod transactions;
 pub(crate) mod watermark;
 pub(crate) mod worker;
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -36,6 +37,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::http::{MetricsServer, View};
 use crate::telemetry::metrics::Metrics;
 use crate::transform::Transformer;
+use crossbeam_channel::{Receiver, Sender};
 
 /// Runs the pipeline until `shutdown` is requested (or, with `--exit-at-end`, the input is
 /// drained), then drains, flushes and commits within the shutdown timeout. With
@@ -43,12 +45,10 @@ use crate::transform::Transformer;
 /// pipeline has stopped.
 pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
     let metrics = Arc::new(Metrics::new(config.workers, stall_timeout(&config)));
-    let server = match config.metrics_addr.map(MetricsServer::bind) {
-        Some(Err(e)) if !config.metrics_addr_explicit => {
-            log::warn!("{e}; running without the metrics endpoints (pass --metrics-addr to pick another address)");
-            None
-        }
-        other => other.transpose()?,
+    let server = match config.metrics_addr {
+        Some(addr) if !config.metrics_addr_explicit => Some(bind_default(addr)?),
+        Some(addr) => Some(MetricsServer::bind(addr)?),
+        None => None,
     };
     let stop = AtomicBool::new(false);
     let view = View {
@@ -77,6 +77,40 @@ pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
         stop.store(true, Ordering::Relaxed);
         result
     })
+}
+
+/// Ports after the default metrics port that an instance takes when the default is taken.
+const DEFAULT_PORTS: u16 = 16;
+
+/// Binds the default metrics address, or, when another instance on the host has it, the next
+/// free port of the [`DEFAULT_PORTS`] after it (logged, so a scrape config can list the range):
+/// several instances on one host each serve `/health`, `/ready` and `/metrics`. When every one
+/// is taken, the instance refuses to start rather than run unseen.
+fn bind_default(addr: SocketAddr) -> Result<MetricsServer, PipelineError> {
+    let mut first_error = None;
+    for port in addr.port()..addr.port().saturating_add(DEFAULT_PORTS) {
+        match MetricsServer::bind(SocketAddr::new(addr.ip(), port)) {
+            Ok(server) => {
+                if port != addr.port() {
+                    log::warn!(
+                        "the default metrics address {addr} is taken (another instance?); \
+                         serving on port {port} instead"
+                    );
+                }
+                return Ok(server);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(PipelineError::Config(format!(
+        "no metrics port free in {}-{} ({}); pass --metrics-addr HOST:PORT, or an empty \
+         --metrics-addr to run without the endpoints",
+        addr.port(),
+        addr.port().saturating_add(DEFAULT_PORTS - 1),
+        first_error.map_or_else(String::new, |e| e.to_string())
+    )))
 }
 
 /// How long `/ready` tolerates lag without a commit: a commit follows every commit interval
@@ -133,37 +167,34 @@ fn run_stages(
     log_start(config);
 
     let grace = config.shutdown_timeout;
+    // A stage that dies leaves epochs that can never complete: the others get two commit
+    // intervals to commit what is complete, not the whole shutdown timeout.
+    let fault_grace = grace.min(2 * config.commit_interval);
+    let (ended_tx, ended_rx) = crossbeam_channel::unbounded();
+    let supervisor = Supervisor {
+        ended: ended_tx,
+        shutdown,
+    };
     thread::scope(|scope| {
         let mut handles = Vec::new();
         for i in 0..config.workers {
             let (rx, tx, shared) = (work_rx.clone(), out_tx.clone(), &shared);
             let transformer = Transformer::new(config.transform.clone());
             let windows = WorkerWindows::new(i, config.windows);
-            handles.push((
-                "worker",
-                spawn(scope, format!("worker-{i}"), move || {
-                    worker::run(rx, tx, transformer, windows, shared);
-                    Ok(())
-                })?,
-            ));
+            let name = format!("worker-{i}");
+            let handle = supervisor.spawn(scope, name.clone(), move || {
+                worker::run(rx, tx, transformer, windows, shared);
+                Ok(())
+            })?;
+            handles.push((name, handle));
         }
         drop((work_rx, out_tx));
-        handles.push((
-            "producer",
-            spawn(scope, "producer".into(), move || {
-                let result = producer.run(out_rx);
-                if result.is_err() {
-                    shutdown.request(grace);
-                }
-                result
-            })?,
-        ));
-        handles.push((
-            "consumer",
-            spawn(scope, "consumer".into(), move || consumer.run(work_tx))?,
-        ));
-
-        let result = join_all(handles, shutdown, grace);
+        let producer = supervisor.spawn(scope, "producer".into(), move || producer.run(out_rx))?;
+        handles.push(("producer".into(), producer));
+        let consumer = supervisor.spawn(scope, "consumer".into(), move || consumer.run(work_tx))?;
+        handles.push(("consumer".into(), consumer));
+        let failure = supervise(&ended_rx, handles.len(), metrics, shutdown, fault_grace);
+        let result = join_all(handles, failure);
         if let Some(summary) = metrics.summary() {
             log::info!("{summary}");
         }
@@ -171,46 +202,168 @@ fn run_stages(
     })
 }
 
-/// Spawns one stage's thread in `scope`. On failure the caller's `?` returns from the scope,
-/// dropping the channel ends it holds (and the closure's), so the threads already running
-/// drain and end before it returns.
-fn spawn<'scope, 'env, F>(
-    scope: &'scope thread::Scope<'scope, 'env>,
-    name: String,
-    f: F,
-) -> Result<StageHandle<'scope>, PipelineError>
-where
-    F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
-{
-    thread::Builder::new()
-        .name(name.clone())
-        .spawn_scoped(scope, f)
-        .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))
+/// Where every stage's end is reported, whatever ends it: a return, an error or a panic (a
+/// drop guard in the thread reports it while unwinding).
+struct Supervisor<'a> {
+    ended: Sender<StageEnd>,
+    shutdown: &'a Shutdown,
+}
+
+/// How a stage ended.
+struct StageEnd {
+    stage: String,
+    /// `None`: returned `Ok` after the shutdown began (the normal end).
+    failure: Option<String>,
+}
+
+/// Reports its stage's end when dropped: at the return, or while a panic unwinds the thread.
+struct EndGuard<'a> {
+    stage: String,
+    outcome: Option<Result<(), String>>,
+    supervisor: &'a Supervisor<'a>,
+}
+
+impl Drop for EndGuard<'_> {
+    fn drop(&mut self) {
+        let failure = match self.outcome.take() {
+            None => Some("panicked".to_string()),
+            Some(Err(e)) => Some(format!("failed: {e}")),
+            Some(Ok(())) if self.supervisor.shutdown.is_requested() => None,
+            Some(Ok(())) => Some("returned while the pipeline was running".to_string()),
+        };
+        let _ = self.supervisor.ended.send(StageEnd {
+            stage: std::mem::take(&mut self.stage),
+            failure,
+        });
+    }
+}
+
+impl<'a> Supervisor<'a> {
+    /// Spawns one stage's thread in `scope`, named `name`, its end reported by an
+    /// [`EndGuard`]. On failure the caller's `?` returns from the scope, dropping the channel
+    /// ends it holds (and the closure's), so the threads already running drain and end before
+    /// it returns.
+    fn spawn<'scope, 'env, F>(
+        &'scope self,
+        scope: &'scope thread::Scope<'scope, 'env>,
+        name: String,
+        f: F,
+    ) -> Result<StageHandle<'scope>, PipelineError>
+    where
+        F: FnOnce() -> Result<(), PipelineError> + Send + 'scope,
+        'a: 'scope,
+    {
+        let stage = name.clone();
+        thread::Builder::new()
+            .name(name.clone())
+            .spawn_scoped(scope, move || {
+                let mut guard = EndGuard {
+                    stage,
+                    outcome: None,
+                    supervisor: self,
+                };
+                let result = f();
+                guard.outcome = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                result
+            })
+            .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))
+    }
 }
 
 type StageHandle<'scope> = thread::ScopedJoinHandle<'scope, Result<(), PipelineError>>;
 
-/// Joins every stage; the first error (or panic) requests the shutdown of the others and is
-/// the result.
-fn join_all(
-    handles: Vec<(&'static str, StageHandle<'_>)>,
+/// Waits for the `stages` ends. The first stage that fails (panics, errs, or returns before
+/// the shutdown) starts an orderly shutdown at once with `fault_grace`, marks `/health`, and is
+/// the result. A stage that returns early because its neighbour died (a worker whose output
+/// channel closed when the producer panicked) usually reports first, so an early return is
+/// held for [`CAUSE_WAIT`] in case the cause follows.
+fn supervise(
+    ended: &Receiver<StageEnd>,
+    stages: usize,
+    metrics: &Metrics,
     shutdown: &Shutdown,
-    grace: Duration,
+    fault_grace: Duration,
+) -> Option<PipelineError> {
+    let mut first: Option<PipelineError> = None;
+    let mut early: Option<StageEnd> = None;
+    let mut left = stages;
+    while left > 0 {
+        let end = if first.is_none() && early.is_some() {
+            // None: no cause followed, the early return is the failure.
+            ended.recv_timeout(CAUSE_WAIT).ok()
+        } else {
+            match ended.recv() {
+                Ok(end) => Some(end),
+                Err(_) => break,
+            }
+        };
+        let cause = match end {
+            None => early.take().expect("held"),
+            Some(end) => {
+                left -= 1;
+                let Some(how) = &end.failure else { continue };
+                let returned_early = !how.starts_with("panicked") && !how.starts_with("failed");
+                if first.is_some() || (returned_early && early.is_some()) {
+                    log::warn!("pipeline stage {} {how}", end.stage);
+                    continue;
+                }
+                if returned_early {
+                    early = Some(end);
+                    continue;
+                }
+                if let Some(held) = early.take() {
+                    let how = held.failure.as_deref().unwrap_or("");
+                    log::warn!("pipeline stage {} {how}", held.stage);
+                }
+                end
+            }
+        };
+        let how = cause.failure.unwrap_or_default();
+        log::error!(
+            "pipeline stage {} {how}; stopping the pipeline (what is complete is committed, the \
+             rest is read again on restart)",
+            cause.stage
+        );
+        metrics
+            .health
+            .stage_failed(format!("{} {how}", cause.stage));
+        shutdown.request_within(fault_grace);
+        first = Some(PipelineError::StageEnded {
+            stage: cause.stage,
+            how,
+        });
+    }
+    first
+}
+
+/// How long an early return waits for the failure that caused it (see [`supervise`]).
+const CAUSE_WAIT: Duration = Duration::from_millis(200);
+
+/// Joins every stage. The result is the first failure the supervisor saw (the stage's own
+/// error when it returned one), else the first error of a join.
+fn join_all(
+    handles: Vec<(String, StageHandle<'_>)>,
+    failure: Option<PipelineError>,
 ) -> Result<(), PipelineError> {
-    let mut first_error = None;
-    for (name, handle) in handles {
-        let result = handle
-            .join()
-            .unwrap_or(Err(PipelineError::ThreadPanicked(name)));
-        if let Err(e) = result {
-            shutdown.request(grace);
-            first_error.get_or_insert(e);
+    let mut errors = Vec::new();
+    for (stage, handle) in handles {
+        if let Ok(Err(e)) = handle.join() {
+            errors.push((stage, e));
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    let own_error = |stage: &str, errors: &mut Vec<(String, PipelineError)>| {
+        let i = errors.iter().position(|(s, _)| s == stage)?;
+        Some(errors.remove(i).1)
+    };
+    let result = match failure {
+        Some(PipelineError::StageEnded { stage, how }) => {
+            own_error(&stage, &mut errors).unwrap_or(PipelineError::StageEnded { stage, how })
+        }
+        Some(other) => other,
+        None if errors.is_empty() => return Ok(()),
+        None => errors.remove(0).1,
+    };
+    Err(result)
 }
 
 fn log_start(config: &Config) {

@@ -200,7 +200,10 @@ impl<'a> ProducerStage<'a> {
                 }
             };
             match next {
-                Ok(ToProducer::Batch(batch)) => self.take_batch(batch),
+                Ok(ToProducer::Batch(batch)) => {
+                    crate::fault::inject(received);
+                    self.take_batch(batch)
+                }
                 Ok(ToProducer::Delta(delta)) => self.merger.delta(delta),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,

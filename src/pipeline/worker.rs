@@ -149,9 +149,14 @@ pub fn run(
     shared: &WorkerShared<'_>,
 ) {
     let mut tally = WorkerTally::default();
+    let mut batches = 0u64;
     loop {
         let batch = match rx.recv_timeout(IDLE_TICK) {
-            Ok(batch) => batch,
+            Ok(batch) => {
+                batches += 1;
+                crate::fault::inject(batches);
+                batch
+            }
             Err(RecvTimeoutError::Timeout) => {
                 // Epoch first, then the channel: see the module doc.
                 let epoch = shared.epoch.load(Ordering::Acquire);

@@ -27,7 +27,9 @@
 //! `tests/integration/http.rs` holds these to account: with 50 clients trickling a byte every 1.5 s and 200
 //! idle connections open, every `/health` answers within 200 ms.
 //!
-//! - `/health`: 200 `ok` while running; 503 `shutting down` once shutdown has started. A
+//! - `/health`: 200 `ok` while every pipeline stage runs; 503 `stage worker-1 panicked: …`
+//!   once a stage has ended while running (the pipeline then stops itself), 503 `shutting
+//!   down` once shutdown has started. A
 //!   liveness probe on it should allow failures for longer than `--shutdown-timeout`
 //!   (failure threshold × period), so a drain in progress is not cut short by a restart.
 //! - `/ready`: 200 `ready` or 503 with the reason from [`Metrics::readiness`].
@@ -107,8 +109,11 @@ pub fn route(method: &str, target: &str, view: &View<'_>) -> Response {
                 body: render(view.metrics, view.topics, view.input_topic, ready),
             }
         }
-        "/health" if shutting_down => Response::text(503, "shutting down"),
-        "/health" => Response::text(200, "ok"),
+        "/health" => match view.metrics.health.failed_stage() {
+            Some(stage) => Response::text(503, format!("stage {stage}")),
+            None if shutting_down => Response::text(503, "shutting down"),
+            None => Response::text(200, "ok"),
+        },
         "/ready" => match view.metrics.readiness(shutting_down, unix_ms()) {
             Ok(()) => Response::text(200, "ready"),
             Err(reason) => Response::text(503, reason),

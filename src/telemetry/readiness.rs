@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::Mutex;
 use std::time::Duration;
 
 impl Default for Health {
@@ -13,6 +14,7 @@ impl Default for Health {
             lag_since_ms: AtomicU64::new(0),
             stall_after_ms: AtomicU64::new(0),
             started_ms: AtomicU64::new(0),
+            failed_stage: Mutex::new(None),
         }
     }
 }
@@ -28,9 +30,24 @@ pub struct Health {
     pub lag_since_ms: AtomicU64,
     stall_after_ms: AtomicU64,
     started_ms: AtomicU64,
+    /// The first pipeline stage that ended while the pipeline was running, and how: `/health`
+    /// answers 503 from then on (a liveness probe restarts the process).
+    failed_stage: Mutex<Option<String>>,
 }
 
 impl Health {
+    /// Records that a stage ended while the pipeline was running (the first one stays).
+    pub fn stage_failed(&self, what: String) {
+        let mut failed = self.failed_stage.lock().unwrap_or_else(|e| e.into_inner());
+        failed.get_or_insert(what);
+    }
+
+    /// The first stage that ended while running, and how; `None` while every stage lives.
+    pub fn failed_stage(&self) -> Option<String> {
+        let failed = self.failed_stage.lock().unwrap_or_else(|e| e.into_inner());
+        failed.clone()
+    }
+
     /// Starts the clock at `now_ms`: lag without a commit for `stall_after` from then on is a
     /// stall.
     pub fn start(&self, stall_after: Duration, now_ms: u64) {

@@ -13,3 +13,4 @@ mod loadgen;
 mod ops;
 mod pipeline;
 mod sink;
+mod supervision;
