@@ -5,9 +5,10 @@
 #
 #   scripts/bench.sh [OPTIONS]
 #
-# Builds the release binary and the copy example (cargo decides whether they are stale), starts
-# the local broker (scripts/kafka.sh), prepares the Python venv (scripts/python-env.sh), installs
-# Debian's kcat when it is missing (as root; otherwise that row is skipped), prefills a fresh
+# Builds the release binary and the copy example (cargo decides whether they are stale; into
+# $CARGO_TARGET_DIR when set), starts the local broker (scripts/kafka.sh), prepares the Python
+# venv (scripts/python-env.sh), installs Debian's kcat when it is missing (as root; otherwise
+# that row is skipped), prefills a fresh
 # input topic bench-in-<stamp> with realistic events, then runs, interleaved, once per round:
 #   copy      examples/copy.rs: one thread, BaseConsumer::poll + BaseProducer::send with the
 #             pipeline's librdkafka settings, nothing else — the ceiling
@@ -27,7 +28,8 @@
 # delivery); CPU s per 1M events is (user + sys) / events * 1e6 over the whole process; peak RSS
 # is the process's maximum. Each run is verified against the topics' end offsets: output total =
 # input - dead letters, dead-letter total = dead letters (copy, kcat, pass-through: output = input, no dead
-# letters). A failed or unverified run is marked in the table and makes the script exit 1.
+# letters). A failed or unverified run is marked in the table and makes the script exit 1; so does
+# a topic total that cannot be read as an integer (scripts/lib/parse.sh).
 #
 # Prints a markdown table, the ratios to the references (pipeline: its best --workers value),
 # the command, git revision and machine, and writes the same to target/bench/<stamp>.md (run logs
@@ -48,6 +50,9 @@
 #   --variant "LABEL=ARGS" one more pipeline run (first --workers value) with extra arguments,
 #                          e.g. --variant "linger 20=--producer-property linger.ms=20";
 #                          repeatable: how the librdkafka settings in the README were measured
+#   --profile P            cargo profile of the binaries, release or debug [release]; debug
+#                          reuses what `cargo test` built (CI's short round checks that every
+#                          row verifies; its figures are not a benchmark, and the report says so)
 #   -h, --help             this text
 #
 # The input is written uncompressed (compression.type=none), as the original Python producer
@@ -59,6 +64,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 kafka="$here/kafka.sh"
 bootstrap=localhost:29092
+# shellcheck source=scripts/lib/parse.sh
+source "$here/lib/parse.sh"
 
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -82,6 +89,7 @@ skip_references=0
 keep_topics=0
 run_timeout=1800
 variants=()
+profile=release
 
 while (($#)); do
   case $1 in
@@ -89,7 +97,7 @@ while (($#)); do
     --skip-baseline) skip_baseline=1; shift ;;
     --skip-references) skip_references=1; shift ;;
     --keep-topics) keep_topics=1; shift ;;
-    --count | --partitions | --workers | --ceiling-workers | --seed | --rounds | --baseline-count | --timeout | --variant)
+    --count | --partitions | --workers | --ceiling-workers | --seed | --rounds | --baseline-count | --timeout | --variant | --profile)
       (($# >= 2)) || die "$1 needs a value (see --help)"
       case $1 in
         --count) count=$2 ;;
@@ -100,6 +108,7 @@ while (($#)); do
         --rounds) rounds=$2 ;;
         --baseline-count) baseline_count=$2 ;;
         --timeout) run_timeout=$2 ;;
+        --profile) profile=$2 ;;
         --variant)
           [[ $2 == *=* && -n ${2%%=*} ]] || die "--variant takes LABEL=ARGS, got '$2'"
           variants+=("$2")
@@ -119,13 +128,15 @@ positive --rounds "$rounds"
 positive --baseline-count "$baseline_count"
 positive --timeout "$run_timeout"
 [[ $seed =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer, got '$seed'"
+[[ $profile == release || $profile == debug ]] || die "--profile is release or debug, got '$profile'"
 read -r -a workers <<<"$workers_list"
 ((${#workers[@]} > 0)) || die "--workers needs at least one value"
 for w in "${workers[@]}"; do positive --workers "$w"; done
 
-# Thousands separators for integers, fixed decimals for the rest (awk does the float math).
+# Thousands separators for integers, fixed decimals for the rest (awk does the float math;
+# "%.0f", not mawk's "%d", which stops at 2147483647).
 commas() {
-  awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""
+  awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""
     while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
     print s o }'
 }
@@ -140,20 +151,27 @@ logs="$outdir/$stamp"
 report="$outdir/$stamp.md"
 mkdir -p "$logs"
 
-log "building the release binary and the copy example"
-(cd "$root" && cargo build --release --locked --bin kafka-pipeline --example copy) >&2
+log "building the $profile binary and the copy example"
+cargo_profile=()
+[[ $profile == release ]] && cargo_profile=(--release)
+(cd "$root" && cargo build "${cargo_profile[@]}" --locked --bin kafka-pipeline --example copy) >&2
+# Where cargo put them: $CARGO_TARGET_DIR (relative to the repository, where cargo ran) or target/.
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir=$root/$target_dir
 # Run a copy, so that a rebuild during the benchmark cannot mix two binaries in one table.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/kafka-pipeline-bench.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 bin="$scratch/kafka-pipeline"
-cp "$root/target/release/kafka-pipeline" "$bin"
+cp "$target_dir/$profile/kafka-pipeline" "$bin"
 copy_bin="$scratch/copy"
-cp "$root/target/release/examples/copy" "$copy_bin"
+cp "$target_dir/$profile/examples/copy" "$copy_bin"
 kcat_ok=0
 if ((!skip_references)); then
   if ! command -v kcat >/dev/null && ((EUID == 0)); then
     log "installing Debian's kcat"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >&2 || true
+    # A fresh machine (a container image) has no package lists yet: update them and try again.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >&2 ||
+      { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >&2; } || true
   fi
   if command -v kcat >/dev/null; then kcat_ok=1; else log "kcat not available: its row is skipped"; fi
 fi
@@ -219,18 +237,19 @@ create_topic() {
   "$kafka" topics --create --topic "$1" --partitions "$partitions" --replication-factor 1 >/dev/null
 }
 
-# Sum of the end offsets of a topic's partitions (its record count: bench topics start at 0).
+# Sum of the end offsets of a topic's partitions (its record count: bench topics start at 0);
+# fails, saying why, unless every line is `partition offset`. The tool's stderr goes to a log.
 topic_total() {
-  local lines
-  lines=$("$kafka" offsets "$1" 2>/dev/null) || return 1
-  [[ -n $lines ]] || return 1
-  awk '{ s += $2 } END { print s }' <<<"$lines"
+  "$kafka" offsets "$1" 2>>"$logs/kafka-tools.log" | sum_offsets "$1"
 }
 
-# Records a read_committed reader sees in a topic (kcat), for transactional outputs.
+# Records a read_committed reader sees in a topic (kcat), for transactional outputs; fails when
+# kcat is missing or fails.
 committed_records() {
-  command -v kcat >/dev/null || { echo '?'; return; }
-  kcat -C -b "$bootstrap" -t "$1" -o beginning -e -q -X isolation.level=read_committed -f 'x\n' | wc -l
+  command -v kcat >/dev/null || { log "kcat is needed to count the records of $1"; return 1; }
+  local n
+  n=$(kcat -C -b "$bootstrap" -t "$1" -o beginning -e -q -X isolation.level=read_committed -f 'x\n' | wc -l) &&
+    require_count "the committed records of $1" "$n"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +369,8 @@ run_case() {
   if [[ " ${extra[*]} " == *" exactly-once "* ]]; then
     # Transactional topics hold a commit marker per transaction and partition: count the
     # committed records themselves.
-    out_total=$(committed_records "$out") dlq_total=$(committed_records "$dlq")
+    out_total=$(committed_records "$out") || { out_total='?'; problems+=("cannot count the committed records of $out"); }
+    dlq_total=$(committed_records "$dlq") || { dlq_total='?'; problems+=("cannot count the committed records of $dlq"); }
   fi
   if [[ -n $n ]]; then
     ((n == expected)) || problems+=("summary counts $n records, the input holds $expected")
@@ -410,7 +430,7 @@ done
 # Median events/s of one configuration over the rounds ("" when no run of it succeeded).
 median_rate() { # kind workers
   printf '%s\n' "${results[@]}" | awk -v k="$1" -v w="$2" '$2 == k && $3 == w { print $4 }' |
-    sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+    sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
 ratios=()
@@ -457,6 +477,10 @@ kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here
 {
   echo "## End-to-end benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
+  if [[ $profile != release ]]; then
+    echo "**$profile build** (\`--profile $profile\`): a check that every row runs and verifies; its figures are not a benchmark."
+    echo
+  fi
   echo "Input: $(commas "$input_count") realistic events (loadgen seed $seed, $partitions partitions, uncompressed) in one topic; every run reads it from the beginning with a fresh group."
   if ((!skip_baseline)); then
     echo "The Python baseline reads the first $(commas "$baseline_input_count") events of the same generator from its own topic."
@@ -472,9 +496,9 @@ kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here
   echo "process under /usr/bin/time, start-up and group join included."
   echo
   echo "- command: \`$command_line\`"
-  echo "- git: $revision"
+  echo "- git: $revision ($profile build)"
   echo "- machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB, $(uname -sr); broker Apache Kafka $kafka_version on the same host"
-  echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $("${py:-python3}" --version 2>&1) with kafka-python $(sed -n 's/^kafka-python==//p' "$root/tests/python/requirements.txt") and confluent-kafka $(sed -n 's/^confluent-kafka==//p' "$root/tests/python/requirements.txt"); $(kcat -V 2>/dev/null | head -n 1 || echo 'kcat: not run')"
+  echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $("${py:-python3}" --version 2>&1) with kafka-python $(sed -n 's/^kafka-python==//p' "$root/tests/python/requirements.txt") and confluent-kafka $(sed -n 's/^confluent-kafka==//p' "$root/tests/python/requirements.txt"); $( ((kcat_ok)) && kcat -V 2>/dev/null | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\).*/kcat \1 (librdkafka \2)/p' || echo 'kcat: not run')"
   echo "- date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
 } | tee "$report"
 log "wrote $report (run logs in $logs/)"

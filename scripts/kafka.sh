@@ -397,10 +397,34 @@ cluster() {
     kill) cluster_kill "${1:-}" ;;
     restart) use_node "${1:-}"; start ;;
     bootstrap) cluster_bootstrap ;;
-    topics) use_node 1; fetch_jars; java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cluster_bootstrap)" "$@" ;;
-    groups) use_node 1; fetch_jars; java_cp org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$(cluster_bootstrap)" "$@" ;;
+    topics) use_node 1; fetch_jars; kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cluster_bootstrap)" "$@" ;;
+    groups) use_node 1; fetch_jars; kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$(cluster_bootstrap)" "$@" ;;
     *) log "usage: scripts/kafka.sh cluster start|stop|status|kill N|restart N|bootstrap|topics …|groups …"; exit 2 ;;
   esac
+}
+
+# --- Kafka's tools -------------------------------------------------------------------------------
+
+# kafka_tool CLASS ARGS…: one of Kafka's command-line tools, its stdout carrying only the tool's
+# data (scripts parse it): log4j, log4j's own status messages (scripts/kafka/tools-log4j2.properties)
+# and the JVM's unified logging all go to stderr. The configuration is the repository's, not the
+# broker's: an adopted broker has no log4j2.properties in this data directory, and log4j then
+# prints "main ERROR Reconfiguration failed" on stdout.
+kafka_tool() {
+  java -Xlog:disable -Xlog:all=warning:stderr -cp "$libs/*" \
+    -Dlog4j2.configurationFile="$here/kafka/tools-log4j2.properties" "$@"
+}
+
+# offsets TOPIC: one `partition offset` line per partition of TOPIC on stdout, nothing else.
+# GetOffsetShell prints topic:partition:offset (topic names cannot contain ':') and takes
+# --topic as a regular expression ('.' escaped: the one metacharacter a topic name can hold);
+# any other line it prints goes to stderr.
+offsets() {
+  [[ -n ${1:-} ]] || { log "usage: scripts/kafka.sh offsets TOPIC"; exit 2; }
+  kafka_tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "${1//./\\.}" |
+    awk -F: -v topic="$1" '
+      NF == 3 && $1 == topic && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ { print $2, $3; next }
+      { print > "/dev/stderr" }'
 }
 
 case "${1:-}" in
@@ -409,11 +433,10 @@ case "${1:-}" in
   stop) stop ;;
   reset) stop; rm -rf "$data"; start ;;
   status) if answers; then log "broker answers on $bootstrap"; else log "no broker on $bootstrap"; exit 1; fi ;;
-  topics) shift; fetch_jars; java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" "$@" ;;
-  groups) shift; fetch_jars; java_cp org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" "$@" ;;
-  produce) fetch_jars; java_cp org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$2" ;;
-  # GetOffsetShell prints topic:partition:offset; topic names cannot contain ':'.
-  offsets) fetch_jars; java_cp org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" --topic "$2" | awk -F: '{ print $2, $3 }' ;;
-  consume) fetch_jars; t=$2; shift 2; java_cp org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
+  topics) shift; fetch_jars; kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" "$@" ;;
+  groups) shift; fetch_jars; kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" "$@" ;;
+  produce) fetch_jars; kafka_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$2" ;;
+  offsets) fetch_jars; offsets "${2:-}" ;;
+  consume) fetch_jars; t=$2; shift 2; kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$bootstrap" --topic "$t" --from-beginning "$@" ;;
   *) sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

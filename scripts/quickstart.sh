@@ -12,10 +12,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 rate=${QUICKSTART_RATE:-5}
 burst=${QUICKSTART_BURST:-2000}
-bin=target/release/kafka-pipeline
 
 echo "==> building kafka-pipeline (release)"
 cargo build --release --locked --bin kafka-pipeline
+# Where cargo put it: $CARGO_TARGET_DIR when set, else target/.
+bin=${CARGO_TARGET_DIR:-target}/release/kafka-pipeline
 echo "==> starting the local broker"
 scripts/kafka.sh start
 for spec in user-login:3 processed_data:3 user-login-dlq:1 insights:1; do
