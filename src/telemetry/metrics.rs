@@ -323,6 +323,12 @@ mod tests {
                     .any(|l| l.starts_with("kafka_pipeline_consumer_lag_sum ")),
                 "an unknown lag is not rendered as 0"
             );
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("kafka_pipeline_watermark_lag_seconds ")),
+                "no watermark lag before the first event"
+            );
         }
     }
 
