@@ -665,6 +665,46 @@ mod tests {
         assert!(headers.contains(&(HEADER_ERROR_CODE.into(), Some(b"missing_field".to_vec()))));
     }
 
+    #[test]
+    fn each_partition_of_a_batch_moves_its_own_watermark_and_a_future_event_not_past_now() {
+        let f = Fixture::new();
+        let now = NOW_MS / 1000;
+        let mut b = InputBatch::new();
+        b.epoch = 1;
+        let at = |t: u64| Login::default().timestamp(t).to_bytes();
+        for (partition, offset, t) in [
+            (0, 0, now - 300),
+            (0, 1, now - 290),
+            (1, 0, now - 5),
+            (0, 2, now - 280),
+            (1, 1, now + 55), // a device 55 s fast
+        ] {
+            b.push(Source { partition, offset }, None, None, Some(&at(t)), None);
+        }
+        let mut w = WorkerWindows::new(0, WindowConfig::new(10, 10));
+        let mut tally = WorkerTally::default();
+        let mut t = Transformer::new(TransformOptions::default());
+        process_batch(
+            &mut t,
+            &mut w,
+            b,
+            &f.shared("in", InputHeaders::All),
+            NOW_MS,
+            &mut tally,
+        );
+        assert_eq!(f.clock.partition_time(0), Some(now - 280));
+        assert_eq!(f.clock.partition_time(1), Some(now), "clamped to now");
+        assert_eq!(f.clock.watermark(NOW_MS), Some(now - 280));
+        // The future event still counts in its own window.
+        let windows = w.aggregator().take_deltas();
+        let future = (now + 55) - (now + 55) % 10;
+        assert_eq!(
+            windows.last().map(|w| (w.start, w.valid)),
+            Some((future, 1))
+        );
+        assert_eq!(windows.iter().map(|w| w.valid).sum::<u64>(), 5);
+    }
+
     /// Runs a worker over `batches` (channel closed after them) and returns what it sent.
     fn run_worker(f: &Fixture, batches: Vec<InputBatch>) -> Vec<ToProducer> {
         let (in_tx, in_rx) = crossbeam_channel::bounded(16);
