@@ -2,8 +2,9 @@
 //!
 //! [`Config::from_args`] turns the parsed flags ([`RunArgs`], see [`crate::cli`]) into the
 //! values the pipeline runs with, checking the rules clap cannot check flag by flag: distinct
-//! and non-empty topics, known fields with valid fill values, a whole-second window, a commit
-//! interval between 10 ms and 60 s, a resolvable metrics address. [`print_config`] prints the
+//! and non-empty topics, known fields with valid fill values, a whole-second window, an idle
+//! timeout of at least 1 s, a commit interval between 10 ms and 60 s, a resolvable metrics
+//! address. [`print_config`] prints the
 //! result as a config file, secrets redacted ([`redact`]).
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -50,6 +51,8 @@ pub struct Config {
     pub passthrough: bool,
     /// Insight window sizes.
     pub windows: crate::insights::window::WindowConfig,
+    /// How long a partition may go without events before it leaves the watermark's minimum.
+    pub idle_timeout: Duration,
     /// This instance's name in the insight records.
     pub instance_id: String,
     /// Whether `instance_id` was given (then it is also the static group member id).
@@ -91,6 +94,13 @@ impl Config {
             ));
         }
         let lateness = args.allowed_lateness.map_or(window, |d| d.as_secs());
+        let idle_timeout = args.idle_timeout.unwrap_or(args.window);
+        if idle_timeout < Duration::from_secs(1) {
+            return config_err(format!(
+                "--idle-timeout must be at least 1s (got {idle_timeout:?}): shorter, a partition \
+                 would leave the watermark between two of its events"
+            ));
+        }
         let instance_id_explicit = args.instance_id.is_some();
         let instance_id = args.instance_id.unwrap_or_else(default_instance_id);
         if instance_id.trim().is_empty() {
@@ -124,6 +134,7 @@ impl Config {
             exit_at_end: args.exit_at_end,
             passthrough: args.passthrough,
             windows: crate::insights::window::WindowConfig::new(window, lateness),
+            idle_timeout,
             instance_id,
             instance_id_explicit,
             guarantee: args.guarantee,
@@ -269,6 +280,7 @@ pub fn print_config(args: &RunArgs, config: &Config, log_format: LogFormat) -> S
         "allowed-lateness",
         d(Duration::from_secs(config.windows.allowed_lateness_secs)),
     );
+    line("idle-timeout", d(config.idle_timeout));
     line("instance-id", q(&config.instance_id));
     line("guarantee", q(config.guarantee.as_str()));
     line("commit-interval", d(config.commit_interval));
@@ -364,6 +376,22 @@ mod tests {
         assert_eq!(c.instance_id, "a");
         assert!(run_config(&["--window", "0s"]).is_err());
         assert!(run_config(&["--window", "1500ms"]).is_err());
+    }
+
+    #[test]
+    fn idle_timeout_defaults_to_one_window_and_is_at_least_a_second() {
+        assert_eq!(
+            run_config(&[]).unwrap().idle_timeout,
+            Duration::from_secs(10)
+        );
+        let c = run_config(&["--window", "1m"]).unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        let c = run_config(&["--idle-timeout", "1500ms"]).unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_millis(1500));
+        let err = run_config(&["--idle-timeout", "500ms"]).unwrap_err();
+        assert!(err.to_string().contains("--idle-timeout"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        assert!(parse(&["run", "--idle-timeout", "soon"]).is_err());
     }
 
     #[test]

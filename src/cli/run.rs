@@ -91,6 +91,12 @@ pub struct RunArgs {
     #[arg(long, env = "KAFKA_PIPELINE_ALLOWED_LATENESS", value_parser = parse_duration)]
     pub allowed_lateness: Option<Duration>,
 
+    /// How long an input partition may go without events before its watermark leaves the
+    /// instance's minimum, so a quiet partition does not hold every window open; it enters
+    /// again with its next event. At least 1s [default: one window].
+    #[arg(long, env = "KAFKA_PIPELINE_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
     /// Name of this instance in the insight records [default: HOSTNAME-PID]. When given, it is
     /// also the consumer's group.instance.id (static membership: a restarted instance takes its
     /// partitions back at once) and names the transactional id; give each instance its own

@@ -8,7 +8,7 @@
 //! `start = t - t % size`; an event exactly at a window's end belongs to the next window. The
 //! aggregator never reads a clock: the caller passes each event's time and lag in
 //! [`Observation`]s, and the event-time watermark to [`WindowAggregator::advance`] (for the
-//! pipeline: the largest event time seen across workers, with an idle fallback).
+//! pipeline: the minimum over its partitions' watermarks, see `pipeline/watermark.rs`).
 //!
 //! # Closing, lateness, late events
 //!
@@ -20,6 +20,12 @@
 //! re-opened, so each window is published once per aggregator, and every published record is an
 //! increment that a reader can add up. So over all windows, `received + late_events` is every
 //! event observed.
+//!
+//! A late event has one of two causes ([`LateCause`], counted by [`WindowAggregator::take_late`]):
+//! it is *behind the watermark* (its window's end plus the lateness is at or before the
+//! watermark of the latest [`WindowAggregator::advance`]: truly late), or its window was closed
+//! although that watermark would still accept it (*window closed*: by the open-window limit, or
+//! by a higher watermark earlier, which a partition entering behind the others then lowered).
 //!
 //! Which time an invalid event (no usable timestamp) uses is the caller's choice; the pipeline
 //! passes the Kafka record timestamp. Lag is recorded for valid events only: it is processing
@@ -295,6 +301,38 @@ pub struct WindowAggregator {
     /// Start of the window of the last event: most events fall in it, and checking costs less
     /// than the 64-bit division of [`WindowAggregator::window_start`].
     recent: u64,
+    /// The first window the latest advance's watermark leaves open (unlike `closed_before`, it
+    /// can go down): tells a late event's cause.
+    watermark_boundary: u64,
+    /// Late events since the last [`WindowAggregator::take_late`], by [`LateCause::index`].
+    late: [u64; LateCause::ALL.len()],
+}
+
+/// Why an event was counted late (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LateCause {
+    /// Its window's end plus the allowed lateness is behind the current watermark.
+    BehindWatermark,
+    /// Its window was closed although the current watermark would still accept it.
+    WindowClosed,
+}
+
+impl LateCause {
+    /// Every cause, in index order.
+    pub const ALL: [LateCause; 2] = [LateCause::BehindWatermark, LateCause::WindowClosed];
+
+    /// Its label in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LateCause::BehindWatermark => "behind_watermark",
+            LateCause::WindowClosed => "window_closed",
+        }
+    }
+
+    /// Its position in [`LateCause::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl WindowAggregator {
@@ -311,6 +349,8 @@ impl WindowAggregator {
             evicted: Vec::new(),
             // 0 is the start of a window whatever the size, so the cache is valid from the start.
             recent: 0,
+            watermark_boundary: 0,
+            late: [0; LateCause::ALL.len()],
         }
     }
 
@@ -349,12 +389,12 @@ impl WindowAggregator {
             return start;
         }
         if start < self.closed_before {
-            return self.count_late();
+            return self.count_late(start);
         }
         if self.open.len() >= self.config.max_open_windows {
             match self.open.first() {
                 Some(oldest) if oldest.start < start => self.evict_oldest(),
-                _ => return self.count_late(),
+                _ => return self.count_late(start),
             }
         }
         self.open_window(start).add(&obs.kind, obs.lag_ms);
@@ -374,9 +414,15 @@ impl WindowAggregator {
         &mut self.open[at]
     }
 
-    /// Counts a late event in the oldest open window, opening the first window after the closed
-    /// prefix if none is open.
-    fn count_late(&mut self) -> u64 {
+    /// Counts a late event of the window starting at `own` in the oldest open window, opening
+    /// the first window after the closed prefix if none is open.
+    fn count_late(&mut self, own: u64) -> u64 {
+        let cause = if own < self.watermark_boundary {
+            LateCause::BehindWatermark
+        } else {
+            LateCause::WindowClosed
+        };
+        self.late[cause.index()] += 1;
         let start = match self.open.first() {
             Some(oldest) => oldest.start,
             None => self.closed_before,
@@ -404,6 +450,7 @@ impl WindowAggregator {
             Some(t) => t - t % size,
             None => 0,
         };
+        self.watermark_boundary = boundary;
         self.closed_before = self.closed_before.max(boundary);
         let mut closed = std::mem::take(&mut self.evicted);
         let done = self.open.partition_point(|w| w.start < self.closed_before);
@@ -444,6 +491,11 @@ impl WindowAggregator {
     /// Number of open windows.
     pub fn open_windows(&self) -> usize {
         self.open.len()
+    }
+
+    /// Late events since the last call, by [`LateCause::index`], and resets them.
+    pub fn take_late(&mut self) -> [u64; LateCause::ALL.len()] {
+        std::mem::take(&mut self.late)
     }
 }
 

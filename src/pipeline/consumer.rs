@@ -39,8 +39,9 @@ use crate::error::PipelineError;
 use crate::kafka::client::{consumer_config, ClientLog};
 use crate::pipeline::messages::{BatchPools, Epoch, EpochClosed, Generation, InputBatch, Source};
 use crate::pipeline::offsets::OffsetTracker;
+use crate::pipeline::watermark::EventClock;
 use crate::shutdown::Shutdown;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{unix_ms, Metrics};
 use crate::telemetry::progress::{Progress, ProgressExtras};
 
 /// How long a batch may wait for channel space before the consumer pauses its partitions.
@@ -174,12 +175,15 @@ impl Batcher {
 impl<'a> ConsumerStage<'a> {
     /// Creates the consumer and checks, within `STARTUP_TIMEOUT` (10 s), that the broker answers and
     /// the input topic exists. `epoch` is the open epoch the workers read; `control_tx` goes to
-    /// the producer, `done_rx` comes from it.
+    /// the producer, `done_rx` comes from it; `clock` holds the partitions' watermarks (the
+    /// rebalance callbacks assign and revoke them, alignment holds them).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
         done_rx: Receiver<Epoch>,
         control_tx: Sender<EpochClosed>,
         epoch: Arc<AtomicU64>,
+        clock: Arc<EventClock>,
         pools: &'a BatchPools,
         metrics: Arc<Metrics>,
         shutdown: &'a Shutdown,
@@ -192,6 +196,7 @@ impl<'a> ConsumerStage<'a> {
             done_rx,
             control_tx,
             epoch,
+            clock,
             exactly_once: config.guarantee == Guarantee::ExactlyOnce,
             drain_timeout: config.shutdown_timeout.min(MAX_REVOKE_DRAIN),
             paused: AtomicBool::new(false),
@@ -253,6 +258,7 @@ impl<'a> ConsumerStage<'a> {
                 break;
             }
             self.update_pause(&work_tx);
+            super::alignment::align(&self.consumer, unix_ms());
             let depth = &self.metrics.gauges.workers_channel;
             depth.store((work_tx.len() * BATCH_RECORDS) as u64, Ordering::Relaxed);
             if last_close.elapsed() >= self.commit_interval {
@@ -412,7 +418,8 @@ impl<'a> ConsumerStage<'a> {
             let result = if want_pause {
                 self.consumer.pause(&assignment)
             } else {
-                self.consumer.resume(&assignment)
+                let unheld = super::alignment::unheld(self.context(), &assignment);
+                self.consumer.resume(&unheld)
             };
             match result {
                 Ok(()) => {

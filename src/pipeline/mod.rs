@@ -5,9 +5,11 @@
 //! ([`producer`], with its delivery reports and retries in [`delivery`] and, exactly-once,
 //! its transactions in [`transactions`]). What they hand each other is in [`messages`]; the pure state machines they
 //! drive are [`offsets`] (which input offsets may be committed), [`merger`] (the workers'
-//! insight deltas merged per window and epoch) and [`watermark`] (event time, and when a window
-//! closes). The state machines do no I/O and are tested without a broker.
+//! insight deltas merged per window and epoch) and [`watermark`] (event time per partition, and
+//! when a window closes; the consumer's pausing for it is [`alignment`]). The state machines do
+//! no I/O and are tested without a broker.
 
+pub(crate) mod alignment;
 pub(crate) mod consumer;
 pub(crate) mod delivery;
 pub(crate) mod merger;
@@ -135,13 +137,15 @@ fn run_stages(
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
 
     let epoch = Arc::new(AtomicU64::new(0));
-    let clock = EventClock::new();
+    let skew = watermark::alignment_skew(&config.windows);
+    let clock = Arc::new(EventClock::new(config.idle_timeout, Some(skew)));
     let pools = BatchPools::new(batches);
     let consumer = ConsumerStage::new(
         config,
         done_rx,
         control_tx,
         Arc::clone(&epoch),
+        Arc::clone(&clock),
         &pools,
         Arc::clone(metrics),
         shutdown,

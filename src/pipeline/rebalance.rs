@@ -20,8 +20,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::messages::{Epoch, EpochClosed};
 use super::offsets::OffsetTracker;
+use super::watermark::EventClock;
 use crate::kafka::client::ClientLog;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{unix_ms, Metrics};
 
 /// Longest wait for a revoked partition's epochs to complete.
 pub const MAX_REVOKE_DRAIN: Duration = Duration::from_secs(10);
@@ -36,6 +37,8 @@ pub struct RebalanceContext {
     pub(super) control_tx: Sender<EpochClosed>,
     /// The open epoch, read by the workers.
     pub(super) epoch: Arc<AtomicU64>,
+    /// The per-partition watermarks: a partition enters on assign, leaves on revoke.
+    pub(super) clock: Arc<EventClock>,
     pub(super) exactly_once: bool,
     pub(super) drain_timeout: Duration,
     pub(super) paused: AtomicBool,
@@ -185,6 +188,7 @@ impl RebalanceContext {
                 partitions.iter().map(|&p| (p, tracker.revoke(p))),
             )
         };
+        super::alignment::revoke(consumer, &partitions);
         self.rebalances.fetch_add(1, Ordering::Relaxed);
         self.metrics.revokes.fetch_add(1, Ordering::Relaxed);
         if lost {
@@ -216,6 +220,7 @@ impl RebalanceContext {
             let mut tracker = self.tracker();
             for &p in &partitions {
                 tracker.assign(p);
+                self.clock.assign(p, unix_ms());
             }
         }
         self.rebalances.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,13 @@
 //! taken). An idle worker does the same on a tick once the consumer has moved to a newer epoch
 //! and the channel is empty (read in that order, so no batch of the older epoch can still be
 //! waiting). The producer needs these reports from every worker to complete an epoch.
+//!
+//! # Event time
+//!
+//! A worker tells the [`EventClock`] the largest event time of each run of one partition's
+//! records in a batch (one update per run, not per record), and after each batch closes the
+//! windows the instance's watermark allows (see [`crate::pipeline::watermark`]); it publishes
+//! the watermark, the partitions' states and its late events by cause with its counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -49,7 +56,7 @@ pub struct WorkerShared<'a> {
     pub input_topic: &'a str,
     /// Counters.
     pub metrics: &'a Metrics,
-    /// The event-time watermark.
+    /// The per-partition watermarks.
     pub clock: &'a EventClock,
     /// The consumer's open epoch.
     pub epoch: &'a AtomicU64,
@@ -98,11 +105,20 @@ impl WorkerWindows {
         }
     }
 
-    /// Closes what the watermark allows (kept for the next delta).
-    fn advance(&mut self, watermark: Option<u64>) {
-        if let Some(watermark) = watermark {
+    /// Closes what the watermark allows at wall time `now_ms` (kept for the next delta), and
+    /// publishes the watermark's state and the late events.
+    fn advance(&mut self, shared: &WorkerShared<'_>, now_ms: u64, tally: &mut WorkerTally) {
+        let status = shared.clock.status(now_ms);
+        shared.metrics.note_watermark(
+            status.watermark,
+            [status.active, status.idle, status.held, status.waiting],
+        );
+        if let Some(watermark) = status.watermark {
             let closed = self.aggregator.advance(watermark);
             self.closed.extend(closed);
+        }
+        for (sum, n) in tally.late.iter_mut().zip(self.aggregator.take_late()) {
+            *sum += n;
         }
     }
 
@@ -161,7 +177,8 @@ pub fn run(
                 // Epoch first, then the channel: see the module doc.
                 let epoch = shared.epoch.load(Ordering::Acquire);
                 if epoch > windows.open_epoch && rx.is_empty() {
-                    windows.advance(shared.clock.watermark(unix_ms()));
+                    windows.advance(shared, unix_ms(), &mut tally);
+                    shared.metrics.publish(&mut tally);
                     if tx
                         .send(ToProducer::Delta(windows.delta(epoch - 1, epoch)))
                         .is_err()
@@ -188,8 +205,8 @@ pub fn run(
             now_ms,
             &mut tally,
         );
+        windows.advance(shared, now_ms, &mut tally);
         shared.metrics.publish(&mut tally);
-        windows.advance(shared.clock.watermark(now_ms));
         if tx.send(ToProducer::Batch(output)).is_err() {
             log::debug!("output channel closed; worker stops");
             return;
@@ -225,11 +242,15 @@ pub fn process_batch(
     let InputBatch {
         data, mut records, ..
     } = batch;
-    let mut last_partition = None;
+    let mut run = PartitionRun::new(records.first().map_or(0, |r| r.source.partition));
+    if !records.is_empty() {
+        windows.note_partition(run.partition);
+    }
     for record in records.drain(..) {
-        if last_partition != Some(record.source.partition) {
-            last_partition = Some(record.source.partition);
-            windows.note_partition(record.source.partition);
+        if run.partition != record.source.partition {
+            run.finish(shared.clock, now_ms);
+            run = PartitionRun::new(record.source.partition);
+            windows.note_partition(run.partition);
         }
         let output = if shared.passthrough {
             tally.valid += 1;
@@ -250,12 +271,54 @@ pub fn process_batch(
                 now_ms,
                 tally,
                 &mut out.data,
+                &mut run,
             )
         };
         out.records.push(output);
     }
+    run.finish(shared.clock, now_ms);
     pools.recycle_input(data, records);
     out
+}
+
+/// Consecutive records of one partition in a batch: the largest valid event time among them,
+/// told to the clock once at the end of the run.
+#[derive(Debug)]
+pub struct PartitionRun {
+    partition: i32,
+    /// Largest window time of the run's valid events (0: none yet).
+    max_secs: u64,
+}
+
+impl PartitionRun {
+    /// A run of `partition` with no event yet.
+    pub fn new(partition: i32) -> Self {
+        PartitionRun {
+            partition,
+            max_secs: 0,
+        }
+    }
+
+    /// Tells the clock what the run saw.
+    fn finish(&self, clock: &EventClock, now_ms: u64) {
+        if self.max_secs > 0 {
+            clock.observe(self.partition, self.max_secs, now_ms);
+        }
+    }
+
+    /// The partition's current event time (what it and this run have seen), or before its
+    /// first event the largest of any partition.
+    fn event_time(&self, clock: &EventClock) -> Option<u64> {
+        let own = clock
+            .partition_time(self.partition)
+            .unwrap_or(0)
+            .max(self.max_secs);
+        if own > 0 {
+            Some(own)
+        } else {
+            clock.max_event()
+        }
+    }
 }
 
 fn copy(
@@ -278,6 +341,7 @@ pub fn process(
     now_ms: u64,
     tally: &mut WorkerTally,
     out: &mut Vec<u8>,
+    run: &mut PartitionRun,
 ) -> OutputRecord {
     let payload = record.payload.as_ref().map(|r| &data[r.clone()]);
     let rejection = match transformer.process(payload) {
@@ -287,7 +351,7 @@ pub fn process(
             event.write_json(out);
             let value = start..out.len();
             let window_time = event.timestamp.min(now_ms / 1000 + MAX_FUTURE_SECS);
-            shared.clock.observe(window_time, now_ms);
+            run.max_secs = run.max_secs.max(window_time);
             aggregator.observe(&Observation {
                 event_time: window_time,
                 lag_ms: lag_ms(now_ms, event.timestamp),
@@ -319,10 +383,10 @@ pub fn process(
         Err(rejection) => rejection,
     };
     tally.dead_lettered[rejection.code.index()] += 1;
-    // A bad record is counted at its own timestamp when it has a valid one; otherwise at the
-    // current event time (so replays of old data keep their dead letters in the right
-    // windows), or at its Kafka timestamp before any valid event was seen.
-    let event_time = match (rejection.event_time, shared.clock.max_event()) {
+    // A bad record is counted at its own timestamp when it has a valid one; otherwise at its
+    // partition's current event time (so replays of old data keep their dead letters in the
+    // right windows), or at its Kafka timestamp before any valid event was seen.
+    let event_time = match (rejection.event_time, run.event_time(shared.clock)) {
         (Some(t), _) => t.min(now_ms / 1000 + MAX_FUTURE_SECS),
         (None, Some(t)) => t,
         (None, None) => {
@@ -427,7 +491,7 @@ mod tests {
         fn new() -> Self {
             Fixture {
                 metrics: Metrics::default(),
-                clock: EventClock::new(),
+                clock: EventClock::default(),
                 epoch: AtomicU64::new(1),
                 pools: BatchPools::default(),
             }
@@ -604,6 +668,46 @@ mod tests {
         let headers = header_map(out.records[0].headers.as_ref().unwrap());
         assert!(headers.contains(&(HEADER_ERROR_FIELD.into(), Some(b"device_type".to_vec()))));
         assert!(headers.contains(&(HEADER_ERROR_CODE.into(), Some(b"missing_field".to_vec()))));
+    }
+
+    #[test]
+    fn each_partition_of_a_batch_moves_its_own_watermark_and_a_future_event_not_past_now() {
+        let f = Fixture::new();
+        let now = NOW_MS / 1000;
+        let mut b = InputBatch::new();
+        b.epoch = 1;
+        let at = |t: u64| Login::default().timestamp(t).to_bytes();
+        for (partition, offset, t) in [
+            (0, 0, now - 300),
+            (0, 1, now - 290),
+            (1, 0, now - 5),
+            (0, 2, now - 280),
+            (1, 1, now + 55), // a device 55 s fast
+        ] {
+            b.push(Source { partition, offset }, None, None, Some(&at(t)), None);
+        }
+        let mut w = WorkerWindows::new(0, WindowConfig::new(10, 10));
+        let mut tally = WorkerTally::default();
+        let mut t = Transformer::new(TransformOptions::default());
+        process_batch(
+            &mut t,
+            &mut w,
+            b,
+            &f.shared("in", InputHeaders::All),
+            NOW_MS,
+            &mut tally,
+        );
+        assert_eq!(f.clock.partition_time(0), Some(now - 280));
+        assert_eq!(f.clock.partition_time(1), Some(now), "clamped to now");
+        assert_eq!(f.clock.watermark(NOW_MS), Some(now - 280));
+        // The future event still counts in its own window.
+        let windows = w.aggregator().take_deltas();
+        let future = (now + 55) - (now + 55) % 10;
+        assert_eq!(
+            windows.last().map(|w| (w.start, w.valid)),
+            Some((future, 1))
+        );
+        assert_eq!(windows.iter().map(|w| w.valid).sum::<u64>(), 5);
     }
 
     /// Runs a worker over `batches` (channel closed after them) and returns what it sent.

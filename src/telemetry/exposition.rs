@@ -8,7 +8,8 @@ use std::fmt::{Display, Write as _};
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::latency::LATENCY_BUCKETS;
-use super::metrics::Metrics;
+use super::metrics::{unix_ms, Metrics, PARTITION_STATES};
+use crate::insights::window::LateCause;
 use crate::transform::ErrorCode;
 
 /// Topic names for the `topic` label, by destination index (output, dead letters, insights).
@@ -227,6 +228,44 @@ const FAMILIES: &[Family] = &[
         samples: |s, out| out.value(s.m.windows_published.load(Relaxed)),
     },
     Family {
+        name: "insights_late_events_total",
+        kind: "counter",
+        help: "Events counted only as late_events of the insights, by cause: behind_watermark \
+               (its window's end plus the allowed lateness is behind the watermark) or \
+               window_closed (its window was closed early: open-window limit, or a partition \
+               entered behind the others).",
+        samples: |s, out| {
+            for cause in LateCause::ALL {
+                let count = s.m.late_events[cause.index()].load(Relaxed);
+                out.sample("", &[("cause", cause.as_str())], count);
+            }
+        },
+    },
+    Family {
+        name: "watermark_lag_seconds",
+        kind: "gauge",
+        help: "Wall clock minus the instance's event-time watermark (absent before the first event).",
+        samples: |s, out| {
+            let watermark = s.m.gauges.watermark_secs.load(Relaxed);
+            if watermark > 0 {
+                out.value((unix_ms() as f64 / 1000.0 - watermark as f64).max(0.0));
+            }
+        },
+    },
+    Family {
+        name: "watermark_partitions",
+        kind: "gauge",
+        help: "Input partitions by watermark state: active (in the minimum), idle (silent for \
+               --idle-timeout, out of it), held (paused by alignment: too far ahead; also \
+               active), waiting (assigned, no event yet: the watermark waits for it).",
+        samples: |s, out| {
+            let gauges = &s.m.gauges.watermark_partitions;
+            for (state, n) in PARTITION_STATES.iter().zip(gauges) {
+                out.sample("", &[("state", state)], n.load(Relaxed));
+            }
+        },
+    },
+    Family {
         name: "ready",
         kind: "gauge",
         help: "1 when /ready answers 200.",
@@ -293,6 +332,9 @@ mod tests {
         "last_commit_timestamp_seconds",
         "processing_latency_seconds",
         "insights_windows_published_total",
+        "insights_late_events_total",
+        "watermark_lag_seconds",
+        "watermark_partitions",
         "ready",
     ];
 
@@ -303,6 +345,8 @@ mod tests {
         m.latency.observe(Duration::from_millis(3));
         m.latency.observe(Duration::from_secs(100));
         m.delivered_by_topic[1].fetch_add(2, Relaxed);
+        m.late_events[LateCause::WindowClosed.index()].fetch_add(3, Relaxed);
+        m.note_watermark(Some(unix_ms() / 1000 - 5), [3, 1, 0, 0]);
         let text = render(&m, ["out", "dlq", "ins"], "in", true);
         let mut declared = std::collections::BTreeMap::new();
         for line in text.lines() {
@@ -346,8 +390,19 @@ mod tests {
             "kafka_pipeline_events_dead_lettered_total{code=\"too_deep\"} 0",
             "kafka_pipeline_rebalances_total{kind=\"revoke\"} 0",
             "kafka_pipeline_ready 1",
+            "kafka_pipeline_insights_late_events_total{cause=\"behind_watermark\"} 0",
+            "kafka_pipeline_insights_late_events_total{cause=\"window_closed\"} 3",
+            "kafka_pipeline_watermark_partitions{state=\"active\"} 3",
+            "kafka_pipeline_watermark_partitions{state=\"idle\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
+        let lag: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("kafka_pipeline_watermark_lag_seconds "))
+            .expect("a watermark lag")
+            .parse()
+            .unwrap();
+        assert!((5.0..7.0).contains(&lag), "{lag}");
     }
 }

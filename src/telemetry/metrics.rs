@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::latency::Latency;
 use super::readiness::Health;
 use crate::insights::histogram::LagHistogram;
+use crate::insights::window::LateCause;
 use crate::transform::ErrorCode;
 
 /// Milliseconds since the Unix epoch.
@@ -61,6 +62,8 @@ pub struct Metrics {
     pub last_commit_ms: AtomicU64,
     /// Insight records (window deltas) handed to the producer for publication.
     pub windows_published: AtomicU64,
+    /// Events counted as late in the insights, by [`LateCause::index`].
+    pub late_events: [AtomicU64; LateCause::ALL.len()],
     /// When the first input record was handed to the workers.
     pub first_received: OnceLock<Instant>,
     /// When the last output or dead letter was delivered, in µs after `first_received`.
@@ -97,7 +100,17 @@ pub struct Gauges {
     pub lag: Mutex<Vec<(i32, i64)>>,
     /// Sum of `lag`; -1 until statistics arrived.
     pub lag_sum: AtomicI64,
+    /// The instance's event-time watermark, Unix seconds (0: none yet), as of the latest
+    /// batch a worker finished.
+    pub watermark_secs: AtomicU64,
+    /// Input partitions by watermark state, by [`PARTITION_STATES`] index.
+    pub watermark_partitions: [AtomicU64; PARTITION_STATES.len()],
 }
+
+/// Labels of [`Gauges::watermark_partitions`]: in the minimum, silent for the idle timeout,
+/// paused by alignment (held partitions are active too), assigned and waiting for a first
+/// event.
+pub const PARTITION_STATES: [&str; 4] = ["active", "idle", "held", "waiting"];
 
 /// Lag and broker counts start as "unknown" (-1) until the first statistics arrive, whether the
 /// counters come from [`Metrics::new`] or [`Default`].
@@ -112,6 +125,8 @@ impl Default for Gauges {
             retry_backlog: AtomicU64::new(0),
             lag: Mutex::new(Vec::new()),
             lag_sum: AtomicI64::new(-1),
+            watermark_secs: AtomicU64::new(0),
+            watermark_partitions: Default::default(),
         }
     }
 }
@@ -215,12 +230,35 @@ impl Metrics {
         if tally.valid > 0 {
             self.valid.fetch_add(tally.valid, Relaxed);
         }
-        for (total, n) in self.dead_lettered.iter().zip(tally.dead_lettered.iter()) {
+        let counts = self.dead_lettered.iter().zip(tally.dead_lettered.iter());
+        for (total, n) in counts.chain(self.late_events.iter().zip(tally.late.iter())) {
             if *n > 0 {
                 total.fetch_add(*n, Relaxed);
             }
         }
         *tally = WorkerTally::default();
+    }
+
+    /// Sets the watermark gauges (a worker, once per batch): the instance's watermark (kept
+    /// while there is none, so its lag grows while it waits) and the partitions by state, in
+    /// [`PARTITION_STATES`] order. Written only when they change, so workers that agree do not
+    /// take the cache line from each other.
+    pub fn note_watermark(
+        &self,
+        watermark_secs: Option<u64>,
+        partitions: [u64; PARTITION_STATES.len()],
+    ) {
+        let store = |gauge: &AtomicU64, value: u64| {
+            if gauge.load(Relaxed) != value {
+                gauge.store(value, Relaxed);
+            }
+        };
+        if let Some(watermark) = watermark_secs {
+            store(&self.gauges.watermark_secs, watermark);
+        }
+        for (gauge, n) in self.gauges.watermark_partitions.iter().zip(partitions) {
+            store(gauge, n);
+        }
     }
 
     /// A snapshot for the progress line.
@@ -242,6 +280,8 @@ pub struct WorkerTally {
     pub valid: u64,
     /// Dead letters since the last publication, by code index.
     pub dead_lettered: [u64; ErrorCode::ALL.len()],
+    /// Late events since the last publication, by [`LateCause::index`].
+    pub late: [u64; LateCause::ALL.len()],
 }
 
 impl WorkerTally {
@@ -287,6 +327,12 @@ mod tests {
                     .lines()
                     .any(|l| l.starts_with("kafka_pipeline_consumer_lag_sum ")),
                 "an unknown lag is not rendered as 0"
+            );
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("kafka_pipeline_watermark_lag_seconds ")),
+                "no watermark lag before the first event"
             );
         }
     }

@@ -134,6 +134,39 @@ fn a_late_event_with_no_open_window_opens_the_first_unclosed_one() {
 }
 
 #[test]
+fn late_events_are_counted_by_cause() {
+    let behind = LateCause::BehindWatermark.index();
+    let closed = LateCause::WindowClosed.index();
+    let mut agg = aggregator(10, 10);
+    agg.observe(&valid(100, "a"));
+    agg.observe(&valid(125, "b"));
+    assert_eq!(starts(&agg.advance(125)), [100]);
+    // Behind the watermark: [100, 110) closes at 120 and the watermark is 125.
+    agg.observe(&valid(101, "late"));
+    assert_eq!(agg.take_late(), [1, 0]);
+    assert_eq!(agg.take_late(), [0, 0], "taken");
+    // The watermark goes down (a partition enters behind the others): [100, 110) stays
+    // closed, but an event for it is no longer behind the watermark: its window was closed.
+    assert!(agg.advance(112).is_empty());
+    agg.observe(&valid(102, "entered late"));
+    let counts = agg.take_late();
+    assert_eq!((counts[behind], counts[closed]), (0, 1));
+    // Closed early by the open-window limit: window closed, too.
+    let mut agg = WindowAggregator::new(WindowConfig {
+        max_open_windows: 1,
+        ..WindowConfig::new(10, 10)
+    });
+    agg.observe(&valid(100, "u"));
+    agg.observe(&valid(200, "u"));
+    agg.observe(&valid(105, "u"));
+    assert_eq!(agg.take_late(), [0, 1]);
+    assert_eq!(
+        LateCause::ALL.map(LateCause::as_str),
+        ["behind_watermark", "window_closed"]
+    );
+}
+
+#[test]
 fn flush_closes_everything_as_partial_and_later_events_are_late() {
     let mut agg = aggregator(10, 10);
     agg.observe(&valid(100, "a"));
