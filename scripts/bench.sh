@@ -152,7 +152,9 @@ report="$outdir/$stamp.md"
 mkdir -p "$logs"
 
 log "building the $profile binary and the copy example"
-cargo_profile=()
+# The debug profile reuses what scripts/test.sh built (with its test-only fault hook, inert
+# unless KAFKA_PIPELINE_FAULT is set), so CI links nothing twice.
+cargo_profile=(--features fault-injection)
 [[ $profile == release ]] && cargo_profile=(--release)
 (cd "$root" && cargo build "${cargo_profile[@]}" --locked --bin kafka-pipeline --example copy) >&2
 # Where cargo put them: $CARGO_TARGET_DIR (relative to the repository, where cargo ran) or target/.
