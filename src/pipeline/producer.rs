@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::error::PipelineError;
 use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
-use crate::kafka::client::{producer_config, ClientLog};
+use crate::kafka::client::{producer_config, redact_config_error, ClientLog};
 use crate::pipeline::merger::{EpochMerger, Publication};
 use crate::pipeline::messages::{
     BatchPools, Destination, Epoch, EpochClosed, OutputBatch, ToProducer,
@@ -97,6 +97,7 @@ impl<'a> ProducerStage<'a> {
         };
         let producer: BaseProducer<DeliveryContext> = producer_config(config)
             .create_with_context(context)
+            .map_err(redact_config_error)
             .map_err(|e| PipelineError::Config(format!("producer: {e}")))?;
         let txn = match config.guarantee {
             Guarantee::AtLeastOnce => None,
