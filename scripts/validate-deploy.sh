@@ -13,6 +13,11 @@
 #   Dockerfile                  BuildKit's parser and build-check linter
 #   .github/workflows/ci.yml    actionlint (a separate binary: its YAML library conflicts with
 #                               the validator's), plus what the validator checks
+#   deploy/terraform/           HashiCorp's HCL parser and formatter (terraform fmt's), the
+#                               variables' validations on their defaults, and the contract with
+#                               src/ and deploy/k8s (topics, partitions, replication, ACLs,
+#                               ports, environment twins; the workload overlay rendered with
+#                               kustomize's library). No terraform binary, provider or cloud.
 # then runs the validator's own tests, which break each file on purpose and expect a failure,
 # and the alert rules' behaviour tests (synthetic series through Prometheus' PromQL engine:
 # which alerts fire for a healthy pipeline and for each failure).
