@@ -196,6 +196,8 @@ func TestBrokenFilesFail(t *testing.T) {
 			`name     = "pipeline"`, "the StatefulSet runs image_repository:image_tag"},
 		{"dead-letter topic smaller than the input's records", "deploy/terraform/modules/topics/variables.tf", "max_message_bytes = 2097152",
 			"max_message_bytes = 1000000", "dlq max.message.bytes 1000000 > the input's 1048588"},
+		{"release workflow deploys production without the gated environment", ".github/workflows/release.yml", "environment:\n      name: production",
+			"environment:\n      name: prod", "production job runs in the environment production"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
