@@ -27,14 +27,14 @@
 # KAFKA_EXTRA_CONFIG: space-separated key=value lines appended to server.properties (written at
 # every start, so a restart takes the current value), e.g. "broker.session.timeout.ms=3000".
 #
-# Optional secure listeners (development only; certificates from scripts/tls-certs.sh):
-#   KAFKA_SSL_PORT=N    an SSL listener on localhost:N (clients: -X security.protocol=ssl
-#                       -X ssl.ca.location=<cache>/tls/ca.pem)
-#   KAFKA_SASL_PORT=N   a SASL_SSL listener on localhost:N with SCRAM-SHA-256, SCRAM-SHA-512 and
-#                       PLAIN for user KAFKA_SASL_USER (default pipeline) with password
-#                       KAFKA_SASL_PASSWORD (default pipeline-secret); SCRAM users are created
-#                       when the storage is formatted, so add it to a fresh data directory
-#   KAFKA_TLS_DIR       where the certificates are (default <cache>/tls)
+# Optional secure listeners (development only; certificates from scripts/tls-certs.sh in
+# KAFKA_TLS_DIR, default <cache>/tls; clients: -X ssl.ca.location=<cache>/tls/ca.pem):
+#   KAFKA_SSL_PORT=N    an SSL listener on localhost:N (clients: -X security.protocol=ssl)
+#   KAFKA_SASL_PORT=N   a SASL_SSL listener on localhost:N: SCRAM-SHA-256/512 and PLAIN for user
+#                       KAFKA_SASL_USER (default pipeline), password KAFKA_SASL_PASSWORD (default
+#                       pipeline-secret); SCRAM users are made only when fresh storage is formatted
+#   KAFKA_OAUTH_PORT=N  a SASL_SSL listener on localhost:N with OAUTHBEARER, tokens checked by
+#                       Kafka's unsecured JWT validator (unsigned; scope kafka-pipeline required)
 #
 # Three-node cluster (fault tests of the production topology; `scripts/kafka.sh cluster …`):
 # three combined controller+broker KRaft nodes, node N (1-3) listening on localhost:BASE+10N
@@ -70,6 +70,7 @@ bootstrap=localhost:$port
 heap=${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}
 ssl_port=${KAFKA_SSL_PORT:-}
 sasl_port=${KAFKA_SASL_PORT:-}
+oauth_port=${KAFKA_OAUTH_PORT:-}
 sasl_user=${KAFKA_SASL_USER:-pipeline}
 sasl_password=${KAFKA_SASL_PASSWORD:-pipeline-secret}
 tls_dir=${KAFKA_TLS_DIR:-$cache/tls}
@@ -102,6 +103,7 @@ write_config() {
   local listeners="PLAINTEXT://localhost:$port" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
   [[ -z $ssl_port ]] || { listeners+=",SSL://localhost:$ssl_port"; map+=",SSL:SSL"; }
   [[ -z $sasl_port ]] || { listeners+=",SASL_SSL://localhost:$sasl_port"; map+=",SASL_SSL:SASL_SSL"; }
+  [[ -z $oauth_port ]] || { listeners+=",OAUTH://localhost:$oauth_port"; map+=",OAUTH:SASL_SSL"; }
   cat >"$conf" <<CONF
 process.roles=broker,controller
 node.id=$node_id
@@ -126,7 +128,7 @@ log.retention.hours=24
 CONF
   local kv
   for kv in ${KAFKA_EXTRA_CONFIG:-}; do echo "$kv" >>"$conf"; done
-  if [[ -n $ssl_port || -n $sasl_port ]]; then
+  if [[ -n $ssl_port || -n $sasl_port || -n $oauth_port ]]; then
     "$here/tls-certs.sh" "$tls_dir" >/dev/null
     local password
     password=$(cat "$tls_dir/password")
@@ -143,6 +145,19 @@ sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
+CONF
+  fi
+  # OAUTHBEARER with Kafka's unsecured JWT validator: it accepts unsigned tokens (alg none)
+  # whose sub claim is the principal, that have not expired and that carry the scope
+  # kafka-pipeline (librdkafka: enable.sasl.oauthbearer.unsecure.jwt=true and
+  # sasl.oauthbearer.config=principal=NAME scope=kafka-pipeline). A token without that scope
+  # is refused, which shows the validator runs. The login options (sub) are the broker's own
+  # token, required by the login module even though no broker connects through this listener.
+  if [[ -n $oauth_port ]]; then
+    cat >>"$conf" <<CONF
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="kafka-broker" unsecuredValidatorRequiredScope="kafka-pipeline";
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler
 CONF
   fi
   cat >"$data/log4j2.properties" <<'CONF'
@@ -215,7 +230,7 @@ launch() {
     exit 1
   fi
   local p
-  for p in "$controller_port" $ssl_port $sasl_port; do
+  for p in "$controller_port" $ssl_port $sasl_port $oauth_port; do
     if port_open "$p"; then
       log "port $p (controller or extra listener) is taken by another process; choose other ports"
       exit 1
@@ -297,7 +312,7 @@ use_node() {
   bootstrap=localhost:$port
   heap=${KAFKA_CLUSTER_HEAP_OPTS:--Xms256m -Xmx512m}
   adopt=0
-  ssl_port='' sasl_port=''
+  ssl_port='' sasl_port='' oauth_port=''
   replicas=3
   voters=
   for n in "${cluster_nodes[@]}"; do voters+="${voters:+,}$n@localhost:$(($(cluster_port "$n") + 1))"; done

@@ -11,8 +11,15 @@
 #   deploy/metrics.txt          the only metric and label names the queries may use
 #   docker-compose.yml          compose-go, the loader behind `docker compose config`
 #   Dockerfile                  BuildKit's parser and build-check linter
-#   .github/workflows/ci.yml    actionlint (a separate binary: its YAML library conflicts with
-#                               the validator's), plus what the validator checks
+#   .github/workflows/*.yml     actionlint (a separate binary: its YAML library conflicts with
+#                               the validator's), plus what the validator checks (ci.yml runs
+#                               .ci/run; release.yml: tag -> .ci/run -> image with SBOM and
+#                               provenance -> staging -> production behind its environment)
+#   deploy/terraform/           HashiCorp's HCL parser and formatter (terraform fmt's), the
+#                               variables' validations on their defaults, and the contract with
+#                               src/ and deploy/k8s (topics, partitions, replication, ACLs,
+#                               ports, environment twins; the workload overlay rendered with
+#                               kustomize's library). No terraform binary, provider or cloud.
 # then runs the validator's own tests, which break each file on purpose and expect a failure,
 # and the alert rules' behaviour tests (synthetic series through Prometheus' PromQL engine:
 # which alerts fire for a healthy pipeline and for each failure).
@@ -103,10 +110,10 @@ actionlint=$cache/validate-deploy/actionlint-$ACTIONLINT_VERSION/actionlint
 if [[ ! -x $actionlint ]]; then
   GOBIN=$(dirname "$actionlint") go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 fi
-"$actionlint" -shellcheck= -pyflakes= .github/workflows/ci.yml
+"$actionlint" -shellcheck= -pyflakes= .github/workflows/ci.yml .github/workflows/release.yml
 if printf 'on: push\njobs:\n  x:\n    runs_on: ubuntu-latest\n    steps: [{run: echo}]\n' \
   | "$actionlint" -shellcheck= -pyflakes= - >/dev/null; then
   echo "validate-deploy: actionlint accepted a broken workflow" >&2
   exit 1
 fi
-echo "actionlint $ACTIONLINT_VERSION: .github/workflows/ci.yml clean; a broken workflow is rejected"
+echo "actionlint $ACTIONLINT_VERSION: .github/workflows/ci.yml and release.yml clean; a broken workflow is rejected"

@@ -216,15 +216,17 @@ fn resolve_addr(addr: &str) -> Result<Option<SocketAddr>, PipelineError> {
         })
 }
 
-/// Whether a librdkafka property holds a secret: keys ending in `password` or `secret`
-/// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
-/// `sasl.oauthbearer.client.secret`), an inline private key (`ssl.key.pem`) and the OAUTHBEARER
-/// config string.
+/// Whether a librdkafka property holds a secret: keys ending in `password`, `secret` or
+/// `passphrase` (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+/// `sasl.oauthbearer.client.secret`, `sasl.oauthbearer.assertion.private.key.passphrase`),
+/// an inline private key (`ssl.key.pem`, `sasl.oauthbearer.assertion.private.key.pem`) and the
+/// OAUTHBEARER config string.
 pub fn is_secret(key: &str) -> bool {
     let key = key.trim().to_ascii_lowercase();
     key.ends_with("password")
         || key.ends_with("secret")
-        || key == "ssl.key.pem"
+        || key.ends_with("passphrase")
+        || key.ends_with("key.pem")
         || key == "sasl.oauthbearer.config"
 }
 
@@ -482,6 +484,9 @@ mod tests {
             "ssl.key.password",
             "ssl.keystore.password",
             "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
             "ssl.key.pem",
             " SASL.PASSWORD",
         ] {
@@ -492,6 +497,8 @@ mod tests {
             "sasl.username",
             "ssl.ca.location",
             "ssl.key.location",
+            "ssl.certificate.pem",
+            "sasl.oauthbearer.client.id",
             "client.id",
         ] {
             assert_eq!(redact(key, "visible"), "visible", "{key}");

@@ -105,6 +105,8 @@ func run(root, keda, promOp string, out io.Writer) *report {
 	checkCompose(r, root)
 	checkDockerfile(r, root)
 	checkWorkflow(r, root)
+	checkReleaseWorkflow(r, root)
+	checkTerraform(r, root)
 	return r
 }
 

@@ -84,7 +84,7 @@ func validate(t *testing.T, file, old, new string) (*report, string) {
 
 func TestRepositoryPasses(t *testing.T) {
 	r, out := validate(t, "", "", "")
-	if r.errors != 0 || r.checks < 100 {
+	if r.errors != 0 || r.checks < 400 {
 		t.Fatalf("%d failed, %d passed:\n%s", r.errors, r.checks, out)
 	}
 }
@@ -172,6 +172,32 @@ func TestBrokenFilesFail(t *testing.T) {
 			"sum(missing_device)", `no column "missing_device"`},
 		{"sink environment twin that does not exist", "docker-compose.yml", "KAFKA_PIPELINE_POSTGRES_URL:", "KAFKA_PIPELINE_PG_URL:",
 			"KAFKA_PIPELINE_PG_URL is not read"},
+		{"binary's input topic default changed without the Terraform module", "src/cli/kafka.rs", `default_value = "user-login"`,
+			`default_value = "logins"`, `input topic "user-login" is the binary's default KAFKA_PIPELINE_INPUT_TOPIC ("logins")`},
+		{"Terraform file that does not parse", "deploy/terraform/modules/topics/main.tf", `resource "kafka_topic" "pipeline" {`,
+			`resource "kafka_topic" "pipeline" {{`, "modules/topics/main.tf does not parse"},
+		{"Terraform file not formatted as terraform fmt does", "deploy/terraform/modules/topics/main.tf", "  name               = each.value.name",
+			"  name = each.value.name", "main.tf is not formatted as terraform fmt formats it"},
+		{"topics' partitions no longer KEDA's maxReplicaCount", "deploy/k8s/keda-scaledobject.yaml", "maxReplicaCount: 6", "maxReplicaCount: 4",
+			"partitions 6 = KEDA maxReplicaCount 4"},
+		{"the binary's min.insync.replicas rule changed", "src/commands/topics.rs", "(replication_factor - 1).clamp(1, 2)",
+			"(replication_factor - 1).clamp(1, 3)", "min.insync.replicas rule is still min(2, rf - 1)"},
+		{"an MSK cluster of two brokers", "deploy/terraform/modules/msk/main.tf", "number_of_broker_nodes = 3", "number_of_broker_nodes = 2",
+			"modules/msk: 3 brokers"},
+		{"MSK without in-sync replication", "deploy/terraform/modules/msk/main.tf", `"min.insync.replicas"                      = "2"`,
+			`"min.insync.replicas"                      = "1"`, "default.replication.factor=3, min.insync.replicas=2"},
+		{"ACLs for another group than the binary's", "deploy/terraform/modules/topics/variables.tf",
+			"description = \"Consumer group of the pipeline (--group-id).\"\n  type        = string\n  default     = \"kafka-pipeline\"",
+			"description = \"Consumer group of the pipeline (--group-id).\"\n  type        = string\n  default     = \"pipeline\"",
+			`group "pipeline" is the binary's default --group-id`},
+		{"Terraform ConfigMap entry the binary does not read", "deploy/terraform/modules/workload/main.tf", "KAFKA_PIPELINE_GROUP_ID       = var.group_id",
+			"KAFKA_PIPELINE_GROUPID        = var.group_id", "KAFKA_PIPELINE_GROUPID is read by kafka-pipeline"},
+		{"Terraform image override that misses deploy/k8s's image", "deploy/terraform/modules/workload/main.tf", `name     = "kafka-pipeline"`,
+			`name     = "pipeline"`, "the StatefulSet runs image_repository:image_tag"},
+		{"dead-letter topic smaller than the input's records", "deploy/terraform/modules/topics/variables.tf", "max_message_bytes = 2097152",
+			"max_message_bytes = 1000000", "dlq max.message.bytes 1000000 > the input's 1048588"},
+		{"release workflow deploys production without the gated environment", ".github/workflows/release.yml", "environment:\n      name: production",
+			"environment:\n      name: prod", "production job runs in the environment production"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,7 +22,7 @@ use rdkafka::ClientContext;
 
 use crate::cli::loadgen::LoadgenArgs;
 use crate::kafka::admin;
-use crate::kafka::client::{client_config, ClientLog};
+use crate::kafka::client::{client_config, redact_config_error, ClientLog};
 use crate::loadgen::{
     Expect, GenOptions, GenRecord, Generator, Profile, EXPECT_HEADER, SEQ_HEADER,
 };
@@ -330,6 +330,7 @@ fn create_producer(args: &LoadgenArgs) -> anyhow::Result<BaseProducer<Deliveries
         &args.kafka.properties,
     )
     .create_with_context(Deliveries::default())
+    .map_err(redact_config_error)
     .with_context(|| format!("creating a Kafka producer for {}", args.kafka.brokers))
 }
 

@@ -26,7 +26,7 @@ use crate::cli::kafka::KafkaArgs;
 use crate::cli::topics::TopicsArgs;
 use crate::error::PipelineError;
 use crate::kafka::admin::{admin_client, block_on, create_topic_if_missing, OPERATION_TIMEOUT};
-use crate::kafka::client::{client_config, ClientLog};
+use crate::kafka::client::{client_config, redact_config_error, ClientLog};
 
 /// Exit code of `topics` when a topic is missing (with `--check`) or differs from the request.
 pub const EXIT_MISMATCH: i32 = 1;
@@ -217,6 +217,7 @@ fn fetch_metadata(kafka: &KafkaArgs) -> Result<Metadata, PipelineError> {
         &kafka.properties,
     )
     .create_with_context(ClientLog::new("metadata client"))
+    .map_err(redact_config_error)
     .map_err(|e| PipelineError::Config(format!("Kafka client: {e}")))?;
     consumer
         .fetch_metadata(None, METADATA_TIMEOUT)

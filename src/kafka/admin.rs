@@ -22,7 +22,7 @@ use rdkafka::admin::{
 };
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::client::{client_config, ClientLog};
+use super::client::{client_config, redact_config_error, ClientLog};
 
 /// How long the broker may take over one admin operation (and the client over its request).
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -177,6 +177,7 @@ pub(crate) fn admin_client(
 ) -> anyhow::Result<AdminClient<ClientLog>> {
     client_config(brokers, "kafka-pipeline-admin", &[], properties)
         .create_with_context(ClientLog::new("admin client"))
+        .map_err(redact_config_error)
         .with_context(|| format!("creating a Kafka admin client for {brokers}"))
 }
 

@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use crate::cli::run::Guarantee;
-use crate::config::Config;
+use crate::config::{is_secret, Config};
 
 /// Consumer settings: manual offset store (only delivered records are stored), auto-commit of
 /// what is stored, cooperative-sticky assignment, and a bounded prefetch.
@@ -133,6 +133,25 @@ fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {
     }
 }
 
+/// A client-creation error without the value of a secret property ([`is_secret`]), for every
+/// `create_with_context` of the program. librdkafka's configuration error names the property
+/// and its value (`Client config error: <why> sasl.oauthbearer.client.secret <value>`), so an
+/// OIDC property on a build without OIDC support, or a secret property librdkafka rejects,
+/// would otherwise put the secret into the log.
+pub fn redact_config_error(e: KafkaError) -> KafkaError {
+    match e {
+        KafkaError::ClientConfig(res, desc, key, value) if is_secret(&key) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "<redacted>")
+            };
+            KafkaError::ClientConfig(res, desc, key, "<redacted>".to_owned())
+        }
+        other => other,
+    }
+}
+
 /// The log policy of every client: librdkafka's own log lines at debug level (critical ones
 /// at error: its errors reach us through the error callback too), client errors at warn, each
 /// distinct error at most once per 30 s with the count of repeats, and end-of-partition (news,
@@ -193,3 +212,35 @@ impl ClientContext for ClientLog {
 }
 
 impl ConsumerContext for ClientLog {}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaConfRes;
+
+    use super::*;
+
+    /// The error names the secret property but not its value; other properties' values stay,
+    /// they say what was wrong.
+    #[test]
+    fn config_errors_do_not_show_secret_values() {
+        // What librdkafka says for an OIDC property in a build without libcurl (this one).
+        let oidc = KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "not supported in this build (value hunter2)".into(),
+            "sasl.oauthbearer.client.secret".into(),
+            "hunter2".into(),
+        );
+        let shown = redact_config_error(oidc).to_string();
+        assert!(
+            shown.contains("sasl.oauthbearer.client.secret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let c = client_config("localhost:9", "test", &[("acks", "several")], &[]);
+        let error = c
+            .create_native_config()
+            .err()
+            .expect("acks=several is invalid");
+        let shown = redact_config_error(error).to_string();
+        assert!(shown.contains("several"), "{shown}");
+    }
+}

@@ -20,7 +20,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::client::{client_config, ClientLog};
+use super::client::{client_config, redact_config_error, ClientLog};
 use crate::cli::kafka::KafkaArgs;
 
 const POLL: Duration = Duration::from_millis(200);
@@ -195,5 +195,6 @@ fn consumer(kafka: &KafkaArgs, client: &'static str) -> anyhow::Result<BaseConsu
         &kafka.properties,
     )
     .create_with_context(ClientLog::new(client))
+    .map_err(redact_config_error)
     .with_context(|| format!("creating a Kafka consumer for {}", kafka.brokers))
 }

@@ -36,7 +36,7 @@ use super::rebalance::{offsets_list, retriable_commit_error, RebalanceContext, M
 use crate::cli::run::Guarantee;
 use crate::config::Config;
 use crate::error::PipelineError;
-use crate::kafka::client::{consumer_config, ClientLog};
+use crate::kafka::client::{consumer_config, redact_config_error, ClientLog};
 use crate::pipeline::messages::{BatchPools, Epoch, EpochClosed, Generation, InputBatch, Source};
 use crate::pipeline::offsets::OffsetTracker;
 use crate::pipeline::watermark::EventClock;
@@ -207,6 +207,7 @@ impl<'a> ConsumerStage<'a> {
         };
         let consumer: BaseConsumer<RebalanceContext> = consumer_config(config)
             .create_with_context(context)
+            .map_err(redact_config_error)
             .map_err(|e| PipelineError::Config(format!("consumer: {e}")))?;
         check_topics(&consumer, config)?;
         Ok(ConsumerStage {

@@ -47,7 +47,7 @@ use crate::error::PipelineError;
 use crate::insights::histogram::LagHistogram;
 use crate::insights::record::InsightRecord;
 use crate::kafka::admin::{max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES};
-use crate::kafka::client::{producer_config, ClientLog};
+use crate::kafka::client::{producer_config, redact_config_error, ClientLog};
 use crate::pipeline::merger::{EpochMerger, Publication};
 use crate::pipeline::messages::{
     BatchPools, Destination, Epoch, EpochClosed, OutputBatch, ToProducer,
@@ -118,6 +118,7 @@ impl<'a> ProducerStage<'a> {
             .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
         let producer: BaseProducer<DeliveryContext> = producer_config(config, (smallest, largest))
             .create_with_context(context)
+            .map_err(redact_config_error)
             .map_err(|e| PipelineError::Config(format!("producer: {e}")))?;
         let txn = match config.guarantee {
             Guarantee::AtLeastOnce => None,

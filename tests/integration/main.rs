@@ -10,6 +10,7 @@ mod dlq;
 mod http;
 mod insights;
 mod loadgen;
+mod oauth;
 mod ops;
 mod pipeline;
 mod sink;

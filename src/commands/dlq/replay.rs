@@ -61,7 +61,7 @@ use super::letter::{
 use super::open_reader;
 use crate::cli::dlq::ReplayArgs;
 use crate::cli::dlq::SourceArgs;
-use crate::kafka::client::{client_config, ClientLog};
+use crate::kafka::client::{client_config, redact_config_error, ClientLog};
 use crate::kafka::reader::{partition_count, TopicReader};
 
 /// Letters per transaction at most.
@@ -387,6 +387,7 @@ impl Replayer {
             &kafka.properties,
         )
         .create_with_context(ReplayContext::default())
+        .map_err(redact_config_error)
         .with_context(|| format!("creating a Kafka producer for {}", kafka.brokers))?;
         producer
             .init_transactions(source.timeout)

@@ -57,7 +57,7 @@ use store::{Applied, Store, StoreError};
 
 use crate::cli::sink::SinkArgs;
 use crate::kafka::client::client_config;
-use crate::kafka::client::ClientLog;
+use crate::kafka::client::{redact_config_error, ClientLog};
 use crate::shutdown::Shutdown;
 
 /// What the poll loop and the rebalance callback share.
@@ -241,6 +241,7 @@ fn consumer(
     };
     config
         .create_with_context(context)
+        .map_err(redact_config_error)
         .with_context(|| format!("creating a Kafka consumer for {}", args.kafka.brokers))
 }
 
