@@ -43,6 +43,10 @@ pub enum PipelineError {
         /// What happened (`panicked: …`, `returned early`).
         how: String,
     },
+    /// Exactly-once: a transaction was aborted on an abortable error (a rebalance, a lost
+    /// partition, a timeout, a failed delivery); the stages start again from the committed
+    /// positions in-process. It ends the run only when it keeps happening.
+    Abortable(String),
     /// An admin request (creating a topic) failed.
     Admin(String),
     /// The operating system refused something the process needs to run: a thread, the signal
@@ -84,6 +88,7 @@ impl fmt::Display for PipelineError {
                 write!(f, "pipeline stage {stage} {how}; the pipeline stopped")
             }
             PipelineError::Admin(msg) => write!(f, "{msg}"),
+            PipelineError::Abortable(msg) => write!(f, "transaction aborted: {msg}"),
             PipelineError::System(msg) => write!(f, "cannot run: {msg}"),
         }
     }

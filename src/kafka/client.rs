@@ -81,7 +81,8 @@ pub fn producer_config(config: &Config, limits: (usize, usize)) -> ClientConfig 
         // Same key → same partition as Java clients (murmur2), so readers in either language agree.
         .set("partitioner", "murmur2_random");
     if config.guarantee == Guarantee::ExactlyOnce {
-        c.set("transactional.id", transactional_id(config));
+        c.set("transactional.id", transactional_id(config))
+            .set("transaction.timeout.ms", transaction_timeout_ms(config));
     }
     if config.metrics_addr.is_some() {
         // Broker connection states feed /ready.
@@ -89,6 +90,20 @@ pub fn producer_config(config: &Config, limits: (usize, usize)) -> ClientConfig 
     }
     apply(&mut c, &config.producer_properties);
     c
+}
+
+/// How long the broker lets a transaction stay open before it aborts it: 10 s (Kafka
+/// Streams' value under exactly-once, librdkafka's default is 60 s), longer only when the
+/// commit interval needs it (an epoch's transaction is open for about one interval plus its
+/// deliveries). It is also how long a crashed instance's open transaction holds
+/// `read_committed` readers of the outputs when no restart with the same `--instance-id`
+/// fences it first.
+pub fn transaction_timeout_ms(config: &Config) -> String {
+    let needed = config.commit_interval * 3 + std::time::Duration::from_secs(5);
+    needed
+        .max(std::time::Duration::from_secs(10))
+        .as_millis()
+        .to_string()
 }
 
 /// The producer's `transactional.id`: stable for an explicit `--instance-id` (a restarted
@@ -125,6 +140,66 @@ pub fn client_config(
     }
     apply(&mut c, properties);
     c
+}
+
+/// Refuses user properties (`-X`, `--consumer-property`, `--producer-property`) that would
+/// silently break what the chosen guarantee relies on: the pipeline stores and commits offsets
+/// itself, reads only committed upstream records, writes with `acks=all`, and (exactly-once)
+/// owns the producer's idempotence and `transactional.id`. A property set to the value the
+/// pipeline uses anyway is accepted; `enable.idempotence=false` is only warned about under
+/// at-least-once (it stays at least once, with duplicates and reordering on retries).
+pub fn check_guarantee_properties(config: &Config) -> Result<(), String> {
+    let exactly_once = config.guarantee == Guarantee::ExactlyOnce;
+    let refuse = |key: &str, value: &str, why: &str| {
+        Err(format!(
+            "{key}={value} would break the {} guarantee: {why}",
+            config.guarantee.as_str()
+        ))
+    };
+    for (key, value) in &config.consumer_properties {
+        let v = value.to_ascii_lowercase();
+        match key.as_str() {
+            "enable.auto.commit" | "enable.auto.offset.store" if v != "false" => {
+                return refuse(
+                    key,
+                    value,
+                    "the pipeline commits only delivered records' offsets",
+                )
+            }
+            "isolation.level" if v != "read_committed" => {
+                return refuse(key, value, "aborted upstream records would be processed")
+            }
+            _ => {}
+        }
+    }
+    for (key, value) in &config.producer_properties {
+        let v = value.to_ascii_lowercase();
+        match key.as_str() {
+            "transactional.id" => {
+                return refuse(
+                    key,
+                    value,
+                    "the pipeline sets it (exactly-once) or needs none",
+                )
+            }
+            "acks" | "request.required.acks" if v != "all" && v != "-1" => {
+                return refuse(
+                    key,
+                    value,
+                    "an acknowledged record could be lost on failover",
+                )
+            }
+            "enable.idempotence" if v != "true" && exactly_once => {
+                return refuse(key, value, "transactions need the idempotent producer")
+            }
+            "enable.idempotence" if v != "true" => log::warn!(
+                "enable.idempotence={value}: the producer's own retries may now duplicate and \
+                 reorder records (still at least once)"
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn apply(c: &mut ClientConfig, properties: &[(String, String)]) {

@@ -26,19 +26,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset};
 
-use super::rebalance::{offsets_list, retriable_commit_error, RebalanceContext, MAX_REVOKE_DRAIN};
+use super::rebalance::{
+    offsets_list, retriable_commit_error, Links, RebalanceContext, MAX_REVOKE_DRAIN,
+};
 use crate::cli::run::Guarantee;
 use crate::config::Config;
 use crate::error::PipelineError;
 use crate::kafka::client::{consumer_config, redact_config_error, ClientLog};
-use crate::pipeline::messages::{BatchPools, Epoch, EpochClosed, Generation, InputBatch, Source};
-use crate::pipeline::offsets::OffsetTracker;
+use crate::pipeline::messages::{BatchPools, Epoch, Generation, InputBatch, Source};
+use crate::pipeline::offsets::{OffsetTracker, TrackError};
 use crate::pipeline::watermark::EventClock;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::{unix_ms, Metrics};
@@ -61,6 +63,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 struct Part {
     partition: i32,
     generation: Generation,
+    first_offset: i64,
     last_offset: i64,
     count: u64,
 }
@@ -92,6 +95,7 @@ impl Pending {
             None => self.parts.push(Part {
                 partition,
                 generation,
+                first_offset: offset,
                 last_offset: offset,
                 count: 1,
             }),
@@ -120,7 +124,9 @@ impl Pending {
 
 /// The consumer thread's state.
 pub struct ConsumerStage<'a> {
-    consumer: BaseConsumer<RebalanceContext>,
+    /// Shared with the producer stage, which takes the group metadata for each transaction
+    /// from it (exactly-once).
+    consumer: Arc<BaseConsumer<RebalanceContext>>,
     topic: String,
     shutdown: &'a Shutdown,
     metrics: Arc<Metrics>,
@@ -180,8 +186,8 @@ impl<'a> ConsumerStage<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
-        done_rx: Receiver<Epoch>,
-        control_tx: Sender<EpochClosed>,
+        links: Links,
+        rewinding: Arc<AtomicBool>,
         epoch: Arc<AtomicU64>,
         clock: Arc<EventClock>,
         pools: &'a BatchPools,
@@ -193,8 +199,8 @@ impl<'a> ConsumerStage<'a> {
         let context = RebalanceContext {
             topic: config.input_topic.clone(),
             tracker: Mutex::new(tracker),
-            done_rx,
-            control_tx,
+            links: Mutex::new(links),
+            rewinding,
             epoch,
             clock,
             exactly_once: config.guarantee == Guarantee::ExactlyOnce,
@@ -211,7 +217,7 @@ impl<'a> ConsumerStage<'a> {
             .map_err(|e| PipelineError::Config(format!("consumer: {e}")))?;
         check_topics(&consumer, config)?;
         Ok(ConsumerStage {
-            consumer,
+            consumer: Arc::new(consumer),
             topic: config.input_topic.clone(),
             shutdown,
             metrics,
@@ -237,23 +243,42 @@ impl<'a> ConsumerStage<'a> {
         channel_capacity.div_ceil(BATCH_RECORDS).max(2)
     }
 
-    /// Polls and dispatches until shutdown, then drains and commits. Consumes the work sender:
-    /// dropping it is what tells the workers to finish.
-    pub fn run(mut self, work_tx: Sender<InputBatch>) -> Result<(), PipelineError> {
-        self.consumer
-            .subscribe(&[&self.topic])
-            .map_err(|e| PipelineError::kafka(format!("subscribing to {}", self.topic), e))?;
-        log::info!("subscribed to {}", self.topic);
-        self.metrics
-            .health
-            .subscribed
-            .store(true, Ordering::Relaxed);
+    /// The consumer, for the producer stage's group metadata (exactly-once).
+    pub fn group(&self) -> std::sync::Weak<BaseConsumer<RebalanceContext>> {
+        Arc::downgrade(&self.consumer)
+    }
+
+    /// Connects the consumer to the producer of a new run of the stages.
+    pub fn relink(&self, links: Links) {
+        self.context().relink(links);
+    }
+
+    /// Polls and dispatches until shutdown (then drains and commits) or a rewind (exactly-once:
+    /// the producer aborted a transaction; see [`ConsumerStage::rewind`]). Consumes the work
+    /// sender: dropping it is what tells the workers to finish.
+    pub fn run(&mut self, work_tx: Sender<InputBatch>) -> Result<(), PipelineError> {
+        if !self.metrics.health.subscribed.load(Ordering::Relaxed) {
+            self.consumer
+                .subscribe(&[&self.topic])
+                .map_err(|e| PipelineError::kafka(format!("subscribing to {}", self.topic), e))?;
+            log::info!("subscribed to {}", self.topic);
+            self.metrics
+                .health
+                .subscribed
+                .store(true, Ordering::Relaxed);
+        }
         let mut last_close = Instant::now();
         let mut progress = Progress::new(self.progress_interval);
         while !self.shutdown.is_requested() {
+            if self.context().rewinding.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             self.context().absorb_done();
             self.context().commit_moved(&self.consumer);
             if !self.dispatch_pending(&work_tx) {
+                if self.context().rewinding.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
                 log::error!("workers are gone; stopping");
                 self.shutdown.request(self.shutdown_grace);
                 break;
@@ -263,7 +288,7 @@ impl<'a> ConsumerStage<'a> {
             let depth = &self.metrics.gauges.workers_channel;
             depth.store((work_tx.len() * BATCH_RECORDS) as u64, Ordering::Relaxed);
             if last_close.elapsed() >= self.commit_interval {
-                self.context().close_epoch(&self.consumer);
+                self.context().close_epoch();
                 self.note_in_flight();
                 last_close = Instant::now();
             }
@@ -342,14 +367,27 @@ impl<'a> ConsumerStage<'a> {
         while let Some(mut next) = self.pending.pop_front() {
             // Records read under an assignment that has since been revoked are dropped: their
             // partition's position never passes them, so they are read again.
+            // Anything the tracker would refuse is dropped before the send, so what the
+            // workers get is always tracked (a refusal other than a revoke is a bug: counted
+            // and logged, and the records are read again after a restart).
             let (stale, epoch): (Vec<i32>, Epoch) = {
                 let tracker = self.context().tracker();
-                let stale = next
-                    .parts
-                    .iter()
-                    .filter(|p| tracker.generation(p.partition) != Some(p.generation))
-                    .map(|p| p.partition)
-                    .collect();
+                let mut stale = Vec::new();
+                for p in &next.parts {
+                    match tracker.check_hand_out(p.partition, p.generation, p.last_offset) {
+                        Ok(()) => {}
+                        Err(TrackError::StaleGeneration | TrackError::NotAssigned) => {
+                            stale.push(p.partition)
+                        }
+                        Err(e) => {
+                            log::error!("offset tracking refused {p:?}: {e:?}; dropping them");
+                            self.metrics
+                                .tracking_refusals
+                                .fetch_add(1, Ordering::Relaxed);
+                            stale.push(p.partition);
+                        }
+                    }
+                }
                 (stale, tracker.open_epoch())
             };
             if !stale.is_empty() {
@@ -380,16 +418,16 @@ impl<'a> ConsumerStage<'a> {
             };
             match sent {
                 Ok(()) => {
-                    // Recorded after the send: only this thread closes epochs, so the batch
-                    // is still in the open epoch, and its completion can only be applied
+                    // Recorded after the send (checked before it): only this thread closes
+                    // epochs and changes the assignment, so the batch is still in the open
+                    // epoch and the check still holds, and its completion can only be applied
                     // later, by this same thread.
                     let mut tracker = self.context().tracker();
                     for p in &parts {
-                        if let Err(e) =
-                            tracker.hand_out(p.partition, p.generation, p.last_offset, p.count)
-                        {
-                            log::error!("offset tracking refused {p:?}: {e:?}");
-                        }
+                        let (first, last) = (p.first_offset, p.last_offset);
+                        let handed =
+                            tracker.hand_out_from(p.partition, p.generation, first, last, p.count);
+                        debug_assert!(handed.is_ok(), "checked before the send: {handed:?}");
                     }
                     drop(tracker);
                     self.metrics.note_received(records);
@@ -473,7 +511,7 @@ impl<'a> ConsumerStage<'a> {
     /// Shutdown: stop fetching, close the last epoch and the work channel, wait for the
     /// producer to complete what was handed out (until the deadline), commit.
     fn finish(
-        mut self,
+        &mut self,
         work_tx: Sender<InputBatch>,
         mut progress: Progress,
     ) -> Result<(), PipelineError> {
@@ -483,9 +521,10 @@ impl<'a> ConsumerStage<'a> {
         // Read but never handed out: not tracked, so no committed offset passes them.
         self.pending.clear();
         self.batches.building = Pending::default();
-        let last = self.context().close_epoch(&self.consumer);
+        let last = self.context().close_epoch();
         drop(work_tx);
         log::info!("shutting down: draining in-flight records");
+        let done_rx = self.context().done_rx();
         loop {
             // Serve consumer callbacks; records fetched before the pause are not handed out.
             let _ = self.consumer.poll(Duration::ZERO);
@@ -493,11 +532,7 @@ impl<'a> ConsumerStage<'a> {
             if self.context().tracker().complete_through(last) || self.shutdown.overdue() {
                 break;
             }
-            match self
-                .context()
-                .done_rx
-                .recv_timeout(Duration::from_millis(50))
-            {
+            match done_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(epoch) => {
                     self.context().tracker().complete(epoch);
                 }
@@ -523,8 +558,8 @@ impl<'a> ConsumerStage<'a> {
         progress.log(&self.metrics, self.progress_extras());
         log::info!("committed positions {committed:?}; closing consumer");
         self.at_end.clear();
+        // The consumer closes when the stage is dropped, after the other stages have ended.
         self.context().closing.store(true, Ordering::Relaxed);
-        drop(self.consumer);
         if in_flight > 0 {
             return Err(PipelineError::ShutdownTimeout { in_flight });
         }
@@ -533,6 +568,58 @@ impl<'a> ConsumerStage<'a> {
 }
 
 impl ConsumerStage<'_> {
+    /// Exactly-once, after the producer aborted a transaction and the stages stopped: forgets
+    /// what was read since the last committed epoch (the tracker starts new generations, the
+    /// batches not handed out are dropped) and seeks each partition back to where its reading
+    /// resumes (its committed position, else the first offset read since the assignment), so
+    /// the next run of the stages reads it again. The group membership stays: no rebalance.
+    pub fn rewind(&mut self) -> Result<(), PipelineError> {
+        let mut resume: Vec<(i32, Option<i64>)> = self.context().tracker().rewind();
+        // Read but never handed out: only these say where a partition with nothing handed out
+        // resumes.
+        let pending = self
+            .pending
+            .drain(..)
+            .chain(std::iter::once(std::mem::take(&mut self.batches.building)));
+        let mut first_pending: Vec<(i32, i64)> = Vec::new();
+        for part in pending.flat_map(|p| p.parts) {
+            match first_pending.iter_mut().find(|(p, _)| *p == part.partition) {
+                Some((_, first)) => *first = (*first).min(part.first_offset),
+                None => first_pending.push((part.partition, part.first_offset)),
+            }
+        }
+        for (partition, position) in &mut resume {
+            if position.is_none() {
+                *position = first_pending
+                    .iter()
+                    .find(|(p, _)| p == partition)
+                    .map(|&(_, o)| o);
+            }
+        }
+        self.context().rebalances.fetch_add(1, Ordering::Relaxed);
+        for &(partition, position) in &resume {
+            let Some(offset) = position else { continue };
+            self.consumer
+                .seek(
+                    &self.topic,
+                    partition,
+                    Offset::Offset(offset),
+                    STARTUP_TIMEOUT,
+                )
+                .map_err(|e| {
+                    PipelineError::kafka(format!("rewinding partition {partition} to {offset}"), e)
+                })?;
+        }
+        if let Ok(assignment) = self.consumer.assignment() {
+            let _ = self.consumer.resume(&assignment);
+        }
+        self.context().paused.store(false, Ordering::Relaxed);
+        self.metrics.gauges.paused.store(false, Ordering::Relaxed);
+        self.context().rewinding.store(false, Ordering::Relaxed);
+        log::info!("rewound to {resume:?}; reading again from there");
+        Ok(())
+    }
+
     /// Commits the tracker's positions synchronously at shutdown. While the group is
     /// rebalancing (another member joining or leaving) the coordinator rejects commits from
     /// this member until it has rejoined, so a retriable rejection is answered by polling

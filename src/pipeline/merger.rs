@@ -111,6 +111,15 @@ impl EpochMerger {
         }
     }
 
+    /// A merger whose first epoch is `first` (the stages started again after a rewind, with
+    /// epoch numbers going on).
+    pub fn starting_at(workers: usize, first: Epoch) -> Self {
+        EpochMerger {
+            published_through: first.saturating_sub(1),
+            ..Self::new(workers)
+        }
+    }
+
     fn epoch(&mut self, epoch: Epoch) -> &mut EpochState {
         self.epochs.entry(epoch).or_default()
     }

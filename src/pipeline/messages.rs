@@ -11,7 +11,6 @@ use std::ops::Range;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::OwnedHeaders;
 
 use crate::insights::window::WindowStats;
@@ -225,25 +224,15 @@ pub enum ToProducer {
 }
 
 /// What the consumer tells the producer when it closes an epoch.
+#[derive(Debug)]
 pub struct EpochClosed {
     /// The epoch.
     pub epoch: Epoch,
     /// Input records handed out in it.
     pub records: u64,
-    /// Next offset to read of each partition handed out in it (for the transaction's offsets).
-    pub positions: Vec<(i32, i64)>,
-    /// The consumer's group metadata at the close (exactly-once only).
-    pub group: Option<ConsumerGroupMetadata>,
-}
-
-impl std::fmt::Debug for EpochClosed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EpochClosed")
-            .field("epoch", &self.epoch)
-            .field("records", &self.records)
-            .field("positions", &self.positions)
-            .finish()
-    }
+    /// Each partition handed out in it: partition, generation, next offset to read (for the
+    /// transaction's offsets, exactly-once).
+    pub positions: Vec<(i32, Generation, i64)>,
 }
 
 /// Recycles batch buffers between the threads: a thread that is done with a batch gives its

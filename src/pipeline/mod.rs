@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use self::consumer::ConsumerStage;
 use self::messages::BatchPools;
-use self::producer::ProducerStage;
+use self::messages::{Epoch, EpochClosed};
+use self::producer::{ProducerLinks, ProducerStage};
+use self::rebalance::Links;
 use self::watermark::EventClock;
 use self::worker::{WorkerShared, WorkerWindows};
 use crate::config::Config;
@@ -46,6 +48,7 @@ use crossbeam_channel::{Receiver, Sender};
 /// `--metrics-addr`, the HTTP endpoints answer from before the broker is contacted until the
 /// pipeline has stopped.
 pub fn run(config: Config, shutdown: &Shutdown) -> Result<(), PipelineError> {
+    crate::kafka::client::check_guarantee_properties(&config).map_err(PipelineError::Config)?;
     let metrics = Arc::new(Metrics::new(config.workers, stall_timeout(&config)));
     let server = match config.metrics_addr {
         Some(addr) if !config.metrics_addr_explicit => Some(bind_default(addr)?),
@@ -128,32 +131,18 @@ fn run_stages(
     metrics: &Arc<Metrics>,
 ) -> Result<(), PipelineError> {
     let batches = ConsumerStage::channel_batches(config.channel_capacity);
-    let (work_tx, work_rx) = crossbeam_channel::bounded(batches);
-    // Room for the deltas too: a worker sends at most one per batch.
-    let (out_tx, out_rx) = crossbeam_channel::bounded(batches + 2 * config.workers);
-    // Unbounded on purpose: one message per epoch each way, and neither the producer nor the
-    // consumer thread may block on them.
-    let (done_tx, done_rx) = crossbeam_channel::unbounded();
-    let (control_tx, control_rx) = crossbeam_channel::unbounded();
-
     let epoch = Arc::new(AtomicU64::new(0));
     let skew = watermark::alignment_skew(&config.windows);
     let clock = Arc::new(EventClock::new(config.idle_timeout, Some(skew)));
     let pools = BatchPools::new(batches);
-    let consumer = ConsumerStage::new(
+    let rewinding = Arc::new(AtomicBool::new(false));
+    let (mut links, mut producer_ends) = epoch_channels();
+    let mut consumer = ConsumerStage::new(
         config,
-        done_rx,
-        control_tx,
+        links,
+        Arc::clone(&rewinding),
         Arc::clone(&epoch),
         Arc::clone(&clock),
-        &pools,
-        Arc::clone(metrics),
-        shutdown,
-    )?;
-    let producer = ProducerStage::new(
-        config,
-        control_rx,
-        done_tx,
         &pools,
         Arc::clone(metrics),
         shutdown,
@@ -169,7 +158,95 @@ fn run_stages(
         pools: &pools,
     };
     log_start(config);
+    // Rewinds in a row with no transaction committed between them: the same fault each time
+    // (a record the topic refuses inside every transaction, a permission), so the run stops.
+    let mut fruitless = 0;
+    let result = loop {
+        let commits = metrics.commits.load(Ordering::Relaxed);
+        let (control_rx, done_tx) = producer_ends;
+        let producer = ProducerStage::new(
+            config,
+            ProducerLinks {
+                control_rx,
+                done_tx,
+                first_epoch: epoch.load(Ordering::Acquire),
+                group: consumer.group(),
+                rewinding: Arc::clone(&rewinding),
+            },
+            &pools,
+            Arc::clone(metrics),
+            shutdown,
+        )?;
+        let result = run_once(
+            config,
+            shutdown,
+            metrics,
+            &rewinding,
+            &mut consumer,
+            producer,
+            &shared,
+        );
+        if !rewinding.load(Ordering::Relaxed) || shutdown.is_requested() {
+            break result;
+        }
+        fruitless = if metrics.commits.load(Ordering::Relaxed) == commits {
+            fruitless + 1
+        } else {
+            1
+        };
+        if fruitless > MAX_FRUITLESS_REWINDS {
+            break Err(PipelineError::Abortable(format!(
+                "{MAX_FRUITLESS_REWINDS} transactions in a row aborted with nothing committed \
+                 between them; stopping (see the warnings above for why)"
+            )));
+        }
+        metrics.rewinds.fetch_add(1, Ordering::Relaxed);
+        consumer.rewind()?;
+        (links, producer_ends) = epoch_channels();
+        consumer.relink(links);
+    };
+    if let Some(summary) = metrics.summary() {
+        log::info!("{summary}");
+    }
+    drop(consumer);
+    result
+}
 
+/// Aborted transactions in a row, with no commit between them, after which the run stops.
+const MAX_FRUITLESS_REWINDS: u32 = 5;
+
+/// The epoch channels of one run of the stages: the consumer's ends, and the producer's
+/// (closed epochs in, complete epochs out). Unbounded on purpose: one message per epoch each
+/// way, and neither the producer nor the consumer thread may block on them.
+fn epoch_channels() -> (Links, (Receiver<EpochClosed>, Sender<Epoch>)) {
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    (
+        Links {
+            done_rx,
+            control_tx,
+        },
+        (control_rx, done_tx),
+    )
+}
+
+/// One run of the stages: the workers and the producer (new each run) around the consumer
+/// (kept across runs, so a rewind does not leave the group), supervised until every stage has
+/// ended.
+#[allow(clippy::too_many_arguments)]
+fn run_once<'a>(
+    config: &Config,
+    shutdown: &'a Shutdown,
+    metrics: &Metrics,
+    rewinding: &AtomicBool,
+    consumer: &mut ConsumerStage<'a>,
+    producer: ProducerStage<'a>,
+    shared: &WorkerShared<'_>,
+) -> Result<(), PipelineError> {
+    let batches = ConsumerStage::channel_batches(config.channel_capacity);
+    let (work_tx, work_rx) = crossbeam_channel::bounded(batches);
+    // Room for the deltas too: a worker sends at most one per batch.
+    let (out_tx, out_rx) = crossbeam_channel::bounded(batches + 2 * config.workers);
     let grace = config.shutdown_timeout;
     // A stage that dies leaves epochs that can never complete: the others get two commit
     // intervals to commit what is complete, not the whole shutdown timeout.
@@ -178,11 +255,12 @@ fn run_stages(
     let supervisor = Supervisor {
         ended: ended_tx,
         shutdown,
+        rewinding,
     };
     thread::scope(|scope| {
         let mut handles = Vec::new();
         for i in 0..config.workers {
-            let (rx, tx, shared) = (work_rx.clone(), out_tx.clone(), &shared);
+            let (rx, tx) = (work_rx.clone(), out_tx.clone());
             let transformer = Transformer::new(config.transform.clone());
             let windows = WorkerWindows::new(i, config.windows);
             let name = format!("worker-{i}");
@@ -198,11 +276,7 @@ fn run_stages(
         let consumer = supervisor.spawn(scope, "consumer".into(), move || consumer.run(work_tx))?;
         handles.push(("consumer".into(), consumer));
         let failure = supervise(&ended_rx, handles.len(), metrics, shutdown, fault_grace);
-        let result = join_all(handles, failure);
-        if let Some(summary) = metrics.summary() {
-            log::info!("{summary}");
-        }
-        result
+        join_all(handles, failure)
     })
 }
 
@@ -211,6 +285,8 @@ fn run_stages(
 struct Supervisor<'a> {
     ended: Sender<StageEnd>,
     shutdown: &'a Shutdown,
+    /// Set when the stages stop for a rewind: their ends are then expected.
+    rewinding: &'a AtomicBool,
 }
 
 /// How a stage ended.
@@ -223,16 +299,19 @@ struct StageEnd {
 /// Reports its stage's end when dropped: at the return, or while a panic unwinds the thread.
 struct EndGuard<'a> {
     stage: String,
-    outcome: Option<Result<(), String>>,
+    /// The stage's result (`Err(None)`: it stopped for a rewind); `None` while it runs.
+    outcome: Option<Result<(), Option<String>>>,
     supervisor: &'a Supervisor<'a>,
 }
 
 impl Drop for EndGuard<'_> {
     fn drop(&mut self) {
+        let rewinding = self.supervisor.rewinding.load(Ordering::Relaxed);
         let failure = match self.outcome.take() {
             None => Some("panicked".to_string()),
-            Some(Err(e)) => Some(format!("failed: {e}")),
-            Some(Ok(())) if self.supervisor.shutdown.is_requested() => None,
+            Some(Err(None)) if rewinding => None,
+            Some(Err(e)) => Some(format!("failed: {}", e.unwrap_or_default())),
+            Some(Ok(())) if self.supervisor.shutdown.is_requested() || rewinding => None,
             Some(Ok(())) => Some("returned while the pipeline was running".to_string()),
         };
         let _ = self.supervisor.ended.send(StageEnd {
@@ -267,7 +346,10 @@ impl<'a> Supervisor<'a> {
                     supervisor: self,
                 };
                 let result = f();
-                guard.outcome = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                guard.outcome = Some(result.as_ref().map(|_| ()).map_err(|e| match e {
+                    PipelineError::Abortable(_) => None,
+                    e => Some(e.to_string()),
+                }));
                 result
             })
             .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))

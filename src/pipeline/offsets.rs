@@ -44,6 +44,9 @@ struct PartitionState {
     reported: Option<i64>,
     /// Records handed out and not yet in a complete epoch.
     in_flight: u64,
+    /// The first offset handed out under this generation (where a rewind resumes when nothing
+    /// is complete yet).
+    first: Option<i64>,
 }
 
 /// What one epoch handed out, per partition: generation, position at its end, records.
@@ -77,8 +80,10 @@ pub struct ClosedEpoch {
     pub epoch: Epoch,
     /// Records handed out in it.
     pub records: u64,
-    /// Next offset to read of each partition handed out in it.
-    pub positions: Vec<(i32, i64)>,
+    /// Each partition handed out in it: partition, the generation its records were read
+    /// under, and the next offset to read (exactly-once commits a position only while that
+    /// generation is still the partition's).
+    pub positions: Vec<(i32, Generation, i64)>,
 }
 
 /// See the module doc.
@@ -145,23 +150,26 @@ impl OffsetTracker {
         last_offset: i64,
         count: u64,
     ) -> Result<(), TrackError> {
+        self.hand_out_from(partition, generation, last_offset, last_offset, count)
+    }
+
+    /// [`OffsetTracker::hand_out`] of records from `first_offset` to `last_offset`.
+    pub fn hand_out_from(
+        &mut self,
+        partition: i32,
+        generation: Generation,
+        first_offset: i64,
+        last_offset: i64,
+        count: u64,
+    ) -> Result<(), TrackError> {
+        self.check_hand_out(partition, generation, last_offset)?;
         let state = self
             .partitions
             .get_mut(&partition)
             .ok_or(TrackError::NotAssigned)?;
-        if state.generation != generation {
-            return Err(TrackError::StaleGeneration);
-        }
-        if let Some(next) = state.handed_out {
-            if last_offset < next {
-                return Err(TrackError::NotIncreasing {
-                    next,
-                    offset: last_offset,
-                });
-            }
-        }
         state.handed_out = Some(last_offset + 1);
         state.in_flight += count;
+        state.first.get_or_insert(first_offset);
         self.open.records += count;
         match self
             .open
@@ -181,6 +189,31 @@ impl OffsetTracker {
         Ok(())
     }
 
+    /// Whether records of `partition` up to `last_offset`, read under `generation`, may be
+    /// handed out now (the consumer asks before it sends them, so that what the workers get is
+    /// always tracked).
+    pub fn check_hand_out(
+        &self,
+        partition: i32,
+        generation: Generation,
+        last_offset: i64,
+    ) -> Result<(), TrackError> {
+        let state = self
+            .partitions
+            .get(&partition)
+            .ok_or(TrackError::NotAssigned)?;
+        if state.generation != generation {
+            return Err(TrackError::StaleGeneration);
+        }
+        match state.handed_out {
+            Some(next) if last_offset < next => Err(TrackError::NotIncreasing {
+                next,
+                offset: last_offset,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Closes the open epoch (also when it is empty) and opens the next.
     pub fn close_epoch(&mut self) -> ClosedEpoch {
         let epoch = self.open_epoch;
@@ -191,7 +224,7 @@ impl OffsetTracker {
             positions: record
                 .partitions
                 .iter()
-                .map(|&(p, _, position, _)| (p, position))
+                .map(|&(p, g, position, _)| (p, g, position))
                 .collect(),
         };
         self.closed.insert(epoch, record);
@@ -272,6 +305,31 @@ impl OffsetTracker {
             .and_then(|s| s.committable)
     }
 
+    /// Forgets everything handed out since the last complete epoch (exactly-once: its
+    /// transaction was aborted): every partition starts a new generation at its committable
+    /// position (so records of the old one that are still in flight commit nothing), no epoch
+    /// is open or closed, and epoch numbers go on. Returns where each partition's reading
+    /// resumes: its committable position, else the first offset handed out since the
+    /// assignment (`None`: nothing handed out).
+    pub fn rewind(&mut self) -> Vec<(i32, Option<i64>)> {
+        self.open = EpochRecord::default();
+        self.closed.clear();
+        let mut positions = Vec::new();
+        for (&partition, state) in &mut self.partitions {
+            self.next_generation += 1;
+            let resume = state.committable.or(state.first);
+            *state = PartitionState {
+                generation: self.next_generation,
+                committable: state.committable,
+                reported: state.reported,
+                first: resume,
+                ..Default::default()
+            };
+            positions.push((partition, resume));
+        }
+        positions
+    }
+
     /// Records of `partition` handed out and not yet in a complete epoch.
     pub fn in_flight(&self, partition: i32) -> u64 {
         self.partitions.get(&partition).map_or(0, |s| s.in_flight)
@@ -313,10 +371,40 @@ mod tests {
             ClosedEpoch {
                 epoch: 1,
                 records: 10,
-                positions: vec![(0, 10)]
+                positions: vec![(0, 1, 10)]
             }
         );
         assert_eq!(t.committable(0), None, "closed is not complete");
+    }
+
+    #[test]
+    fn a_rewind_forgets_what_is_not_complete_and_starts_new_generations() {
+        let mut t = OffsetTracker::new();
+        let g0 = t.assign(0);
+        let g1 = t.assign(1);
+        t.hand_out(0, g0, 9, 10).unwrap();
+        let first = t.close_epoch().epoch;
+        assert!(t.complete(first));
+        t.hand_out(0, g0, 19, 10).unwrap();
+        t.hand_out(1, g1, 4, 5).unwrap();
+        let second = t.close_epoch().epoch;
+        t.hand_out(0, g0, 29, 10).unwrap();
+        assert_eq!(t.rewind(), vec![(0, Some(10)), (1, Some(4))]);
+        assert_eq!(t.total_in_flight(), 0);
+        assert_ne!(t.generation(0), Some(g0), "a new generation");
+        assert!(!t.complete(second), "the closed epoch is forgotten");
+        assert!(t.complete_through(second));
+        assert_eq!(t.open_epoch(), second + 1, "epoch numbers go on");
+        assert_eq!(
+            t.hand_out(0, g0, 39, 10),
+            Err(TrackError::StaleGeneration),
+            "records read before the rewind are refused"
+        );
+        let g = t.generation(0).unwrap();
+        t.hand_out(0, g, 19, 10).unwrap();
+        let third = t.close_epoch().epoch;
+        assert!(t.complete(third));
+        assert_eq!(t.committable(0), Some(20));
     }
 
     #[test]

@@ -26,11 +26,13 @@
 //!   flushes before the producer is dropped (dropping purges the queue).
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -39,6 +41,7 @@ use super::delivery::{
     classify, is_reduced, lock, opaque, record_batch_size, reduced, retry_backoff, unpack,
     Delivered, DeliveryContext, Failure, Retry, Slot, Slots,
 };
+use super::rebalance::RebalanceContext;
 use super::reroute::{reduced_letter, rejected_output, Letter};
 use super::transactions::{Transactions, TXN_TIMEOUT};
 use crate::cli::run::Guarantee;
@@ -59,6 +62,23 @@ use crate::transform::ErrorCode;
 /// Records waiting for a retry beyond which no new work is taken.
 pub const MAX_RETRY_BACKLOG: usize = 10_000;
 const RETRY_PASS_INTERVAL: Duration = Duration::from_millis(20);
+
+/// What connects one run of the producer stage to the consumer: the epoch channels, the first
+/// epoch it will see, and (exactly-once) the consumer whose group metadata each transaction
+/// commits with, and the flag that stops the stages for a rewind.
+pub struct ProducerLinks {
+    /// Closed epochs, from the consumer.
+    pub control_rx: Receiver<EpochClosed>,
+    /// Complete epochs, to the consumer.
+    pub done_tx: Sender<Epoch>,
+    /// The consumer's open epoch when this run starts.
+    pub first_epoch: Epoch,
+    /// The consumer (its group metadata, and which partitions it still owns).
+    pub group: Weak<BaseConsumer<RebalanceContext>>,
+    /// Set (before the stage returns) when a transaction is aborted and the stages must stop
+    /// and start again from the committed positions.
+    pub rewinding: Arc<AtomicBool>,
+}
 
 /// The producer thread's state.
 pub struct ProducerStage<'a> {
@@ -93,8 +113,7 @@ impl<'a> ProducerStage<'a> {
     /// `-X`/`--producer-property` is a configuration error.
     pub fn new(
         config: &Config,
-        control_rx: Receiver<EpochClosed>,
-        done_tx: Sender<Epoch>,
+        links: ProducerLinks,
         pools: &'a BatchPools,
         metrics: Arc<Metrics>,
         shutdown: &'a Shutdown,
@@ -127,7 +146,9 @@ impl<'a> ProducerStage<'a> {
                     PipelineError::kafka("initializing the transactional producer", e)
                 })?;
                 Some(Transactions {
-                    committing: 1,
+                    committing: links.first_epoch,
+                    group: links.group,
+                    rewinding: links.rewinding,
                     ..Default::default()
                 })
             }
@@ -146,10 +167,10 @@ impl<'a> ProducerStage<'a> {
             ],
             input_topic: config.input_topic.clone(),
             instance: config.instance_id.clone(),
-            merger: EpochMerger::new(config.workers),
+            merger: EpochMerger::starting_at(config.workers, links.first_epoch),
             slots: Slots::default(),
-            control_rx,
-            done_tx,
+            control_rx: links.control_rx,
+            done_tx: links.done_tx,
             retries: VecDeque::new(),
             txn,
             shutdown,
@@ -226,8 +247,7 @@ impl<'a> ProducerStage<'a> {
         while let Ok(closed) = self.control_rx.try_recv() {
             self.merger.closed(closed.epoch, closed.records);
             if let Some(txn) = &mut self.txn {
-                txn.closed
-                    .insert(closed.epoch, (closed.positions, closed.group));
+                txn.closed.insert(closed.epoch, closed.positions);
             }
         }
         self.publish_ready()?;
@@ -370,11 +390,13 @@ impl<'a> ProducerStage<'a> {
         self.reports = reports;
         for (retry, error) in failed {
             if self.txn.is_some() {
-                return Err(PipelineError::kafka(
-                    "exactly-once: a delivery failed inside a transaction; stopping so the \
-                     epoch is processed again",
-                    error,
-                ));
+                // librdkafka has made the transaction abortable: abort, and read the epoch
+                // again.
+                return Err(self.abort(format!(
+                    "a delivery to {} failed inside the transaction of epoch {}: {error}",
+                    self.topics[unpack(retry.opaque).1.index()],
+                    self.txn.as_ref().map_or(0, |t| t.committing)
+                )));
             }
             self.failed(retry, error);
         }

@@ -33,8 +33,12 @@ pub const MAX_REVOKE_DRAIN: Duration = Duration::from_secs(10);
 pub struct RebalanceContext {
     pub(super) topic: String,
     pub(super) tracker: Mutex<OffsetTracker>,
-    pub(super) done_rx: Receiver<Epoch>,
-    pub(super) control_tx: Sender<EpochClosed>,
+    /// The channels to and from the producer of the current run of the stages (exactly-once
+    /// starts the stages again around this consumer after an aborted transaction).
+    pub(super) links: Mutex<Links>,
+    /// Set when the stages stop for a rewind (exactly-once, an aborted transaction): a revoke
+    /// no longer waits for epochs that will never complete.
+    pub(super) rewinding: Arc<AtomicBool>,
     /// The open epoch, read by the workers.
     pub(super) epoch: Arc<AtomicU64>,
     /// The per-partition watermarks: a partition enters on assign, leaves on revoke.
@@ -51,34 +55,51 @@ pub struct RebalanceContext {
     pub(super) log: ClientLog,
 }
 
+/// The consumer's ends of the channels to and from the producer.
+pub struct Links {
+    /// Complete epochs, from the producer.
+    pub done_rx: Receiver<Epoch>,
+    /// Closed epochs, to the producer.
+    pub control_tx: Sender<EpochClosed>,
+}
+
 impl RebalanceContext {
     pub(super) fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn links(&self) -> MutexGuard<'_, Links> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The receiver of complete epochs (a handle: the channel is the current run's).
+    pub(super) fn done_rx(&self) -> Receiver<Epoch> {
+        self.links().done_rx.clone()
+    }
+
+    /// Connects the consumer to the producer of a new run of the stages.
+    pub(super) fn relink(&self, links: Links) {
+        *self.links() = links;
+    }
+
     /// Applies the epoch completions that have arrived.
     pub(super) fn absorb_done(&self) {
+        let done_rx = self.done_rx();
         let mut tracker = self.tracker();
-        while let Ok(epoch) = self.done_rx.try_recv() {
+        while let Ok(epoch) = done_rx.try_recv() {
             tracker.complete(epoch);
         }
     }
 
     /// Closes the open epoch, tells the producer and the workers; returns the closed epoch.
-    pub(super) fn close_epoch(&self, consumer: &BaseConsumer<Self>) -> Epoch {
+    pub(super) fn close_epoch(&self) -> Epoch {
         let closed = self.tracker().close_epoch();
-        // Fetched fresh for every transaction: it carries the group generation, which fences
-        // a transaction of a member that has lost its partitions.
-        let group = self
-            .exactly_once
-            .then(|| consumer.group_metadata())
-            .flatten();
-        // The producer is gone only at the very end of a shutdown.
-        let _ = self.control_tx.send(EpochClosed {
+        // The producer is gone only at the very end of a shutdown (or of a run that stops for
+        // a rewind).
+        let _ = self.links().control_tx.send(EpochClosed {
             epoch: closed.epoch,
             records: closed.records,
             positions: closed.positions,
-            group,
         });
         self.epoch.store(closed.epoch + 1, Ordering::Release);
         closed.epoch
@@ -86,19 +107,17 @@ impl RebalanceContext {
 
     /// Waits until every epoch up to `epoch` is complete, or `deadline`. Returns whether they are.
     pub(super) fn wait_complete_through(&self, epoch: Epoch, deadline: Instant) -> bool {
+        let done_rx = self.done_rx();
         loop {
             self.absorb_done();
             if self.tracker().complete_through(epoch) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || self.rewinding.load(Ordering::Relaxed) {
                 return false;
             }
-            match self
-                .done_rx
-                .recv_timeout(left.min(Duration::from_millis(20)))
-            {
+            match done_rx.recv_timeout(left.min(Duration::from_millis(20))) {
                 Ok(e) => {
                     self.tracker().complete(e);
                 }
@@ -171,7 +190,7 @@ impl RebalanceContext {
         let lost = consumer.assignment_lost();
         // At close, after the shutdown drained and committed, there is nothing to wait for.
         if !lost && !self.closing.load(Ordering::Relaxed) {
-            let epoch = self.close_epoch(consumer);
+            let epoch = self.close_epoch();
             let deadline = Instant::now() + self.drain_timeout;
             if !self.wait_complete_through(epoch, deadline) {
                 log::warn!(

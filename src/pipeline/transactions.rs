@@ -1,28 +1,44 @@
 //! Exactly-once (`--guarantee exactly-once`): the producer stage's transactions, one per commit
 //! epoch. A transaction carries the epoch's outputs, dead letters and insight records, and the
-//! epoch's input positions (`send_offsets_to_transaction` with the group metadata taken when
-//! the epoch closed). Batches of the next epoch that arrive early are held (at most
-//! `hold_limit`) until the transaction commits; everything sent in it is delivered before
-//! `commit_transaction`, so that call returns in milliseconds instead of blocking the thread.
-//! A failure aborts the transaction and stops the run.
+//! epoch's input positions (`send_offsets_to_transaction` with the consumer's group metadata
+//! taken at commit time, so it carries the current group generation). Batches of the next
+//! epoch that arrive early are held (at most `hold_limit`) until the transaction commits;
+//! everything sent in it is delivered before `commit_transaction`, so that call returns in
+//! milliseconds instead of blocking the thread.
+//!
+//! Errors are classified as librdkafka classifies them (`rd_kafka_error_is_fatal`,
+//! `txn_requires_abort`; `rdkafka_txnmgr.c`):
+//! - *fatal* (fenced by a newer instance with the same `transactional.id`, no authorization):
+//!   the run stops (exit 4);
+//! - anything else (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID after a
+//!   rebalance, a timeout, a failed delivery, or a partition of the epoch revoked or lost
+//!   before the commit): the transaction is aborted and the stage returns
+//!   [`PipelineError::Abortable`]; the stages start again in-process from the committed
+//!   positions ([`crate::pipeline`]), the consumer keeps its group membership, and nothing of
+//!   the aborted epoch was ever visible to `read_committed` readers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::ConsumerGroupMetadata;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::messages::{Epoch, OutputBatch};
+use super::messages::{Epoch, Generation, OutputBatch};
 use super::producer::ProducerStage;
+use super::rebalance::RebalanceContext;
 use crate::error::PipelineError;
 
 /// How long transactional calls may block.
 pub(super) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An epoch's input positions and the group metadata to commit them with.
-pub(super) type EpochOffsets = (Vec<(i32, i64)>, Option<ConsumerGroupMetadata>);
+/// An epoch's input positions: partition, the generation they were read under, next offset.
+pub(super) type EpochOffsets = Vec<(i32, Generation, i64)>;
 
 /// The open transaction's state (exactly-once).
 #[derive(Default)]
@@ -32,8 +48,12 @@ pub(super) struct Transactions {
     pub(super) open: bool,
     /// Batches of later epochs, sent once their transaction begins.
     pub(super) held: VecDeque<OutputBatch>,
-    /// What the consumer said about each closed epoch: positions and group metadata.
+    /// What the consumer said about each closed epoch: its positions.
     pub(super) closed: BTreeMap<Epoch, EpochOffsets>,
+    /// The consumer: group metadata at commit time, and which partitions it still owns.
+    pub(super) group: Weak<BaseConsumer<RebalanceContext>>,
+    /// Set before the stage returns [`PipelineError::Abortable`].
+    pub(super) rewinding: Arc<AtomicBool>,
 }
 
 impl ProducerStage<'_> {
@@ -48,15 +68,46 @@ impl ProducerStage<'_> {
     }
 
     pub(super) fn begin_transaction_if_needed(&mut self) {
-        if let Some(txn) = &mut self.txn {
-            if !txn.open {
-                // Only fails on a fatal or abortable state, which the next check reports.
-                if let Err(e) = self.producer.begin_transaction() {
-                    log::warn!("begin transaction for epoch {}: {e}", txn.committing);
-                }
-                txn.open = true;
-            }
+        let Some(txn) = &mut self.txn else { return };
+        if txn.open {
+            return;
         }
+        txn.open = true;
+        let epoch = txn.committing;
+        if let Err(e) = self.producer.begin_transaction() {
+            // Only in a fatal or abortable state: the next round ends the run or rewinds.
+            let error = self.classified(format!("begin transaction of epoch {epoch}"), e);
+            self.fatal.get_or_insert(error);
+        }
+    }
+
+    /// A transactional call's error: fatal ones end the run; any other aborts the open
+    /// transaction (see the module doc).
+    fn classified(&mut self, what: String, e: KafkaError) -> PipelineError {
+        let fatal = match &e {
+            KafkaError::Transaction(rd) => rd.is_fatal(),
+            _ => self.producer.client().fatal_error().is_some(),
+        };
+        if fatal {
+            log::error!("{what}: {e} (fatal: another instance with this transactional.id, or no permission)");
+            return PipelineError::kafka(format!("exactly-once: {what} failed fatally"), e);
+        }
+        self.abort(format!("{what}: {e}"))
+    }
+
+    /// Aborts the open transaction and tells the stages to start again from the committed
+    /// positions; returns the error the stage ends with.
+    pub(super) fn abort(&mut self, why: String) -> PipelineError {
+        log::warn!("exactly-once: {why}; aborting the transaction and reading again from the committed positions");
+        if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+            log::error!("abort of the transaction failed: {e}");
+        }
+        self.metrics().commit_failures.fetch_add(1, Relaxed);
+        if let Some(txn) = &mut self.txn {
+            txn.open = false;
+            txn.rewinding.store(true, Ordering::Relaxed);
+        }
+        PipelineError::Abortable(why)
     }
 
     /// Exactly-once: ends the open transaction once its epoch is fully received and published:
@@ -77,12 +128,11 @@ impl ProducerStage<'_> {
             if self.producer.in_flight_count() > 0 {
                 return Ok(());
             }
-            let Some((positions, group)) = self.txn.as_mut().and_then(|t| t.closed.remove(&epoch))
-            else {
+            let Some(positions) = self.txn.as_mut().and_then(|t| t.closed.remove(&epoch)) else {
                 return Ok(());
             };
             if self.txn.as_ref().is_some_and(|t| t.open) {
-                self.commit_transaction(epoch, &positions, group.as_ref())?;
+                self.commit_transaction(epoch, &positions)?;
             }
             self.merger.forget(epoch);
             let _ = self.done_tx.send(epoch);
@@ -107,17 +157,44 @@ impl ProducerStage<'_> {
         }
     }
 
+    /// Commits epoch `epoch`'s transaction with its input positions, under the group
+    /// metadata taken now: only when every partition of the epoch is still owned under the
+    /// generation its records were read with (a revoke waits for this commit; a lost partition
+    /// does not, and its records may already be another member's).
     pub(super) fn commit_transaction(
         &mut self,
         epoch: Epoch,
-        positions: &[(i32, i64)],
-        group: Option<&ConsumerGroupMetadata>,
+        positions: &[(i32, Generation, i64)],
     ) -> Result<(), PipelineError> {
         let started = Instant::now();
+        let group = self.txn.as_ref().and_then(|t| t.group.upgrade());
+        let Some(consumer) = group else {
+            return Err(self.abort(format!("epoch {epoch}: the consumer is gone")));
+        };
+        let lost: Vec<i32> = {
+            let tracker = consumer.context().tracker();
+            positions
+                .iter()
+                .filter(|&&(p, g, _)| tracker.generation(p) != Some(g))
+                .map(|&(p, _, _)| p)
+                .collect()
+        };
+        if !lost.is_empty() {
+            return Err(self.abort(format!(
+                "partitions {lost:?} of epoch {epoch} were revoked or lost before it committed"
+            )));
+        }
+        let metadata = consumer.group_metadata();
+        crate::fault::pause("txn-offsets");
+        if metadata.is_none() && !positions.is_empty() {
+            return Err(self.abort(format!(
+                "epoch {epoch}: the consumer has no group metadata (not in the group)"
+            )));
+        }
         let result = (|| {
-            if let (false, Some(group)) = (positions.is_empty(), group) {
+            if let (false, Some(metadata)) = (positions.is_empty(), &metadata) {
                 let mut tpl = TopicPartitionList::new();
-                for &(partition, position) in positions {
+                for &(partition, _, position) in positions {
                     tpl.add_partition_offset(
                         &self.input_topic,
                         partition,
@@ -125,10 +202,11 @@ impl ProducerStage<'_> {
                     )?;
                 }
                 self.producer
-                    .send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)?;
+                    .send_offsets_to_transaction(&tpl, metadata, TXN_TIMEOUT)?;
             }
             self.producer.commit_transaction(TXN_TIMEOUT)
         })();
+        drop(consumer);
         match result {
             Ok(()) => {
                 self.metrics().note_commit();
@@ -138,20 +216,7 @@ impl ProducerStage<'_> {
                 );
                 Ok(())
             }
-            Err(e) => {
-                log::error!("transaction of epoch {epoch} failed: {e}; aborting it");
-                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    log::error!("abort of epoch {epoch}'s transaction failed: {abort}");
-                }
-                self.metrics().commit_failures.fetch_add(1, Relaxed);
-                Err(PipelineError::kafka(
-                    format!(
-                        "exactly-once transaction of epoch {epoch} aborted (its records are \
-                         processed again from the last committed epoch)"
-                    ),
-                    e,
-                ))
-            }
+            Err(e) => Err(self.classified(format!("transaction of epoch {epoch}"), e)),
         }
     }
 }

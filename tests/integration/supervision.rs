@@ -168,3 +168,102 @@ fn a_panic_in_any_stage_stops_the_pipeline_in_order() {
         assert_eq!(delivered.len(), total, "{stage}: records lost");
     }
 }
+
+/// Exactly-once across a rebalance that lands between taking the group metadata and sending a
+/// transaction's offsets (the fault hook holds the first three commits there for 4 s): the commit meets
+/// ILLEGAL_GENERATION (or REBALANCE_IN_PROGRESS), which is abortable, so the instance aborts,
+/// reads again from its committed positions and goes on in-process, without leaving the group.
+/// Neither instance exits by itself; a read_committed reader sees every record exactly once.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn exactly_once_survives_a_rebalance_between_metadata_and_commit() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    let input = unique("it-eos-rebalance");
+    let output = format!("{input}-out");
+    let group = unique("it-group");
+    let partitions = 4;
+    create_topic(&brokers, &input, partitions, &[]);
+    create_topic(&brokers, &output, partitions, &[]);
+    create_topic(&brokers, &format!("{input}-dlq"), 1, &[]);
+    create_topic(&brokers, &format!("{input}-insights"), 1, &[]);
+    let total = 4_000;
+    let mut records = events(total);
+    for (i, r) in records.iter_mut().enumerate() {
+        r.partition = (i % partitions as usize) as i32;
+    }
+    // A steady trickle, so that every epoch has a transaction to commit (and to hold).
+    let feeder = {
+        let (brokers, input) = (brokers.clone(), input.clone());
+        std::thread::spawn(move || {
+            for chunk in records.chunks(100) {
+                produce(&brokers, &input, chunk);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let eos = ["--guarantee", "exactly-once", "--commit-interval", "500ms"];
+    let args = run_args(&brokers, &input, &group, &eos);
+    let log = std::env::temp_dir().join(format!("{}.log", unique("pipeline")));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = pipeline()
+        .arg("run")
+        .args(&args)
+        .env("KAFKA_PIPELINE_FAULT", "txn-offsets:4000")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let mut held = Running { child, log };
+    assert!(
+        wait_until(Duration::from_secs(30), || held
+            .log_text()
+            .contains("txn-offsets pauses")),
+        "no commit reached the hook; log:\n{}",
+        held.log_text()
+    );
+    // Joins while the held instance sits between its metadata and its offsets (its first
+    // three commits are held 4 s each).
+    let mut other = Running::pipeline(&brokers, &input, &group, &eos);
+    assert!(
+        wait_until(Duration::from_secs(60), || held
+            .log_text()
+            .contains("aborting the transaction")),
+        "the rebalance never aborted a transaction; log:\n{}",
+        held.log_text()
+    );
+    feeder.join().unwrap();
+    let end = end_offsets(&brokers, &input, partitions);
+    assert!(
+        wait_until(Duration::from_secs(120), || committed(
+            &brokers, &group, &input, partitions
+        ) == end),
+        "not committed to the end; held log:\n{}\nother log:\n{}",
+        held.log_text(),
+        other.log_text()
+    );
+    for (who, run) in [("held", &mut held), ("other", &mut other)] {
+        assert!(
+            run.child.try_wait().unwrap().is_none(),
+            "{who} exited by itself; log:\n{}",
+            run.log_text()
+        );
+    }
+    other.stop("other");
+    held.stop("held");
+    let out = read_all(&brokers, &output, total, Duration::from_secs(30));
+    let mut seen = std::collections::BTreeMap::new();
+    for r in &out {
+        *seen
+            .entry(r.header("__pipeline.source").expect("lineage"))
+            .or_insert(0) += 1;
+    }
+    let duplicates = seen.values().filter(|&&n| n > 1).count();
+    assert_eq!((seen.len(), duplicates), (total, 0), "lost or duplicated");
+    assert!(
+        held.log_text().contains("rewound to"),
+        "no in-process rewind; log:\n{}",
+        held.log_text()
+    );
+}
