@@ -118,11 +118,12 @@ fn bind_default(addr: SocketAddr) -> Result<MetricsServer, PipelineError> {
     )))
 }
 
-/// How long `/ready` tolerates lag without a commit: a commit follows every commit interval
-/// while records flow, so thirty intervals, and at least a minute (a broker restart or a slow
-/// rebalance should not restart the pod).
+/// How long `/ready` tolerates records waiting (lag) with no epoch completing: three commit
+/// intervals. An epoch completes about one interval after it closes while records flow, so
+/// this is a stall, not a slow pipeline (a broker outage of more than a few seconds is one
+/// too: the pipeline is then not ready).
 pub fn stall_timeout(config: &Config) -> Duration {
-    (config.commit_interval * 30).max(Duration::from_secs(60))
+    config.commit_interval * 3
 }
 
 fn run_stages(
@@ -158,9 +159,8 @@ fn run_stages(
         pools: &pools,
     };
     log_start(config);
-    // Rewinds in a row with no transaction committed between them: the same fault each time
-    // (a record the topic refuses inside every transaction, a permission), so the run stops.
-    let mut fruitless = 0;
+    // Rewinds in a row with no transaction committed between them (the same fault each time).
+    let mut fruitless = 0u32;
     let result = loop {
         let commits = metrics.commits.load(Ordering::Relaxed);
         let (control_rx, done_tx) = producer_ends;
@@ -192,15 +192,20 @@ fn run_stages(
         fruitless = if metrics.commits.load(Ordering::Relaxed) == commits {
             fruitless + 1
         } else {
-            1
+            0
         };
-        if fruitless > MAX_FRUITLESS_REWINDS {
-            break Err(PipelineError::Abortable(format!(
-                "{MAX_FRUITLESS_REWINDS} transactions in a row aborted with nothing committed \
-                 between them; stopping (see the warnings above for why)"
-            )));
-        }
         metrics.rewinds.fetch_add(1, Ordering::Relaxed);
+        if fruitless > 0 {
+            // The same fault again (an output still unwritable): back off, as at-least-once
+            // does, instead of exiting into a crash loop; /ready reports the stall.
+            let wait = REWIND_BACKOFF
+                .saturating_mul(1 << fruitless.min(5))
+                .min(MAX_REWIND_BACKOFF);
+            log::warn!(
+                "{fruitless} rewinds in a row with nothing committed; reading again in {wait:?}"
+            );
+            sleep_unless_shutdown(shutdown, wait);
+        }
         consumer.rewind()?;
         (links, producer_ends) = epoch_channels();
         consumer.relink(links);
@@ -212,8 +217,17 @@ fn run_stages(
     result
 }
 
-/// Aborted transactions in a row, with no commit between them, after which the run stops.
-const MAX_FRUITLESS_REWINDS: u32 = 5;
+/// The first wait before a rewind that follows a fruitless one; it doubles up to
+/// [`MAX_REWIND_BACKOFF`].
+const REWIND_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_REWIND_BACKOFF: Duration = Duration::from_secs(15);
+
+fn sleep_unless_shutdown(shutdown: &Shutdown, wait: Duration) {
+    let until = std::time::Instant::now() + wait;
+    while !shutdown.is_requested() && std::time::Instant::now() < until {
+        thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// The epoch channels of one run of the stages: the consumer's ends, and the producer's
 /// (closed epochs in, complete epochs out). Unbounded on purpose: one message per epoch each

@@ -263,26 +263,57 @@ impl ClientContext for RebalanceContext {
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
-        if let Some(lag) = stored_lag(statistics, &self.topic) {
-            self.metrics.set_lag(lag);
-        }
+        let Some(ends) = partition_ends(statistics, &self.topic) else {
+            return;
+        };
+        let tracker = self.tracker();
+        let lag = ends
+            .into_iter()
+            .filter(|e| tracker.generation(e.partition).is_some())
+            .filter_map(|e| {
+                let position = tracker.committable(e.partition).or(e.committed)?;
+                Some((e.partition, (e.end - position).max(0)))
+            })
+            .collect();
+        drop(tracker);
+        self.metrics.set_lag(lag);
     }
 }
 
-/// `consumer_lag_stored` of each assigned partition of `topic` in a librdkafka statistics
-/// document (partitions this client does not consume report -1 and are skipped).
-fn stored_lag(statistics: &[u8], topic: &str) -> Option<Vec<(i32, i64)>> {
+/// What a statistics document says of one partition: the end a `read_committed` reader can
+/// reach (the last stable offset, else the high watermark), and the group's committed
+/// position when the consumer fetched it at assignment (else the log start, where
+/// `auto.offset.reset=earliest` starts).
+#[derive(Debug, PartialEq, Eq)]
+struct PartitionEnd {
+    partition: i32,
+    end: i64,
+    committed: Option<i64>,
+}
+
+/// Lag is the pipeline's own: `end` minus the tracker's committable position (or, before the
+/// first complete epoch, the committed one), in both modes and from the first statistics of an
+/// assignment. (librdkafka's `consumer_lag_stored` stays -1 when offsets are never stored,
+/// which is always so under exactly-once, where the transactions commit them.)
+fn partition_ends(statistics: &[u8], topic: &str) -> Option<Vec<PartitionEnd>> {
     let stats: serde_json::Value = serde_json::from_slice(statistics).ok()?;
     let partitions = stats
         .get("topics")?
         .get(topic)?
         .get("partitions")?
         .as_object()?;
-    let lags = partitions
-        .iter()
-        .filter_map(|(p, v)| Some((p.parse().ok()?, v.get("consumer_lag_stored")?.as_i64()?)))
-        .filter(|&(p, lag): &(i32, i64)| p >= 0 && lag >= 0);
-    Some(lags.collect())
+    let number = |v: &serde_json::Value, key: &str| v.get(key)?.as_i64().filter(|&n| n >= 0);
+    let ends = partitions.iter().filter_map(|(p, v)| {
+        let partition: i32 = p.parse().ok().filter(|&p| p >= 0)?;
+        let end = number(v, "ls_offset").or_else(|| number(v, "hi_offset"))?;
+        let committed = number(v, "committed_offset").or_else(|| number(v, "lo_offset"));
+        Some(PartitionEnd {
+            partition,
+            end,
+            committed,
+        })
+    });
+    Some(ends.collect())
 }
 
 impl ConsumerContext for RebalanceContext {
@@ -362,16 +393,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stored_lag_reads_the_assigned_partitions_of_the_topic() {
+    fn partition_ends_read_the_stable_end_and_the_committed_position() {
         let stats = br#"{"topics": {"user-login": {"partitions": {
-            "0": {"consumer_lag_stored": 12}, "1": {"consumer_lag_stored": -1},
-            "-1": {"consumer_lag_stored": 99}, "2": {"consumer_lag_stored": 0}}},
-            "other": {"partitions": {"0": {"consumer_lag_stored": 5}}}}}"#;
-        let mut lag = stored_lag(stats, "user-login").unwrap();
-        lag.sort_unstable();
-        assert_eq!(lag, [(0, 12), (2, 0)]);
-        assert_eq!(stored_lag(stats, "missing"), None);
-        assert_eq!(stored_lag(b"not json", "user-login"), None);
+            "0": {"ls_offset": 120, "hi_offset": 130, "committed_offset": 100, "lo_offset": 0},
+            "1": {"ls_offset": -1, "hi_offset": 50, "committed_offset": -1001, "lo_offset": 7},
+            "-1": {"ls_offset": 9, "hi_offset": 9}}},
+            "other": {"partitions": {"0": {"ls_offset": 5}}}}}"#;
+        let mut ends = partition_ends(stats, "user-login").unwrap();
+        ends.sort_by_key(|e| e.partition);
+        let end = |partition, end, committed| PartitionEnd {
+            partition,
+            end,
+            committed,
+        };
+        assert_eq!(ends, [end(0, 120, Some(100)), end(1, 50, Some(7))]);
+        assert_eq!(partition_ends(stats, "missing"), None);
+        assert_eq!(partition_ends(b"not json", "user-login"), None);
     }
 
     #[test]

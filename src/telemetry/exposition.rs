@@ -126,6 +126,12 @@ const FAMILIES: &[Family] = &[
         samples: |s, out| out.value(s.m.dead_letters_truncated.load(Relaxed)),
     },
     Family {
+        name: "transactions_aborted_total",
+        kind: "counter",
+        help: "Exactly-once: transactions aborted on an abortable error (a rebalance, a lost partition, a failed delivery) and read again in-process from the committed positions.",
+        samples: |s, out| out.value(s.m.rewinds.load(Relaxed)),
+    },
+    Family {
         name: "retry_backlog_records",
         kind: "gauge",
         help: "Records waiting for a retry after a retriable delivery failure (their input offsets stay uncommitted).",
@@ -321,6 +327,7 @@ mod tests {
         "delivery_failures_total",
         "dead_letters_truncated_total",
         "retry_backlog_records",
+        "transactions_aborted_total",
         "commits_total",
         "commit_failures_total",
         "rebalances_total",

@@ -267,3 +267,60 @@ fn exactly_once_survives_a_rebalance_between_metadata_and_commit() {
         held.log_text()
     );
 }
+
+/// A pipeline whose output cannot be written (the topic is missing and may not be created)
+/// reports the stall on `/ready` within three commit intervals (plus one statistics interval)
+/// in both modes, from its own positions: under exactly-once librdkafka's stored-offset lag is
+/// never known, and the old rule could not fire there.
+#[test]
+fn ready_reports_a_stall_within_three_commit_intervals_in_both_modes() {
+    let Some(brokers) = require_broker() else {
+        return;
+    };
+    for guarantee in ["at-least-once", "exactly-once"] {
+        let input = unique("it-stall");
+        let group = unique("it-group");
+        create_topic(&brokers, &input, 1, &[]);
+        create_topic(&brokers, &format!("{input}-dlq"), 1, &[]);
+        create_topic(&brokers, &format!("{input}-insights"), 1, &[]);
+        produce(&brokers, &input, &events(500));
+        let extra = [
+            &[
+                "--guarantee",
+                guarantee,
+                "--commit-interval",
+                "1s",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ][..],
+            OUTPUT_MISSING,
+        ]
+        .concat();
+        let mut run = Running::pipeline(&brokers, &input, &group, &extra);
+        let addr = served_at(&run);
+        assert!(
+            wait_until(Duration::from_secs(30), || run
+                .log_text()
+                .contains("assigned partitions [0]")),
+            "{guarantee}: no assignment; log:\n{}",
+            run.log_text()
+        );
+        let assigned = Instant::now();
+        let mut reason = None;
+        let stalled = wait_until(Duration::from_secs(20), || {
+            reason = get(&addr, "/ready").map(|(_, body)| body);
+            reason.as_deref().is_some_and(|r| r.starts_with("stalled"))
+        });
+        let took = assigned.elapsed();
+        assert!(
+            stalled,
+            "{guarantee}: /ready said {reason:?}; log:\n{}",
+            run.log_text()
+        );
+        assert!(
+            took < Duration::from_secs(6),
+            "{guarantee}: stall reported {took:?} after the assignment (3 intervals of 1 s + 1 s of statistics + slack)"
+        );
+        // Undeliverable records cannot drain: the process is killed when `run` drops.
+    }
+}
