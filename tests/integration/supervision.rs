@@ -296,7 +296,7 @@ fn ready_reports_a_stall_within_three_commit_intervals_in_both_modes() {
             OUTPUT_MISSING,
         ]
         .concat();
-        let mut run = Running::pipeline(&brokers, &input, &group, &extra);
+        let run = Running::pipeline(&brokers, &input, &group, &extra);
         let addr = served_at(&run);
         assert!(
             wait_until(Duration::from_secs(30), || run
