@@ -241,6 +241,52 @@ pub struct ClientLog {
 }
 
 const REPEAT_AFTER: Duration = Duration::from_secs(30);
+/// Most distinct errors remembered (see [`ClientLog`]).
+const MAX_KEYS: usize = 256;
+
+/// `text` with every run of digits replaced by `#`.
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_error_with_other_numbers_is_one_key_and_the_keys_stay_bounded() {
+        assert_eq!(
+            mask_numbers("localhost:29092/1: Disconnected (after 600123ms in state UP)"),
+            mask_numbers("localhost:29092/1: Disconnected (after 7ms in state UP)")
+        );
+        assert_eq!(mask_numbers("a12b3"), "a#b#");
+        let log = ClientLog::new("test");
+        for i in 0..(3 * MAX_KEYS) {
+            log.error(
+                KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+                &format!("broker {i} down"),
+            );
+            log.error(
+                KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+                &format!("x{}y", "z".repeat(i % 300)),
+            );
+        }
+        assert!(log.last.lock().unwrap().len() <= MAX_KEYS);
+    }
+}
 
 impl ClientLog {
     /// The policy for one client, named in its warnings (`consumer`, `dlq reader`, ...).
@@ -268,18 +314,28 @@ impl ClientContext for ClientLog {
         {
             return;
         }
-        let key = format!("{}: {error}: {reason}", self.client);
+        let text = format!("{}: {error}: {reason}", self.client);
+        // Keyed by the text with its numbers masked ("after 600123ms in state UP"), so the
+        // same error with a new number is a repeat; and bounded, so a process that runs for
+        // months keeps only the errors of the last REPEAT_AFTER (and at most MAX_KEYS).
+        let key = mask_numbers(&text);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
+        if last.len() >= MAX_KEYS {
+            last.retain(|_, (at, _)| now.duration_since(*at) < REPEAT_AFTER);
+            if last.len() >= MAX_KEYS {
+                last.clear();
+            }
+        }
         match last.get_mut(&key) {
             Some((at, suppressed)) if now.duration_since(*at) < REPEAT_AFTER => *suppressed += 1,
             Some((at, suppressed)) => {
-                log::warn!("{key} (repeated {} times)", *suppressed + 1);
+                log::warn!("{text} (repeated {} times)", *suppressed + 1);
                 *at = now;
                 *suppressed = 0;
             }
             None => {
-                log::warn!("{key}");
+                log::warn!("{text}");
                 last.insert(key, (now, 0));
             }
         }

@@ -265,6 +265,10 @@ impl<T> Pool<T> {
     }
 }
 
+/// Buffers larger than this are not pooled: a batch of realistic events is 50–100 KB; one with
+/// a record of a megabyte is rare, and its buffer is freed instead of kept.
+pub const MAX_POOLED_BYTES: usize = 512 * 1024;
+
 /// The buffers the stages pass around, recycled.
 #[derive(Debug)]
 pub struct BatchPools {
@@ -290,16 +294,25 @@ impl BatchPools {
         }
     }
 
-    /// Empties an input batch's buffers and gives them back.
+    /// Empties an input batch's buffers and gives them back (a buffer grown far beyond a
+    /// batch's usual size by a big record is dropped, so the pools do not keep every buffer at
+    /// the largest size they ever reached).
     pub fn recycle_input(&self, mut data: Vec<u8>, mut records: Vec<InputRecord>) {
+        if data.capacity() > MAX_POOLED_BYTES {
+            return;
+        }
         data.clear();
         records.clear();
         self.input_data.give(data);
         self.input_records.give(records);
     }
 
-    /// Empties an output batch's buffers and gives them back.
+    /// Empties an output batch's buffers and gives them back (oversized ones are dropped, as
+    /// in [`BatchPools::recycle_input`]).
     pub fn recycle_output(&self, mut data: Vec<u8>, mut records: Vec<OutputRecord>) {
+        if data.capacity() > MAX_POOLED_BYTES {
+            return;
+        }
         data.clear();
         records.clear();
         self.output_data.give(data);
@@ -316,6 +329,15 @@ impl Default for BatchPools {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pools_drop_buffers_grown_by_a_big_record() {
+        let pools = BatchPools::new(4);
+        pools.recycle_input(Vec::with_capacity(MAX_POOLED_BYTES + 1), Vec::new());
+        assert!(pools.input_data.take().is_none(), "dropped");
+        pools.recycle_output(Vec::with_capacity(100_000), Vec::new());
+        assert!(pools.output_data.take().is_some(), "kept");
+    }
 
     #[test]
     fn a_batch_keeps_each_key_and_payload_apart() {

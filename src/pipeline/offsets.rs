@@ -297,6 +297,19 @@ impl OffsetTracker {
         moved
     }
 
+    /// The commit of `positions` (from [`OffsetTracker::take_committable`]) failed: they are
+    /// reported again by the next call, so a failed commit is retried even when no new epoch
+    /// completes (an idle input).
+    pub fn commit_failed(&mut self, positions: &[(i32, i64)]) {
+        for &(partition, position) in positions {
+            if let Some(state) = self.partitions.get_mut(&partition) {
+                if state.reported == Some(position) {
+                    state.reported = None;
+                }
+            }
+        }
+    }
+
     /// Stops tracking `partition`; returns its final committable position. Epochs that
     /// complete later commit nothing for it.
     pub fn revoke(&mut self, partition: i32) -> Option<i64> {
@@ -405,6 +418,24 @@ mod tests {
         let third = t.close_epoch().epoch;
         assert!(t.complete(third));
         assert_eq!(t.committable(0), Some(20));
+    }
+
+    #[test]
+    fn a_failed_commit_is_reported_again() {
+        let mut t = OffsetTracker::new();
+        let g = t.assign(0);
+        t.hand_out(0, g, 9, 10).unwrap();
+        let e = t.close_epoch().epoch;
+        t.complete(e);
+        let moved = t.take_committable();
+        assert_eq!(moved, vec![(0, 10)]);
+        assert!(t.take_committable().is_empty(), "reported once");
+        t.commit_failed(&moved);
+        assert_eq!(
+            t.take_committable(),
+            vec![(0, 10)],
+            "retried with no new epoch"
+        );
     }
 
     #[test]

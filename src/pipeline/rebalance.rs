@@ -138,13 +138,15 @@ impl RebalanceContext {
         if moved.is_empty() {
             return;
         }
-        let tpl = offsets_list(&self.topic, moved.into_iter().map(|(p, o)| (p, Some(o))));
+        let tpl = offsets_list(&self.topic, moved.iter().map(|&(p, o)| (p, Some(o))));
         // Stored too, so a commit librdkafka makes on its own (close, unassign) never goes
         // backwards.
         if let Err(e) = consumer.store_offsets(&tpl) {
             log::debug!("storing offsets {}: {e}", describe(&tpl));
         }
-        let _ = self.commit_sync(consumer, &tpl);
+        if self.commit_sync(consumer, &tpl).is_err() {
+            self.tracker().commit_failed(&moved);
+        }
     }
 
     /// Commits `tpl` synchronously and counts the result.

@@ -296,8 +296,12 @@ fn replay_letters(
     while let Some(m) = reader.next_record()? {
         let letter = dead_letter(&m);
         let decision = decide(&letter);
-        if let (Ok(()), Some(r)) = (decision, replayer.as_deref_mut()) {
-            r.send(&letter)?;
+        match (decision, replayer.as_deref_mut()) {
+            (Ok(()), Some(r)) => r.send(&letter)?,
+            // A long stretch of letters that are not replayed must not outlive the open
+            // transaction's timeout.
+            (Err(_), Some(r)) => r.commit_if_old()?,
+            (_, None) => {}
         }
         counts.count(decision);
         bar.inc(1);
@@ -429,6 +433,14 @@ impl Replayer {
         Ok(())
     }
 
+    /// Commits the open transaction once it is [`CHUNK_MAX_AGE`] old.
+    fn commit_if_old(&mut self) -> anyhow::Result<()> {
+        match &self.chunk {
+            Some((_, started)) if started.elapsed() >= CHUNK_MAX_AGE => self.commit(),
+            _ => Ok(()),
+        }
+    }
+
     /// Sends a record, waiting while the producer's queue is full.
     fn produce(
         &self,
@@ -464,12 +476,17 @@ impl Replayer {
             self.produce(record)
                 .with_context(|| format!("writing the replay ledger {}", plan.ledger_topic))?;
         }
-        self.producer
-            .commit_transaction(self.timeout)
-            .map_err(|e| match self.producer.context().first_failure() {
+        if let Err(e) = self.producer.commit_transaction(self.timeout) {
+            // Not left open: an open transaction holds read_committed readers of the target
+            // until its timeout.
+            if let Err(abort) = self.producer.abort_transaction(self.timeout) {
+                log::warn!("aborting the failed replay transaction: {abort}");
+            }
+            return Err(match self.producer.context().first_failure() {
                 Some(failure) => anyhow!("committing the replay: {e} ({failure})"),
                 None => anyhow!("committing the replay: {e}"),
-            })?;
+            });
+        }
         self.transactions += 1;
         log::debug!("committed a replay transaction of {} letters", ledger.len());
         Ok(())
