@@ -754,7 +754,8 @@ fn exactly_once_commits_outputs_and_offsets_in_transactions() {
 /// dead-lettered whole; one of 1,048,400 bytes, whose dead letter is above the topic's limit, is
 /// dead-lettered reduced; with an output topic that takes no processed record and a DLQ topic
 /// that takes no big letter, valid records become `output_rejected` letters and the big
-/// letters reduced ones. Every run commits to the end and exits 0 with `--exit-at-end`.
+/// letters reduced ones. Every run, in both guarantees, commits to the end and exits 0 with
+/// `--exit-at-end`.
 #[test]
 fn records_the_topics_refuse_are_dead_lettered_or_reduced_and_everything_commits() {
     let Some(brokers) = require_broker() else {
@@ -778,7 +779,10 @@ fn records_the_topics_refuse_are_dead_lettered_or_reduced_and_everything_commits
             2,
         ),
     ];
-    for (out_configs, dlq_configs, processed, whole, reduced) in cases {
+    let runs = cases
+        .iter()
+        .flat_map(|c| ["at-least-once", "exactly-once"].map(|g| (g, c)));
+    for (guarantee, &(out_configs, dlq_configs, processed, whole, reduced)) in runs {
         let input = unique("it-poison");
         let (output, dlq, group) = (
             format!("{input}-out"),
@@ -795,10 +799,11 @@ fn records_the_topics_refuse_are_dead_lettered_or_reduced_and_everything_commits
         records.extend(valid(200..300));
         produce(&brokers, &input, &records);
 
-        let mut run = Running::pipeline(&brokers, &input, &group, &["--exit-at-end"]);
+        let args = ["--exit-at-end", "--guarantee", guarantee];
+        let mut run = Running::pipeline(&brokers, &input, &group, &args);
         let status = run.wait(Duration::from_secs(90));
         let log = run.log_text();
-        assert_eq!(status.code(), Some(0), "log:\n{log}");
+        assert_eq!(status.code(), Some(0), "{guarantee}; log:\n{log}");
         assert_eq!(
             committed(&brokers, &group, &input, 1).get(&0),
             Some(&302),
