@@ -9,8 +9,8 @@
 //!   `max.poll.interval.ms` is never exceeded), and the partitions resume when the workers have
 //!   caught up (the channel is half empty).
 //! - Every `--commit-interval` it closes the open epoch: it tells the producer how many records
-//!   the epoch holds (and, exactly-once, the positions and the group metadata for the
-//!   transaction) and publishes the next epoch number to the workers. Complete epochs come back
+//!   the epoch holds and its positions (with the generation each partition was read under,
+//!   for the exactly-once transaction) and publishes the next epoch number to the workers. Complete epochs come back
 //!   on the "done" channel; the [`OffsetTracker`] turns them into positions, which are stored
 //!   and committed at once (at-least-once; exactly-once commits them in the producer's
 //!   transaction). See [`crate::pipeline::offsets`] for the guarantee.
@@ -20,6 +20,9 @@
 //! - On shutdown it stops fetching, closes the last epoch and the work channel (so the workers
 //!   and then the producer drain and stop), applies the completions as they arrive, and
 //!   commits synchronously at the end.
+//! - Exactly-once, when the producer aborts a transaction, the stage stops without draining
+//!   and [`ConsumerStage::rewind`]s: it forgets what is not committed and seeks back; the same
+//!   consumer (still in the group) serves the next run of the stages.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -8,6 +8,17 @@
 //! insight deltas merged per window and epoch) and [`watermark`] (event time per partition, and
 //! when a window closes; the consumer's pausing for it is [`alignment`]). The state machines do
 //! no I/O and are tested without a broker.
+//!
+//! # Supervision and runs
+//!
+//! Every stage's thread reports its end to [`run_stages`]'s supervisor, whatever ends it: a
+//! return, an error, or a panic (a drop guard reports it while the thread unwinds). The first
+//! stage that ends while the pipeline runs is logged by name, turns `/health` to 503, and
+//! stops the others within two commit intervals (what is complete is committed; the rest is
+//! read again after the restart); the exit code is its error's, 4 for a panic. Exactly-once,
+//! a transaction aborted on an abortable error ends only the current *run* of the stages:
+//! the consumer rewinds to the committed positions, and new workers and a new producer start
+//! around it (see [`transactions`]).
 
 pub(crate) mod alignment;
 pub(crate) mod consumer;

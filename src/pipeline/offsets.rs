@@ -23,7 +23,11 @@
 //!   tracker only keeps the last offset handed out per partition;
 //! - each assignment of a partition has a *generation*; records are handed out under it, and an
 //!   epoch that completes after the partition was revoked (or revoked and assigned again)
-//!   commits nothing for it.
+//!   commits nothing for it. Exactly-once commits in the producer's transaction, which checks
+//!   the same thing at commit time ([`ClosedEpoch::positions`] carry the generation): a
+//!   transaction holding records of a partition lost meanwhile is aborted, not committed;
+//! - a [`OffsetTracker::rewind`] (exactly-once, after an aborted transaction) forgets every
+//!   epoch that is not complete and starts new generations at the committable positions.
 //!
 //! The tracker is a pure state machine: no clock, no Kafka; it keeps a few numbers per
 //! partition and per open epoch, never one entry per record. The consumer thread owns it.

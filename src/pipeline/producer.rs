@@ -8,18 +8,22 @@
 //!   batch's last output is delivered, its epoch's count moves ([`EpochMerger`]); an epoch is
 //!   complete when all of its outputs and its insight records are delivered, and only then does
 //!   the consumer commit its positions (see [`crate::pipeline::offsets`]).
-//! - At-least-once: a record whose delivery fails (after librdkafka's own retries) is resent
-//!   by this thread with exponential backoff, for as long as it takes; its epoch stays
-//!   incomplete meanwhile. When more than [`MAX_RETRY_BACKLOG`] records wait for a retry the
-//!   thread stops taking new work, the channels fill up and the consumer pauses: an unwritable
-//!   topic stops consumption rather than skipping records.
+//! - A record that cannot be written is handled by its class ([`super::delivery::Failure`]):
+//!   a *permanent* refusal (too large for the topic, which is checked before the send against
+//!   the topics' `max.message.bytes`; an invalid record; no permission) is never retried: a
+//!   processed record becomes an `output_rejected` dead letter, a dead letter is written
+//!   reduced ([`super::reroute`]), and only when that fails too does the run stop. A
+//!   *retriable* failure is resent by this thread with exponential backoff (100 ms doubling
+//!   to 10 s), for as long as it takes; its epoch stays incomplete meanwhile. When more than
+//!   [`MAX_RETRY_BACKLOG`] records wait for a retry the thread stops taking new work, the
+//!   channels fill up and the consumer pauses: an unwritable topic stops consumption rather
+//!   than skipping records.
 //! - Exactly-once (`--guarantee exactly-once`): the producer is transactional, and each epoch
 //!   is one transaction: its outputs, dead letters and insight records, and the input positions
-//!   (`send_offsets_to_transaction` with the consumer group metadata taken when the epoch
-//!   closed; [`super::transactions`]). Batches of the next epoch that arrive early wait here
-//!   until the transaction commits. A failed delivery, a fenced producer or a rejected offset commit aborts the
-//!   transaction and stops the pipeline (exit 4): its records were never visible to
-//!   `read_committed` readers and are processed again from the last committed epoch.
+//!   ([`super::transactions`]). Batches of the next epoch that arrive early wait here until the
+//!   transaction commits. An abortable error aborts the transaction and ends this run of the
+//!   stages with [`PipelineError::Abortable`]: the stages start again from the committed
+//!   positions in-process ([`crate::pipeline`]); a fatal one ends the run (exit 4).
 //! - `QueueFull` hands the record back: poll (which serves delivery reports and frees the
 //!   queue), then send again.
 //! - On shutdown it drains the channel, completes the last epochs until the deadline, and
