@@ -114,9 +114,7 @@ fn usages_in(line: &str, at: &str) -> Vec<Usage> {
             continue;
         }
         // The command ends at a pipe, a list operator, a redirection or a comment.
-        let end = after
-            .find(|c| matches!(c, ';' | '#' | '>' | '&'))
-            .unwrap_or(after.len());
+        let end = after.find([';', '#', '>', '&']).unwrap_or(after.len());
         let words: Vec<String> = after[..end]
             .replace("\\|", "|")
             .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
