@@ -14,7 +14,8 @@
 # else listens on is never used, and a server this script did not start (a pid file that is
 # not ours, another cluster) is never adopted or stopped. Local connections are trusted (a
 # development server that listens on 127.0.0.1 only). Needs postgresql-15 and, for the sink's
-# HyperLogLog columns, postgresql-15-hll (.ci/run installs both).
+# HyperLogLog columns, postgresql-15-hll: `start` installs whichever is missing with apt-get
+# (as .ci/run does; through sudo when not root), unless KAFKA_PIPELINE_NO_INSTALL=1.
 #
 # PostgreSQL refuses to run as root. When run as root the server runs in a user namespace in
 # which this user appears as uid 1000 (unshare --map-user), so the files stay ours and no
@@ -69,6 +70,26 @@ choose_port() {
   echo "$p" >"$portfile"
 }
 
+# Installs the Debian packages the server and the sink's first migration need when they are
+# missing, the way .ci/run does: apt-get, as root or through sudo. Without dpkg (not Debian) or
+# with KAFKA_PIPELINE_NO_INSTALL=1 nothing is installed and init_cluster says what is missing.
+ensure_packages() {
+  [[ ${KAFKA_PIPELINE_NO_INSTALL:-0} == 1 ]] && return
+  command -v dpkg >/dev/null || return 0
+  local missing=() sudo=()
+  dpkg -s postgresql-15 >/dev/null 2>&1 || missing+=(postgresql-15)
+  dpkg -s postgresql-15-hll >/dev/null 2>&1 || missing+=(postgresql-15-hll)
+  ((${#missing[@]})) || return 0
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null ||
+      { log "missing ${missing[*]}: run as root, or apt-get install ${missing[*]}"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "installing ${missing[*]} (apt-get)"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
 init_cluster() {
   if [[ -f $cluster/PG_VERSION ]]; then return; fi
   [[ -x $bin/initdb ]] || { log "no PostgreSQL at $bin (apt-get install postgresql-15)"; exit 1; }
@@ -91,6 +112,7 @@ start() {
     # stuck starting. pg_ctl start below refuses if a postmaster really runs in the directory.
     log "pid $pid in $cluster/postmaster.pid does not answer; starting anew"
   fi
+  ensure_packages
   init_cluster
   choose_port
   mkdir -p "$socket"

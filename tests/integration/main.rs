@@ -7,6 +7,7 @@ mod common;
 mod chaos;
 mod cluster;
 mod dlq;
+mod docs;
 mod http;
 mod insights;
 mod loadgen;
