@@ -183,7 +183,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "consumer_lag",
         kind: "gauge",
-        help: "High watermark minus stored position per input partition, from librdkafka statistics.",
+        help: "Records waiting per input partition: the end a read_committed reader can reach (last stable offset) minus the pipeline's committable position (before the first complete epoch, the committed one), in both guarantees.",
         samples: |s, out| {
             let lag = s.m.gauges.lag.lock().unwrap_or_else(|e| e.into_inner());
             for (partition, lag) in lag.iter() {
