@@ -398,18 +398,21 @@ fn supervise(
     let mut first: Option<PipelineError> = None;
     let mut early: Option<StageEnd> = None;
     let mut left = stages;
-    while left > 0 {
-        let end = if first.is_none() && early.is_some() {
-            // None: no cause followed, the early return is the failure.
+    loop {
+        let next = if left == 0 {
+            None
+        } else if first.is_none() && early.is_some() {
+            // None: no cause followed in time.
             ended.recv_timeout(CAUSE_WAIT).ok()
         } else {
-            match ended.recv() {
-                Ok(end) => Some(end),
-                Err(_) => break,
-            }
+            ended.recv().ok()
         };
-        let cause = match end {
-            None => early.take().expect("held"),
+        let cause = match next {
+            // Every stage has ended (or no cause followed): a held early return is the failure.
+            None => match early.take() {
+                Some(held) if first.is_none() => held,
+                _ => break,
+            },
             Some(end) => {
                 left -= 1;
                 let Some(how) = &end.failure else { continue };
@@ -489,4 +492,61 @@ fn log_start(config: &Config) {
         config.guarantee.as_str(),
         config.commit_interval
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(stage: &str, failure: Option<&str>) -> StageEnd {
+        StageEnd {
+            stage: stage.into(),
+            failure: failure.map(str::to_string),
+        }
+    }
+
+    fn failed_stage(ends: Vec<StageEnd>) -> (Option<String>, Option<String>, bool) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stages = ends.len();
+        for e in ends {
+            tx.send(e).unwrap();
+        }
+        let (metrics, shutdown) = (Metrics::default(), Shutdown::new());
+        let failure = supervise(&rx, stages, &metrics, &shutdown, Duration::from_secs(2));
+        let stage = match failure {
+            Some(PipelineError::StageEnded { stage, .. }) => Some(stage),
+            _ => None,
+        };
+        (
+            stage,
+            metrics.health.failed_stage(),
+            shutdown.is_requested(),
+        )
+    }
+
+    #[test]
+    fn the_panic_is_the_cause_even_when_a_neighbour_returns_first() {
+        let early = "returned while the pipeline was running";
+        let (stage, health, stopped) = failed_stage(vec![
+            end("worker-0", Some(early)),
+            end("worker-1", Some(early)),
+            end("producer", Some("panicked")),
+            end("consumer", None),
+        ]);
+        assert_eq!(stage.as_deref(), Some("producer"));
+        assert_eq!(health.as_deref(), Some("producer panicked"));
+        assert!(stopped);
+    }
+
+    #[test]
+    fn an_early_return_with_no_cause_is_the_failure_and_normal_ends_are_none() {
+        let (stage, _, _) = failed_stage(vec![
+            end("worker-1", Some("returned while the pipeline was running")),
+            end("worker-0", None),
+        ]);
+        assert_eq!(stage.as_deref(), Some("worker-1"));
+        let (stage, health, stopped) =
+            failed_stage(vec![end("worker-0", None), end("consumer", None)]);
+        assert_eq!((stage, health, stopped), (None, None, false));
+    }
 }
