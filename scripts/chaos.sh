@@ -26,6 +26,9 @@
 # Logs, RSS samples and the table go to target/chaos/<run>/. Exit status 1 if a scenario fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Counts read from the tools go through these parsers: one that cannot be read fails the run.
+# shellcheck source=scripts/lib/parse.sh
+source scripts/lib/parse.sh
 
 quick=0
 scenarios=()
@@ -50,8 +53,11 @@ run_id=$(date -u +%Y%m%dT%H%M%S)-$$
 out=target/chaos/$run_id
 mkdir -p "$out"
 table=$out/table.tsv
-bin=target/$profile/kafka-pipeline
-tool=target/$profile/examples/chaos
+# Where cargo puts the binaries: $CARGO_TARGET_DIR (relative to the repository, where cargo
+# runs) or target/.
+target_dir=${CARGO_TARGET_DIR:-target}
+bin=$target_dir/$profile/kafka-pipeline
+tool=$target_dir/$profile/examples/chaos
 suite_started=$SECONDS
 
 log() { printf '[chaos %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -190,10 +196,8 @@ drop_topics() {
     >/dev/null 2>&1 || true
 }
 
-lag_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | awk '{ print $2 }'; }
-committed_total() {
-  "$tool" lag --brokers "$1" --group "$2" --topic "$3" | sed -n 's/.* committed=\([0-9]*\).*/\1/p'
-}
+lag_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | parse_lag total; }
+committed_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | parse_lag committed; }
 
 # --- scenario bookkeeping ---------------------------------------------------------------------
 
@@ -226,7 +230,10 @@ account() {
   if ((rc != 0)); then fail "accounting: $(grep -E '^lost' "$logs/account.txt" || echo "exit $rc")"; fi
 }
 
+# field NAME: the ACCOUNT line's NAME=value (text, for the table; may be empty or `-`).
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$account_line"; }
+# count NAME: the same as an integer, for arithmetic; fails when it is not one.
+count() { require_count "the accounting's $1" "$(field "$1")"; }
 
 max_rss_mb() { awk 'm < $3 { m = $3 } END { printf "%d", m / 1024 }' "$rss_file"; }
 
@@ -310,11 +317,12 @@ scenario_kill9-eos() {
   # Every record is counted once in the insights: in its window (received) or, when its window
   # had closed, as a late event of another one.
   local written counted
-  written=$(($(field outputs) + $(field dlq)))
+  written=$(($(count outputs) + $(count dlq)))
   counted=$("$bin" insights --brokers "$brokers" --topic "$input-insights" --json 2>/dev/null |
     awk '{ r = $0; sub(/.*"received":/, "", r); sub(/,.*/, "", r)
            l = $0; sub(/.*"late_events":/, "", l); sub(/,.*/, "", l); s += r + l }
-         END { print s + 0 }')
+         END { printf "%.0f\n", s }')
+  counted=$(require_count "the insights' received + late events" "$counted")
   log "insights: received + late events $counted, records written $written"
   [[ $counted == "$written" ]] || fail "insights count $counted events, outputs + dead letters hold $written"
   extra_note="$kills kills at ${rate}/s; uncommitted at each kill: ${lags[*]}; insights count every record once ($counted)"
@@ -387,8 +395,6 @@ scenario_broker() {
   drop_topics "$b" "$input"
   private_kafka stop
   private_broker=0
-cluster_started=0     # this run started the three-node cluster: stop it on exit
-cluster_brokers=""
 }
 
 # 4. Scale-out to three instances, then a graceful leave and a kill -9.
@@ -411,7 +417,7 @@ scenario_scaleout() {
   sleep "$step"
   # Checkpoint: everything committed so far (joins and the graceful leave) exactly once.
   account "$brokers" "$input" "$group" --committed-only --max-duplicates 0
-  [[ $(field events) -gt 0 ]] || fail "nothing committed before the kill"
+  (($(count events) > 0)) || fail "nothing committed before the kill"
   local checkpoint_dups
   checkpoint_dups=$(field duplicates)
   stop_pipeline scale-c KILL 137
@@ -488,7 +494,8 @@ scenario_backpressure() {
   version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
   libs=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}/kafka-$version/libs
   quota() {
-    java -cp "$libs/*" kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter \
+    java -Dlog4j2.configurationFile=scripts/kafka/tools-log4j2.properties -cp "$libs/*" \
+      kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter \
       "$@" --entity-type clients --entity-name "$client" >&2
   }
   topics "$brokers" "$input" 3
@@ -610,12 +617,13 @@ failover() {
   log "steady state: lag $(lag_total "$b" "$group" "$input" || true)"
   read -r busiest leader _ < <("$tool" leaders --brokers "$b" --topic "$input" | sort -k3,3nr | head -n 1)
   kill_node "leader of input partition $busiest" "$leader"
+  # The `(N)` of COORDINATOR (ID) in the group's own row (`GROUP COORDINATOR (ID) …`).
   coordinator=$(cluster_kafka groups --describe --group "$group" --state 2>/dev/null |
-    sed -n 's/.*(\([0-9][0-9]*\)).*/\1/p' | head -n 1)
-  if [[ -n $coordinator ]]; then
+    awk -v g="$group" '$1 == g { for (i = 2; i <= NF; i++) if ($i ~ /^\([0-9]+\)$/) { gsub(/[()]/, "", $i); print $i; exit } }' || true)
+  if [[ $coordinator =~ ^[123]$ ]]; then
     kill_node "group coordinator" "$coordinator"
   else
-    fail "could not find the group coordinator"
+    fail "could not find the group coordinator (got '$coordinator')"
   fi
   kill -TERM "$loadgen_pid" 2>/dev/null || true
   wait "$loadgen_pid" 2>/dev/null || true
