@@ -11,6 +11,9 @@
 //! chaos lag --group G --topic T                       [--brokers B]
 //!     (prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`)
 //! chaos wait-lag --group G --topic T --timeout SECS   [--brokers B]  (exit 1 on timeout)
+//! chaos wait-stable --topic T … --timeout SECS        [--brokers B]  (exit 1 on timeout)
+//!     (until no transaction is open on T: every partition's last stable offset is its high
+//!     watermark, so a read_committed reader can read all of it; `STABLE after N ms`)
 //! chaos produce-corpus --topic T --dir tests/data [--big] [--brokers B]
 //! chaos produce-poison --topic T --sizes 1020000,1048400 [--rounds N] [--interval-ms MS]
 //!     (records of those value sizes, invalid JSON, labelled `too_large`; see below)
@@ -177,6 +180,14 @@ enum Chore {
     WaitLag {
         #[command(flatten)]
         lag: LagArgs,
+        #[arg(long, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Waits until no transaction is open on the topics (last stable offset = high watermark
+    /// on every partition) and prints `STABLE after N ms`; exit 1 on timeout.
+    WaitStable {
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
         #[arg(long, value_name = "SECS")]
         timeout: u64,
     },
@@ -1031,6 +1042,51 @@ fn wait_lag(brokers: &str, group: &str, topic: &str, timeout: Duration) -> anyho
     }
 }
 
+/// Waits until every partition of `topics` has its last stable offset (a read_committed
+/// client's end offset) at its high watermark (a read_uncommitted client's), or exits 1 after
+/// `timeout`. Meaningful once nothing writes to the topics: an open transaction (a producer
+/// killed with one open holds it until `transaction.timeout.ms`) keeps the two apart.
+fn wait_stable(brokers: &str, topics: &[String], timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let committed = offsets_client(brokers)?;
+    let uncommitted: BaseConsumer = client_config(
+        brokers,
+        CLIENT_ID,
+        &[("isolation.level", "read_uncommitted")],
+        &[],
+    )
+    .create()?;
+    let mut partitions = Vec::new();
+    for topic in topics {
+        for p in 0..partition_count(&committed, topic)? {
+            partitions.push((topic.as_str(), p));
+        }
+    }
+    loop {
+        let mut open = Vec::new();
+        for &(topic, p) in &partitions {
+            let (_, stable) = committed.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            let (_, high) = uncommitted.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            if stable < high {
+                open.push(format!("{topic}/{p}: {stable} < {high}"));
+            }
+        }
+        if open.is_empty() {
+            println!("STABLE after {} ms", started.elapsed().as_millis());
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            println!(
+                "NOT STABLE after {} ms: {}",
+                started.elapsed().as_millis(),
+                open.join(", ")
+            );
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let Cli { brokers, chore } = Cli::parse();
     let brokers = brokers.as_str();
@@ -1069,6 +1125,9 @@ fn main() -> anyhow::Result<()> {
             lag: LagArgs { group, topic },
             timeout,
         } => wait_lag(brokers, &group, &topic, Duration::from_secs(timeout)),
+        Chore::WaitStable { topics, timeout } => {
+            wait_stable(brokers, &topics, Duration::from_secs(timeout))
+        }
         Chore::ProduceCorpus { topic, dir, big } => produce_corpus(brokers, &topic, &dir, big),
         Chore::ProducePoison {
             topic,

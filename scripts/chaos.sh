@@ -372,6 +372,8 @@ scenario_kill9-eos() {
   "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 180 >&2 ||
     fail "lag did not reach 0 after the traffic stopped"
   stop_pipeline "kill9-eos-$((kills + 1))" TERM 0
+  local stable_s
+  wait_stable "$at" "$input-out" "$input-dlq" "$input-insights"
   # The accounting reads with librdkafka's default isolation.level=read_committed.
   account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
   # Every record is counted once in the insights: in its window (received) or, when its window
@@ -913,6 +915,8 @@ scenario_scaleout-eos() {
   check_alive
   account "$brokers" "$input" "$group" --committed-only --max-duplicates 0
   (($(count events) > 0)) || fail "nothing committed before the kill"
+  local killed_at stable_s
+  killed_at=$(date +%s%3N)
   stop_running scale-c KILL 137
   sleep "$step"
   check_alive
@@ -924,10 +928,13 @@ scenario_scaleout-eos() {
   check_alive
   stop_running scale-d TERM 0
   stop_running scale-a TERM 0
+  # The killed instance's open transaction hides everything after its first record on each
+  # partition from read_committed readers until it times out (transaction.timeout.ms).
+  wait_stable "$killed_at" "$input-out" "$input-dlq"
   account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
   local rebalances
   rebalances=$(cat "$logs"/scale-*.log | grep -c 'assigned partitions' || true)
-  extra_note="${rate}/s; 4 joins, 3 leaves (SIGTERM, kill -9, SIGTERM×2); $rebalances assignments logged"
+  extra_note="${rate}/s; 4 joins, 3 leaves (SIGTERM, kill -9, SIGTERM×2); $rebalances assignments logged; output stable (no open transaction) $stable_s s after the kill -9"
   finish
   drop_topics "$brokers" "$input"
 }
@@ -937,6 +944,20 @@ metric() {
   local value
   value=$(curl -s --max-time 5 "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2; exit }')
   require_count "metric $2" "$value"
+}
+
+# wait_stable SINCE_MS TOPIC…: waits (up to 180 s) until no transaction is open on the topics,
+# so that the accounting sees what a read_committed reader will; $stable_s: seconds since
+# SINCE_MS (Unix ms) when they were.
+wait_stable() {
+  local since=$1
+  shift
+  local topics=() topic
+  for topic in "$@"; do topics+=(--topic "$topic"); done
+  "$tool" wait-stable --brokers "$brokers" "${topics[@]}" --timeout 180 >&2 ||
+    fail "a transaction was still open on $* 180 s later"
+  stable_s=$(calc "($(date +%s%3N) - $since) / 1000")
+  log "no open transaction on $* $stable_s s after the fault"
 }
 
 # check_alive: every pipeline still running is alive; one that exited by itself is a failure.
