@@ -934,7 +934,7 @@ scenario_scaleout-eos() {
   account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
   local rebalances
   rebalances=$(cat "$logs"/scale-*.log | grep -c 'assigned partitions' || true)
-  extra_note="${rate}/s; 4 joins, 3 leaves (SIGTERM, kill -9, SIGTERM×2); $rebalances assignments logged; output stable (no open transaction) $stable_s s after the kill -9"
+  extra_note="${rate}/s; 4 joins, 3 leaves (SIGTERM, kill -9, SIGTERM×2); $rebalances assignments logged; output stable (no open transaction) $stable_s s after the kill -9 step"
   finish
   drop_topics "$brokers" "$input"
 }
