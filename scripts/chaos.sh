@@ -8,7 +8,7 @@
 #                                     the soak)
 #   scripts/chaos.sh --quick          short graceful, scaleout, hostile, poison (at-least-once)
 #                                     and panic (worker-1) runs and 60 s of fuzzing (what CI
-#                                     runs, ~4 minutes)
+#                                     runs, ~3 minutes)
 #   scripts/chaos.sh [--quick] NAME…  only these scenarios (--quick: their short sizes):
 #       kill9 kill9-eos crashloop graceful broker scaleout scaleout-eos unwritable poison
 #       hostile backpressure panic fuzz failover failover-eos soak
