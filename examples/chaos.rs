@@ -4,13 +4,19 @@
 //! ```text
 //! chaos account --input IN --output OUT --dlq DLQ [--brokers B] [--group G]
 //!               [--max-duplicates N] [--require-committed] [--committed-only] [--show N]
+//!               [--output-rejected]
 //! chaos create-topic TOPIC PARTITIONS [key=value …]   [--brokers B] [--replication-factor N]
 //! chaos alter-topic TOPIC key=value …                 [--brokers B]
 //! chaos delete-topic TOPIC …                          [--brokers B]
 //! chaos lag --group G --topic T                       [--brokers B]
 //!     (prints `LAG <total lag> committed=<sum of committed offsets> p0=<lag> …`)
 //! chaos wait-lag --group G --topic T --timeout SECS   [--brokers B]  (exit 1 on timeout)
+//! chaos wait-stable --topic T … --timeout SECS        [--brokers B]  (exit 1 on timeout)
+//!     (until no transaction is open on T: every partition's last stable offset is its high
+//!     watermark, so a read_committed reader can read all of it; `STABLE after N ms`)
 //! chaos produce-corpus --topic T --dir tests/data [--big] [--brokers B]
+//! chaos produce-poison --topic T --sizes 1020000,1048400 [--rounds N] [--interval-ms MS]
+//!     (records of those value sizes, invalid JSON, labelled `too_large`; see below)
 //! chaos leaders --topic T                             [--brokers B]
 //!     (one `partition leader end` line per partition; leader -1: none)
 //! chaos watch-ends --topic T [--interval-ms 200]      [--brokers B]
@@ -43,6 +49,16 @@
 //! from how the record was made (`valid` or the expected error code). Records without that
 //! header are only checked for being routed exactly once.
 //!
+//! Two kinds of dead letter come from the producer, not from the input:
+//! - an **`output_rejected`** letter (code `output_rejected`) is a processed record that the
+//!   output topic refused for good (too large for its `max.message.bytes`): its value is the
+//!   processed record, its `__pipeline.errors.*` headers the input's coordinates. With
+//!   `--output-rejected` such a letter routes a valid record (the run made the output refuse
+//!   it on purpose); without, it is a misrouted valid record. Counted as `rejected`.
+//! - a **reduced** letter (header `__pipeline.errors.truncated`) is a dead letter the
+//!   dead-letter topic refused whole, written without its value: it is accounted by its
+//!   `__pipeline.errors.*` headers like any other. Counted as `reduced`.
+//!
 //! Counts, per run:
 //! - **lost**: an input record with no output and no dead letter;
 //! - **misrouted**: a record expected valid that reached the DLQ, or expected invalid that
@@ -61,6 +77,15 @@
 //! below the group's committed offsets (read first), so it can run while pipelines are still
 //! running: a committed record with no output is lost for good.
 //!
+//! ## `produce-poison`
+//!
+//! Poison records for the `poison` scenario: `--rounds` times (spread `--interval-ms` apart),
+//! one record of each of `--sizes` value bytes, invalid JSON (an object that never closes),
+//! labelled `too_large` (over the pipeline's `--max-payload-bytes`). The producer allows
+//! 2,000,000-byte records, so a size up to what the topic takes (a default topic: 1,048,588
+//! bytes for the whole batch, ~1,048,450 of value) reaches the broker; a record the topic
+//! refuses fails the command.
+//!
 //! ## `produce-corpus`
 //!
 //! Sends the bad-input corpus (`DIR/invalid/<code>--<what>`, `DIR/valid.jsonl`) with a
@@ -70,6 +95,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -77,6 +104,7 @@ use clap::{Args, Parser, Subcommand};
 use kafka_pipeline::cli::values::parse_property;
 use kafka_pipeline::kafka::{admin, client::client_config};
 use kafka_pipeline::testing::{read_corpus, Login};
+use kafka_pipeline::transform::headers::HEADER_ERROR_TRUNCATED;
 use kafka_pipeline::transform::ErrorCode;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -102,6 +130,8 @@ struct Fate {
     expect: u8,
     outputs: u32,
     dead_letters: u32,
+    /// Of the dead letters, `output_rejected` ones.
+    rejected: u32,
     wrong_code: bool,
 }
 
@@ -153,6 +183,14 @@ enum Chore {
         #[arg(long, value_name = "SECS")]
         timeout: u64,
     },
+    /// Waits until no transaction is open on the topics (last stable offset = high watermark
+    /// on every partition) and prints `STABLE after N ms`; exit 1 on timeout.
+    WaitStable {
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
+        #[arg(long, value_name = "SECS")]
+        timeout: u64,
+    },
     /// Sends the corpus in DIR with a `loadgen.expect` header per record (see the module doc).
     ProduceCorpus {
         #[arg(long)]
@@ -162,6 +200,20 @@ enum Chore {
         /// Also a 1 MB payload and 100,000-deep nesting.
         #[arg(long)]
         big: bool,
+    },
+    /// Sends records of the given value sizes, invalid JSON, labelled `too_large`.
+    ProducePoison {
+        #[arg(long)]
+        topic: String,
+        /// Value sizes in bytes, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        sizes: Vec<usize>,
+        /// How many times to send one record of each size.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// Pause between rounds.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        interval_ms: u64,
     },
     /// One `partition leader end` line per partition (leader -1: none).
     Leaders {
@@ -210,6 +262,10 @@ struct AccountArgs {
     /// Examples to print per problem.
     #[arg(long, value_name = "N", default_value_t = 5)]
     show: usize,
+    /// A valid record may be routed by an `output_rejected` dead letter (the output topic
+    /// refused the processed record for good) instead of an output.
+    #[arg(long)]
+    output_rejected: bool,
 }
 
 #[derive(Args)]
@@ -363,6 +419,10 @@ struct Tally {
     duplicates: u64,
     duplicated_records: u64,
     phantoms: u64,
+    /// `output_rejected` dead letters read.
+    rejected: u64,
+    /// Reduced dead letters read (`__pipeline.errors.truncated`).
+    reduced: u64,
     examples: Vec<String>,
 }
 
@@ -436,6 +496,7 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
     })?;
     let mut phantom_dlq = 0u64;
     let mut dead_letters = 0u64;
+    let (mut rejected, mut reduced) = (0u64, 0u64);
     read_topic(brokers, &args.dlq, |m| {
         dead_letters += 1;
         let topic_ok = header(m, "__pipeline.errors.topic") == Some(args.input.as_bytes());
@@ -445,9 +506,15 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
             return;
         }
         let code = header(m, "__pipeline.errors.code");
+        let is_rejected = code == Some(ErrorCode::OutputRejected.as_str().as_bytes());
+        rejected += u64::from(is_rejected);
+        if header(m, HEADER_ERROR_TRUNCATED).is_some() {
+            reduced += 1;
+        }
         match locate(&mut fates, p, o).filter(|_| topic_ok) {
             Some(fate) => {
                 fate.dead_letters += 1;
+                fate.rejected += u32::from(is_rejected);
                 if fate.expect != VALID
                     && fate.expect != UNKNOWN
                     && code != Some(expect_name(fate.expect).as_bytes())
@@ -461,6 +528,8 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
     tally.outputs = outputs;
     tally.dead_letters = dead_letters;
     tally.phantoms = phantom_out + phantom_dlq;
+    tally.rejected = rejected;
+    tally.reduced = reduced;
 
     let mut by_expect: BTreeMap<&'static str, u64> = BTreeMap::new();
     for (&partition, (low, list)) in &fates {
@@ -490,8 +559,14 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
                 tally.duplicates += u64::from(routed - 1);
                 tally.duplicated_records += 1;
             }
+            // A valid record's output_rejected letter routes it, when the run allows them.
+            let allowed = if args.output_rejected {
+                fate.rejected
+            } else {
+                0
+            };
             let misrouted = match fate.expect {
-                VALID => fate.dead_letters > 0,
+                VALID => fate.dead_letters > allowed,
                 UNKNOWN => fate.outputs > 0 && fate.dead_letters > 0,
                 _ => fate.outputs > 0,
             };
@@ -555,13 +630,16 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "lost {} | misrouted {} | wrong code {} | duplicates {} (on {} records) | phantoms {}",
+        "lost {} | misrouted {} | wrong code {} | duplicates {} (on {} records) | phantoms {} \
+         | output_rejected letters {} | reduced letters {}",
         tally.lost,
         tally.misrouted,
         tally.wrong_code,
         tally.duplicates,
         tally.duplicated_records,
-        tally.phantoms
+        tally.phantoms,
+        tally.rejected,
+        tally.reduced
     );
     for e in &tally.examples {
         println!("  {e}");
@@ -577,7 +655,8 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
         && (committed_ok || !args.require_committed);
     println!(
         "ACCOUNT events={} valid={} invalid={} unlabelled={} outputs={} dlq={} lost={} \
-         misrouted={} wrong_code={} duplicates={} phantoms={} lag={} committed={} ok={}",
+         misrouted={} wrong_code={} duplicates={} phantoms={} rejected={} reduced={} lag={} \
+         committed={} ok={}",
         tally.events,
         tally.expected_valid,
         tally.expected_invalid,
@@ -589,6 +668,8 @@ fn account(brokers: &str, args: AccountArgs) -> anyhow::Result<()> {
         tally.wrong_code,
         tally.duplicates,
         tally.phantoms,
+        tally.rejected,
+        tally.reduced,
         if args.group.is_some() {
             lag_total.to_string()
         } else {
@@ -711,6 +792,79 @@ fn produce_corpus(brokers: &str, topic: &str, dir: &Path, big: bool) -> anyhow::
     }
     producer.flush(Duration::from_secs(60))?;
     println!("produced {} corpus records to {topic}", records.len());
+    Ok(())
+}
+
+/// Counts the deliveries that failed (and keeps the first error).
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, (): ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Relaxed);
+            let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The poison records of `produce-poison` (see the module doc).
+fn produce_poison(
+    brokers: &str,
+    topic: &str,
+    sizes: &[usize],
+    rounds: u32,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let defaults = [
+        ("message.max.bytes", "2000000"),
+        ("enable.idempotence", "true"),
+    ];
+    let producer: BaseProducer<Deliveries> = client_config(brokers, CLIENT_ID, &defaults, &[])
+        .create_with_context(Deliveries::default())?;
+    let mut sent = 0usize;
+    for round in 0..rounds {
+        if round > 0 {
+            std::thread::sleep(interval);
+        }
+        for &size in sizes {
+            // An object that never closes: invalid JSON, but over --max-payload-bytes first.
+            let mut value = br#"{"user_id": "poison", "padding": ""#.to_vec();
+            value.resize(size.max(value.len()), b'x');
+            let key = format!("poison-{round}-{size}");
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "loadgen.expect",
+                value: Some(&b"too_large"[..]),
+            });
+            producer
+                .send(
+                    BaseRecord::to(topic)
+                        .key(key.as_bytes())
+                        .payload(value.as_slice())
+                        .headers(headers),
+                )
+                .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+            sent += 1;
+        }
+        producer.flush(Duration::from_secs(60))?;
+    }
+    let failed = producer.context().failed.load(Relaxed);
+    if failed > 0 {
+        let first = producer.context().first.lock().ok().and_then(|f| f.clone());
+        bail!(
+            "{failed} of {sent} poison records were not delivered to {topic}: {}",
+            first.unwrap_or_default()
+        );
+    }
+    println!("produced {sent} poison records ({sizes:?} bytes, {rounds} rounds) to {topic}");
     Ok(())
 }
 
@@ -888,6 +1042,51 @@ fn wait_lag(brokers: &str, group: &str, topic: &str, timeout: Duration) -> anyho
     }
 }
 
+/// Waits until every partition of `topics` has its last stable offset (a read_committed
+/// client's end offset) at its high watermark (a read_uncommitted client's), or exits 1 after
+/// `timeout`. Meaningful once nothing writes to the topics: an open transaction (a producer
+/// killed with one open holds it until `transaction.timeout.ms`) keeps the two apart.
+fn wait_stable(brokers: &str, topics: &[String], timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let committed = offsets_client(brokers)?;
+    let uncommitted: BaseConsumer = client_config(
+        brokers,
+        CLIENT_ID,
+        &[("isolation.level", "read_uncommitted")],
+        &[],
+    )
+    .create()?;
+    let mut partitions = Vec::new();
+    for topic in topics {
+        for p in 0..partition_count(&committed, topic)? {
+            partitions.push((topic.as_str(), p));
+        }
+    }
+    loop {
+        let mut open = Vec::new();
+        for &(topic, p) in &partitions {
+            let (_, stable) = committed.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            let (_, high) = uncommitted.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            if stable < high {
+                open.push(format!("{topic}/{p}: {stable} < {high}"));
+            }
+        }
+        if open.is_empty() {
+            println!("STABLE after {} ms", started.elapsed().as_millis());
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            println!(
+                "NOT STABLE after {} ms: {}",
+                started.elapsed().as_millis(),
+                open.join(", ")
+            );
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let Cli { brokers, chore } = Cli::parse();
     let brokers = brokers.as_str();
@@ -926,7 +1125,22 @@ fn main() -> anyhow::Result<()> {
             lag: LagArgs { group, topic },
             timeout,
         } => wait_lag(brokers, &group, &topic, Duration::from_secs(timeout)),
+        Chore::WaitStable { topics, timeout } => {
+            wait_stable(brokers, &topics, Duration::from_secs(timeout))
+        }
         Chore::ProduceCorpus { topic, dir, big } => produce_corpus(brokers, &topic, &dir, big),
+        Chore::ProducePoison {
+            topic,
+            sizes,
+            rounds,
+            interval_ms,
+        } => produce_poison(
+            brokers,
+            &topic,
+            &sizes,
+            rounds,
+            Duration::from_millis(interval_ms),
+        ),
         Chore::Leaders { topic } => leaders(brokers, &topic),
         Chore::WatchEnds { topic, interval_ms } => {
             watch_ends(brokers, &topic, Duration::from_millis(interval_ms))

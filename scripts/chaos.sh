@@ -1,46 +1,75 @@
 #!/usr/bin/env bash
 # Fault-injection suite: runs the pipeline against a real broker while injecting faults, then
 # accounts for every input record (target/release/examples/chaos account: lost, misrouted,
-# wrong code, duplicates, committed vs end) and prints a table.
+# wrong code, duplicates, committed vs end, output_rejected and reduced dead letters) and
+# prints a table.
 #
-#   scripts/chaos.sh                  every scenario, full size (about 23 minutes)
-#   scripts/chaos.sh --quick          short graceful, scaleout and hostile runs and 60 s of
-#                                     fuzzing (what CI runs, ~3 minutes)
-#   scripts/chaos.sh [--quick] NAME…  only these scenarios:
-#       kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz
-#       failover failover-eos
+#   scripts/chaos.sh                  every scenario, full size (about 70 minutes, 20 of them
+#                                     the soak)
+#   scripts/chaos.sh --quick          short graceful, scaleout, hostile, poison (at-least-once)
+#                                     and panic (worker-1) runs and 60 s of fuzzing (what CI
+#                                     runs, ~3 minutes)
+#   scripts/chaos.sh [--quick] NAME…  only these scenarios (--quick: their short sizes):
+#       kill9 kill9-eos crashloop graceful broker scaleout scaleout-eos unwritable poison
+#       hostile backpressure panic fuzz failover failover-eos soak
 #   (failover and failover-eos run on the three-node cluster of `scripts/kafka.sh cluster`,
 #   started if it is not running and then stopped again at the end; not part of --quick)
+#
+# The scenarios added for issue 20 (each described above its function):
+#   poison        1,020,000- and 1,048,400-byte records (invalid JSON) in realistic traffic,
+#                 on the default topic configs and again with the output's max.message.bytes
+#                 below a processed record and the DLQ's below the big letters, at-least-once
+#                 and exactly-once: committed to the end, SIGTERM exits 0, every input an
+#                 output or a dead letter (output_rejected and reduced letters included)
+#   panic         KAFKA_PIPELINE_FAULT=STAGE:N (the test-only fault hook; these binaries are
+#                 built with --features fault-injection) for worker-1, producer and consumer:
+#                 exit 4 within two commit intervals of the panic, /health 503 meanwhile, a
+#                 restart completes with 0 lost
+#   scaleout-eos  three exactly-once instances joining and leaving under 3,000 events/s: no
+#                 instance exits by itself, 0 lost, 0 duplicates for a read_committed reader
+#   kill9-eos     now on the default instance id, and measures how long a read_committed
+#                 reader sees nothing after each kill -9 and restart (FAIL above 15 s)
+#   soak          CHAOS_SOAK_SECONDS (1200) at CHAOS_SOAK_RATE (20,000/s), the private broker
+#                 restarted every CHAOS_SOAK_RESTART_SECONDS (300): RSS of the last minute at
+#                 most 10 % above the second minute's, 0 lost; not part of --quick
 #
 # Environment: CHAOS_BROKERS (default localhost:29092, the shared broker, which is never
 # stopped), CHAOS_PRIVATE_PORT (the broker-restart scenario starts, stops and restarts its own
 # broker there, the controller on the next port, data in target/chaos/<run>/private-broker;
 # default: a free port; scripts/kafka.sh refuses a port some other process listens on),
 # CHAOS_KEEP_TOPICS=1 (keep the scenario topics),
-# CHAOS_PROFILE=debug (use target/debug binaries, e.g. in CI right after `cargo test`),
+# CHAOS_PROFILE=debug (use the debug binaries, e.g. in CI right after `cargo test`; binaries
+# come from $CARGO_TARGET_DIR when set, else target/),
 # CHAOS_FUZZ_SECONDS (fuzz time, default 60 quick / 180 full), CHAOS_FAILOVER_RATE (events/s
 # of the failover scenarios, default 3000), CHAOS_CLUSTER_BASE_PORT (the cluster's
 # KAFKA_CLUSTER_BASE_PORT, default 29100: nodes on 29110, 29120, 29130), CHAOS_CLUSTER_CONFIG
 # (broker settings for the cluster, KAFKA_EXTRA_CONFIG of scripts/kafka.sh, e.g.
-# "broker.session.timeout.ms=3000"; takes effect where this run starts or restarts a node).
+# "broker.session.timeout.ms=3000"; takes effect where this run starts or restarts a node),
+# CHAOS_PANIC_BATCH (the batch at which the panic scenario's stage panics, default 200),
+# CHAOS_SOAK_SECONDS, CHAOS_SOAK_RATE, CHAOS_SOAK_RESTART_SECONDS (the soak, see above).
 # Logs, RSS samples and the table go to target/chaos/<run>/. Exit status 1 if a scenario fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Counts read from the tools go through these parsers: one that cannot be read fails the run.
+# shellcheck source=scripts/lib/parse.sh
+source scripts/lib/parse.sh
 
 quick=0
 scenarios=()
 for arg in "$@"; do
   case $arg in
     --quick) quick=1 ;;
-    kill9 | kill9-eos | crashloop | graceful | broker | scaleout | unwritable | hostile | backpressure | fuzz | failover | failover-eos) scenarios+=("$arg") ;;
-    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    kill9 | kill9-eos | crashloop | graceful | broker | scaleout | scaleout-eos | unwritable | poison | \
+      hostile | backpressure | panic | fuzz | failover | failover-eos | soak) scenarios+=("$arg") ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 if ((${#scenarios[@]} == 0)); then
   if ((quick)); then
-    scenarios=(graceful scaleout hostile fuzz)
+    scenarios=(graceful scaleout hostile poison panic fuzz)
   else
-    scenarios=(kill9 kill9-eos crashloop graceful broker scaleout unwritable hostile backpressure fuzz failover failover-eos)
+    scenarios=(kill9 kill9-eos crashloop graceful broker scaleout scaleout-eos unwritable poison
+      hostile backpressure panic fuzz failover failover-eos soak)
   fi
 fi
 
@@ -50,8 +79,11 @@ run_id=$(date -u +%Y%m%dT%H%M%S)-$$
 out=target/chaos/$run_id
 mkdir -p "$out"
 table=$out/table.tsv
-bin=target/$profile/kafka-pipeline
-tool=target/$profile/examples/chaos
+# Where cargo puts the binaries: $CARGO_TARGET_DIR (relative to the repository, where cargo
+# runs) or target/.
+target_dir=${CARGO_TARGET_DIR:-target}
+bin=$target_dir/$profile/kafka-pipeline
+tool=$target_dir/$profile/examples/chaos
 suite_started=$SECONDS
 
 log() { printf '[chaos %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -190,10 +222,8 @@ drop_topics() {
     >/dev/null 2>&1 || true
 }
 
-lag_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | awk '{ print $2 }'; }
-committed_total() {
-  "$tool" lag --brokers "$1" --group "$2" --topic "$3" | sed -n 's/.* committed=\([0-9]*\).*/\1/p'
-}
+lag_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | parse_lag total; }
+committed_total() { "$tool" lag --brokers "$1" --group "$2" --topic "$3" | parse_lag committed; }
 
 # --- scenario bookkeeping ---------------------------------------------------------------------
 
@@ -226,7 +256,10 @@ account() {
   if ((rc != 0)); then fail "accounting: $(grep -E '^lost' "$logs/account.txt" || echo "exit $rc")"; fi
 }
 
+# field NAME: the ACCOUNT line's NAME=value (text, for the table; may be empty or `-`).
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$account_line"; }
+# count NAME: the same as an integer, for arithmetic; fails when it is not one.
+count() { require_count "the accounting's $1" "$(field "$1")"; }
 
 max_rss_mb() { awk 'm < $3 { m = $3 } END { printf "%d", m / 1024 }' "$rss_file"; }
 
@@ -294,32 +327,93 @@ kill_cycles() {
 max_of() { printf '%s\n' "$@" | sort -n | tail -n 1; }
 calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
 
-# 1b. The same in exactly-once mode: a read_committed reader sees every record once, and the
-# insights count every valid record exactly once across the kills.
+# 1b. The same in exactly-once mode, on the default instance id (HOSTNAME-PID: a new
+# transactional.id for every process, as most deployments run it): a read_committed reader
+# sees every record once, the insights count every valid record exactly once across the
+# kills, and after each kill -9 and immediate restart the reader sees new output on every
+# output partition within 15 s (the dead process's open transaction is not fenced by the
+# restart: it holds the output's last stable offset until transaction.timeout.ms passes).
+# The stall is measured from the output's read_committed end offsets (`chaos watch-ends`,
+# every 200 ms; `chaos recovery`: until every partition that stalled grows again), and the
+# next kill waits for it. session.timeout.ms=6000 as in kill9: with the default 45 s a
+# restarted member (a new member id) gets no partitions before the dead one's session ends.
 scenario_kill9-eos() {
-  begin kill9-eos "kill -9 under load with --guarantee exactly-once"
-  local input=chaos-kill9eos-$run_id group=chaos-kill9eos-$run_id-g kills=4 rate=30000 count=2400000
-  # A stable --instance-id, as recommended for exactly-once: the restart's transactional id is
-  # the killed one's, so its first init_transactions aborts the dead instance's open
-  # transaction at once (a read_committed reader would otherwise wait for it to time out),
-  # and static membership hands it the partitions back without a session timeout.
-  kill_cycles kill9-eos "$input" "$group" "$kills" "$rate" "$count" 10 20 \
-    --guarantee exactly-once --instance-id kill9-eos
+  begin kill9-eos "kill -9 under load with --guarantee exactly-once, default instance id"
+  local input=chaos-kill9eos-$run_id group=chaos-kill9eos-$run_id-g kills=4 rate=30000
+  local limit_ms=15000 ends=$logs/ends.txt watcher i at lag stall recovery
+  if ((quick)); then kills=2 rate=10000; fi
+  local flags=(--guarantee exactly-once --consumer-property session.timeout.ms=6000)
+  local stalls=() lags=()
+  topics "$brokers" "$input" 6
+  # Until stopped after the last kill (at most 15 minutes): the stalls set the run's length.
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count $((rate * 900)) --seed 11
+  "$tool" watch-ends --brokers "$brokers" --topic "$input-out" >"$ends" 2>"$logs/watch.log" &
+  watcher=$!
+  background+=("$watcher")
+  start_pipeline kill9-eos-1 "$brokers" "$input" "$group" "${flags[@]}"
+  for ((i = 1; i <= kills; i++)); do
+    sleep_random 10 20
+    at=$(date +%s%3N)
+    stop_pipeline "kill9-eos-$i" KILL 137
+    lag=$(lag_total "$brokers" "$group" "$input")
+    lags+=("$lag")
+    start_pipeline "kill9-eos-$((i + 1))" "$brokers" "$input" "$group" "${flags[@]}"
+    stall=$(wait_visible "$at" 120)
+    recovery=$("$tool" recovery --ends "$ends" --at "$at")
+    log "kill $i: uncommitted (end - committed) $lag; read_committed output stalled ${stall} ms ($recovery)"
+    stalls+=("$(calc "$stall / 1000")")
+    if ((stall >= 120000)); then
+      fail "kill $i: a read_committed reader saw no new output on every partition within 120 s"
+    elif ((stall > limit_ms)); then
+      fail "kill $i: a read_committed reader saw no new output for $(calc "$stall / 1000") s (target: within $((limit_ms / 1000)) s)"
+    fi
+  done
+  kill -TERM "$loadgen_pid" 2>/dev/null || true
+  wait "$loadgen_pid" 2>/dev/null || true
+  tail -n 1 "$logs/loadgen.log" >&2
+  kill "$watcher" 2>/dev/null || true
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 180 >&2 ||
+    fail "lag did not reach 0 after the traffic stopped"
+  stop_pipeline "kill9-eos-$((kills + 1))" TERM 0
+  local stable_s
+  wait_stable "$at" "$input-out" "$input-dlq" "$input-insights"
   # The accounting reads with librdkafka's default isolation.level=read_committed.
   account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
   # Every record is counted once in the insights: in its window (received) or, when its window
   # had closed, as a late event of another one.
   local written counted
-  written=$(($(field outputs) + $(field dlq)))
+  written=$(($(count outputs) + $(count dlq)))
   counted=$("$bin" insights --brokers "$brokers" --topic "$input-insights" --json 2>/dev/null |
     awk '{ r = $0; sub(/.*"received":/, "", r); sub(/,.*/, "", r)
            l = $0; sub(/.*"late_events":/, "", l); sub(/,.*/, "", l); s += r + l }
-         END { print s + 0 }')
+         END { printf "%.0f\n", s }')
+  counted=$(require_count "the insights' received + late events" "$counted")
   log "insights: received + late events $counted, records written $written"
   [[ $counted == "$written" ]] || fail "insights count $counted events, outputs + dead letters hold $written"
-  extra_note="$kills kills at ${rate}/s; uncommitted at each kill: ${lags[*]}; insights count every record once ($counted)"
+  extra_note="$kills kills at ${rate}/s, default instance id; read_committed reader saw nothing for ${stalls[*]} s after each kill + restart (target ≤ $((limit_ms / 1000)) s); uncommitted at each kill: ${lags[*]}; insights count every record once ($counted)"
   finish
   drop_topics "$brokers" "$input"
+}
+
+# wait_visible AT_MS TIMEOUT_S: after a fault at AT_MS (Unix ms), waits until the output flows
+# again on every partition (from `chaos watch-ends` samples in $ends: `chaos recovery` finds no
+# partition still stalled) and has for 3 s; prints the stall (recover_ms: until every partition
+# that stalled grew again), or TIMEOUT_S in ms when it had not recovered by then.
+wait_visible() {
+  local at=$1 timeout_ms=$(($2 * 1000)) now recover
+  while true; do
+    sleep 1
+    now=$(date +%s%3N)
+    recover=$("$tool" recovery --ends "$ends" --at "$at" | sed -n 's/.*recover_ms=\([^ ]*\).*/\1/p')
+    if [[ $recover =~ ^[0-9]+$ ]] && ((now - at >= 5000 && now - at >= recover + 3000)); then
+      echo "$recover"
+      return
+    fi
+    if ((now - at > timeout_ms)); then
+      echo "$timeout_ms"
+      return
+    fi
+  done
 }
 
 # 1c. A crash loop with static membership: kill -9 every 5 s for a minute, restarted under the
@@ -387,8 +481,6 @@ scenario_broker() {
   drop_topics "$b" "$input"
   private_kafka stop
   private_broker=0
-cluster_started=0     # this run started the three-node cluster: stop it on exit
-cluster_brokers=""
 }
 
 # 4. Scale-out to three instances, then a graceful leave and a kill -9.
@@ -411,7 +503,7 @@ scenario_scaleout() {
   sleep "$step"
   # Checkpoint: everything committed so far (joins and the graceful leave) exactly once.
   account "$brokers" "$input" "$group" --committed-only --max-duplicates 0
-  [[ $(field events) -gt 0 ]] || fail "nothing committed before the kill"
+  (($(count events) > 0)) || fail "nothing committed before the kill"
   local checkpoint_dups
   checkpoint_dups=$(field duplicates)
   stop_pipeline scale-c KILL 137
@@ -488,7 +580,8 @@ scenario_backpressure() {
   version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
   libs=${KAFKA_PIPELINE_CACHE:-$HOME/.cache/kafka-pipeline}/kafka-$version/libs
   quota() {
-    java -cp "$libs/*" kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter \
+    java -Dlog4j2.configurationFile=scripts/kafka/tools-log4j2.properties -cp "$libs/*" \
+      kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter \
       "$@" --entity-type clients --entity-name "$client" >&2
   }
   topics "$brokers" "$input" 3
@@ -610,12 +703,13 @@ failover() {
   log "steady state: lag $(lag_total "$b" "$group" "$input" || true)"
   read -r busiest leader _ < <("$tool" leaders --brokers "$b" --topic "$input" | sort -k3,3nr | head -n 1)
   kill_node "leader of input partition $busiest" "$leader"
+  # The `(N)` of COORDINATOR (ID) in the group's own row (`GROUP COORDINATOR (ID) …`).
   coordinator=$(cluster_kafka groups --describe --group "$group" --state 2>/dev/null |
-    sed -n 's/.*(\([0-9][0-9]*\)).*/\1/p' | head -n 1)
-  if [[ -n $coordinator ]]; then
+    awk -v g="$group" '$1 == g { for (i = 2; i <= NF; i++) if ($i ~ /^\([0-9]+\)$/) { gsub(/[()]/, "", $i); print $i; exit } }' || true)
+  if [[ $coordinator =~ ^[123]$ ]]; then
     kill_node "group coordinator" "$coordinator"
   else
-    fail "could not find the group coordinator"
+    fail "could not find the group coordinator (got '$coordinator')"
   fi
   kill -TERM "$loadgen_pid" 2>/dev/null || true
   wait "$loadgen_pid" 2>/dev/null || true
@@ -642,6 +736,319 @@ failover() {
 
 scenario_failover() { scenario_name=failover; failover at-least-once; }
 scenario_failover-eos() { scenario_name=failover-eos; failover exactly-once; }
+
+# 10. Poison records: input records of 1.0-1.05 MB (invalid JSON, so too_large dead letters of
+# the same size) mixed into realistic traffic, with one pipeline process throughout. On the
+# defaults (no --producer-property, every topic with Kafka's default max.message.bytes of
+# 1,048,588): the 1,020,000-byte letters are written whole, the 1,048,400-byte ones (over the
+# DLQ's limit with their headers) reduced. With `limits`: the output topic's max.message.bytes
+# is below about half of the processed records (the producer's upper bound of a realistic
+# one, 471-486 bytes plus the input topic's name in its lineage header: the limit is 481 plus
+# that name), so those become output_rejected dead letters, and the DLQ's (100,000) is below
+# every big letter, so all of them are reduced. (The producer's batch.size follows the
+# smallest limit: batches of one record, a few hundred records/s, hence the smaller count.) Both guarantees. Each run: the lag reaches 0 (committed = end offsets),
+# SIGTERM exits 0, and every input record is an output or a dead letter (reduced letters by
+# their __pipeline.errors.* headers), none twice; the reduced letters are exactly the expected
+# ones. Quick: at-least-once only, small counts.
+scenario_poison() {
+  local guarantees=(at-least-once exactly-once) g
+  if ((quick)); then guarantees=(at-least-once); fi
+  for g in "${guarantees[@]}"; do
+    poison_run "$g" defaults
+    poison_run "$g" limits
+  done
+}
+
+poison_run() {
+  local guarantee=$1 limits=$2 short=alo
+  [[ $guarantee == exactly-once ]] && short=eos
+  begin "poison-$short-$limits" "1.0-1.05 MB records in realistic traffic, $guarantee, $limits topic configs"
+  local input=chaos-poison-$short-$limits-$run_id group=chaos-poison-$short-$limits-$run_id-g
+  local rate=5000 count=100000 rounds=5 expected_reduced out_cfg=() dlq_cfg=() account_flags=()
+  if ((quick)); then rate=2000 count=20000 rounds=2; fi
+  if [[ $limits == limits ]]; then
+    out_cfg=(max.message.bytes=$((481 + ${#input}))) dlq_cfg=(max.message.bytes=100000)
+    account_flags=(--output-rejected)
+    rate=1000 count=$((count / 5))
+    expected_reduced=$((2 * rounds))
+  else
+    expected_reduced=$rounds
+  fi
+  "$tool" create-topic --brokers "$brokers" "$input" 3
+  "$tool" create-topic --brokers "$brokers" "$input-out" 3 "${out_cfg[@]}"
+  "$tool" create-topic --brokers "$brokers" "$input-dlq" 1 "${dlq_cfg[@]}"
+  start_pipeline "poison-$short-$limits" "$brokers" "$input" "$group" --guarantee "$guarantee" \
+    --metrics-addr 127.0.0.1:0
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count "$count" --seed 19
+  # Spread over the traffic: a round every (count / rate / rounds) seconds.
+  "$tool" produce-poison --brokers "$brokers" --topic "$input" --sizes 1020000,1048400 \
+    --rounds "$rounds" --interval-ms $((count * 1000 / rate / rounds)) >&2 ||
+    fail "the poison records could not be produced"
+  wait_loadgen
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 120 >&2 ||
+    fail "stalled: lag did not reach 0"
+  local addr metric_reduced='?' metric_rejected='?'
+  addr=$(sed -n 's|.*serving http://\([^/]*\)/.*|\1|p' "$logs/poison-$short-$limits.log" | head -n 1)
+  if kill -0 "${pids[poison-$short-$limits]}" 2>/dev/null; then
+    metric_reduced=$(metric "$addr" kafka_pipeline_dead_letters_truncated_total) || metric_reduced='?'
+    metric_rejected=$(metric "$addr" 'kafka_pipeline_events_dead_lettered_total{code="output_rejected"}') ||
+      metric_rejected='?'
+    stop_pipeline "poison-$short-$limits" TERM 0
+  else
+    local rc=0
+    wait "${pids[poison-$short-$limits]}" || rc=$?
+    unset "pids[poison-$short-$limits]"
+    fail "the pipeline exited by itself with $rc"
+  fi
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates 0 "${account_flags[@]}"
+  local reduced rejected outputs
+  reduced=$(count reduced) rejected=$(count rejected) outputs=$(count outputs)
+  ((reduced == expected_reduced)) || fail "$reduced reduced dead letters, expected $expected_reduced"
+  if [[ $limits == limits ]]; then
+    ((rejected > 0 && outputs > 0)) ||
+      fail "expected both outputs and output_rejected letters, got $outputs and $rejected"
+  else
+    ((rejected == 0)) || fail "$rejected output_rejected letters on the default topic configs"
+  fi
+  # One process, nothing read twice: the metrics count the same letters.
+  [[ $metric_reduced == "$reduced" ]] ||
+    fail "kafka_pipeline_dead_letters_truncated_total is $metric_reduced, the DLQ holds $reduced reduced letters"
+  [[ $metric_rejected == "$rejected" ]] ||
+    fail "events_dead_lettered_total{code=\"output_rejected\"} is $metric_rejected, the DLQ holds $rejected"
+  extra_note="$guarantee, $limits; ${rate}/s, $((2 * rounds)) poison records (1,020,000 and 1,048,400 bytes); reduced letters $reduced (expected $expected_reduced), output_rejected $rejected, outputs $outputs; the metrics say $metric_reduced reduced, $metric_rejected output_rejected"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 11. A stage that panics (the test-only fault hook, KAFKA_PIPELINE_FAULT=STAGE:N: the stage
+# panics at its Nth batch) under load: the pipeline exits 4 within two commit intervals
+# (--commit-interval 1s: 2 s) of the panic, /health answers 503 naming the stage meanwhile (not
+# required when the exit comes within 1 s), and a restart without the fault completes the
+# input: 0 lost, duplicates at most what was uncommitted at the exit (end - committed). The
+# faulty run logs JSON (--log-format json), so the panic's own log line ("fault injection",
+# written by the pipeline's panic hook) carries a millisecond timestamp; the exit is when the
+# process is gone (polled every 20 ms). Quick: worker-1 only, small.
+scenario_panic() {
+  local stages=(worker-1 producer consumer) stage
+  if ((quick)); then stages=(worker-1); fi
+  for stage in "${stages[@]}"; do
+    panic_run "$stage"
+  done
+}
+
+panic_run() {
+  local stage=$1 rate=20000 count=400000 nth=${CHAOS_PANIC_BATCH:-200} interval_ms=1000
+  if ((quick)); then rate=10000 count=120000; fi
+  begin "panic-$stage" "$stage panics at its batch $nth under ${rate}/s"
+  local input=chaos-panic-$stage-$run_id group=chaos-panic-$stage-$run_id-g name=panic-$stage-1
+  local limit_ms=$((2 * interval_ms)) pid log_file addr="" health=none body exited rc=0
+  local panic_ts panicked took=-1 bound
+  topics "$brokers" "$input" 3
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count "$count" --seed 21
+  KAFKA_PIPELINE_FAULT=$stage:$nth start_pipeline "$name" "$brokers" "$input" "$group" \
+    --commit-interval "${interval_ms}ms" --metrics-addr 127.0.0.1:0 --log-format json
+  pid=${pids[$name]} log_file=$logs/$name.log
+  # Until the process is gone: /health every 20 ms once the address is logged.
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ -z $addr ]]; then
+      addr=$(sed -n 's|.*serving http://\([^/]*\)/.*|\1|p' "$log_file" | head -n 1)
+    elif [[ $health != 503* ]]; then
+      body=$(curl -s --max-time 1 -w ' %{http_code}' "http://$addr/health" 2>/dev/null || true)
+      if [[ $body == *' 503' && $body == *"$stage"* ]]; then health="503 at $(date +%s%3N)"; fi
+    fi
+    if ((SECONDS - scenario_started > 120)); then
+      fail "no exit within 120 s"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    sleep 0.02
+  done
+  exited=$(date +%s%3N)
+  wait "$pid" || rc=$?
+  unset "pids[$name]"
+  bound=$(lag_total "$brokers" "$group" "$input")
+  panic_ts=$(grep -m1 'fault injection' "$log_file" | sed -n 's/.*"ts":"\([^"]*\)".*/\1/p' || true)
+  if [[ -z $panic_ts ]]; then
+    fail "no 'fault injection' line in the log (exit $rc)"
+  else
+    panicked=$(date -d "$panic_ts" +%s%3N)
+    took=$((exited - panicked))
+    if [[ $health == 503* ]]; then health="503 naming $stage $((${health#503 at } - panicked)) ms after the panic"; fi
+  fi
+  log "$name exited with $rc, $took ms after the panic ($panic_ts); /health: $health; uncommitted $bound"
+  ((rc == 4)) || fail "exit $rc after the panic, expected 4"
+  ((took >= 0 && took <= limit_ms)) ||
+    fail "exit $took ms after the panic (limit: 2 commit intervals, $limit_ms ms)"
+  grep -q "pipeline stage $stage panicked" "$log_file" || fail "the log does not name the stage ($stage)"
+  if [[ $health != 503* ]] && ((took > 1000)); then fail "/health never answered 503 naming $stage"; fi
+  wait_loadgen
+  start_pipeline "panic-$stage-final" "$brokers" "$input" "$group" --exit-at-end
+  wait_pipeline "panic-$stage-final"
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates "$bound"
+  extra_note="${rate}/s, KAFKA_PIPELINE_FAULT=$stage:$nth: exit $rc $(calc "$took / 1000") s after the panic (limit $(calc "$limit_ms / 1000") s); /health $health; uncommitted at the exit $bound (the duplicates bound)"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# 12. scaleout in exactly-once mode: 6 partitions, 3,000 events/s, instances joining and
+# leaving (a → b → c join, b leaves with SIGTERM, d joins, c is killed with kill -9, then d
+# and a leave), default instance ids. No instance exits by itself, and a read_committed reader
+# sees every record once: 0 lost, 0 duplicates, at a checkpoint (committed records only) and at
+# the end. Every rebalance bumps the group generation under open transactions (issue 20 item 3).
+scenario_scaleout-eos() {
+  begin scaleout-eos "6 partitions, exactly-once: 1 → 2 → 3 instances, SIGTERM one, a new one, kill -9 another, 3,000/s"
+  local input=chaos-scaleouteos-$run_id group=chaos-scaleouteos-$run_id-g rate=3000 step=8
+  local flags=(--guarantee exactly-once --consumer-property session.timeout.ms=10000)
+  topics "$brokers" "$input" 6
+  # Until stopped: the kill's open transaction may hold offsets until it times out.
+  loadgen "$brokers" "$input" --profile realistic --rate "$rate" --count $((rate * 600)) --seed 22
+  start_pipeline scale-a "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  check_alive
+  start_pipeline scale-b "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  check_alive
+  start_pipeline scale-c "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  check_alive
+  stop_running scale-b TERM 0
+  sleep "$step"
+  check_alive
+  start_pipeline scale-d "$brokers" "$input" "$group" "${flags[@]}"
+  sleep "$step"
+  check_alive
+  account "$brokers" "$input" "$group" --committed-only --max-duplicates 0
+  (($(count events) > 0)) || fail "nothing committed before the kill"
+  local killed_at stable_s
+  killed_at=$(date +%s%3N)
+  stop_running scale-c KILL 137
+  sleep "$step"
+  check_alive
+  kill -TERM "$loadgen_pid" 2>/dev/null || true
+  wait "$loadgen_pid" 2>/dev/null || true
+  tail -n 1 "$logs/loadgen.log" >&2
+  "$tool" wait-lag --brokers "$brokers" --group "$group" --topic "$input" --timeout 180 >&2 ||
+    fail "a partition stalled: lag did not reach 0"
+  check_alive
+  stop_running scale-d TERM 0
+  stop_running scale-a TERM 0
+  # The killed instance's open transaction hides everything after its first record on each
+  # partition from read_committed readers until it times out (transaction.timeout.ms).
+  wait_stable "$killed_at" "$input-out" "$input-dlq"
+  account "$brokers" "$input" "$group" --require-committed --max-duplicates 0
+  local rebalances
+  rebalances=$(cat "$logs"/scale-*.log | grep -c 'assigned partitions' || true)
+  extra_note="${rate}/s; 4 joins, 3 leaves (SIGTERM, kill -9, SIGTERM×2); $rebalances assignments logged; output stable (no open transaction) $stable_s s after the kill -9 step"
+  finish
+  drop_topics "$brokers" "$input"
+}
+
+# metric ADDR SAMPLE: the value of one sample (`name` or `name{labels}`) of ADDR's /metrics.
+metric() {
+  local value
+  value=$(curl -s --max-time 5 "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2; exit }')
+  require_count "metric $2" "$value"
+}
+
+# wait_stable SINCE_MS TOPIC…: waits (up to 180 s) until no transaction is open on the topics,
+# so that the accounting sees what a read_committed reader will; $stable_s: seconds since
+# SINCE_MS (Unix ms) when they were.
+wait_stable() {
+  local since=$1
+  shift
+  local topics=() topic
+  for topic in "$@"; do topics+=(--topic "$topic"); done
+  "$tool" wait-stable --brokers "$brokers" "${topics[@]}" --timeout 180 >&2 ||
+    fail "a transaction was still open on $* 180 s later"
+  stable_s=$(calc "($(date +%s%3N) - $since) / 1000")
+  log "no open transaction on $* $stable_s s after the fault"
+}
+
+# check_alive: every pipeline still running is alive; one that exited by itself is a failure.
+check_alive() {
+  local name rc
+  for name in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$name]}" 2>/dev/null; then
+      rc=0
+      wait "${pids[$name]}" || rc=$?
+      unset "pids[$name]"
+      fail "$name exited by itself with $rc (see its log)"
+    fi
+  done
+}
+
+# stop_running NAME SIGNAL EXPECTED: stop_pipeline, unless check_alive found it gone already.
+stop_running() {
+  if [[ -n ${pids[$1]:-} ]]; then stop_pipeline "$@"; fi
+}
+
+# 13. Soak: CHAOS_SOAK_SECONDS (default 1200) at CHAOS_SOAK_RATE events/s (default 20,000) on
+# the private broker, restarted every CHAOS_SOAK_RESTART_SECONDS (default 300), one pipeline
+# process throughout, RSS sampled every second. PASS when the mean RSS of the last minute of
+# traffic is at most 10 % above that of the second minute, the pipeline survived, the lag
+# reached 0 and nothing was lost (duplicates allowed: a broker restart can re-deliver an
+# uncommitted epoch). The full run writes ~24 M records (about 20 GB of broker data under
+# target/chaos/<run>/private-broker, removed at the end). Not part of --quick.
+scenario_soak() {
+  local seconds=${CHAOS_SOAK_SECONDS:-1200} rate=${CHAOS_SOAK_RATE:-20000}
+  local every=${CHAOS_SOAK_RESTART_SECONDS:-300}
+  seconds=$(require_count CHAOS_SOAK_SECONDS "$seconds")
+  rate=$(require_count CHAOS_SOAK_RATE "$rate")
+  every=$(require_count CHAOS_SOAK_RESTART_SECONDS "$every")
+  begin soak "$seconds s at $rate/s, private broker restarted every $every s"
+  local b=localhost:$private_port input=chaos-soak-$run_id group=chaos-soak-$run_id-g
+  local next=$every restarts=0 t0 elapsed load_end
+  private_broker=1
+  private_kafka start
+  topics "$b" "$input" 6
+  start_pipeline soak-1 "$b" "$input" "$group"
+  t0=$((SECONDS - scenario_started))
+  loadgen "$b" "$input" --profile realistic --rate "$rate" --count $((rate * seconds)) --seed 23
+  while kill -0 "$loadgen_pid" 2>/dev/null; do
+    elapsed=$((SECONDS - scenario_started - t0))
+    if ((elapsed >= next && next < seconds)); then
+      log "t=${elapsed}s: restarting the private broker (RSS $(tail -n 1 "$rss_file" | awk '{ printf "%d MB", $3 / 1024 }'))"
+      private_kafka stop
+      private_kafka start
+      restarts=$((restarts + 1))
+      next=$((next + every))
+    fi
+    kill -0 "${pids[soak-1]}" 2>/dev/null || break
+    sleep 1
+  done
+  load_end=$((SECONDS - scenario_started))
+  if kill -0 "${pids[soak-1]}" 2>/dev/null; then
+    wait_loadgen
+    "$tool" wait-lag --brokers "$b" --group "$group" --topic "$input" --timeout 300 >&2 ||
+      fail "lag did not reach 0 after the traffic ended"
+    stop_pipeline soak-1 TERM 0
+  else
+    local rc=0
+    wait "${pids[soak-1]}" || rc=$?
+    unset "pids[soak-1]"
+    fail "the pipeline died (exit $rc)"
+    kill -TERM "$loadgen_pid" 2>/dev/null || true
+    wait "$loadgen_pid" 2>/dev/null || true
+  fi
+  # Mean RSS (MB) of the second minute of traffic and of its last minute.
+  local second last
+  second=$(awk -v lo=$((t0 + 60)) -v hi=$((t0 + 120)) '$1 >= lo && $1 < hi { s += $3; n++ } END { if (n) printf "%.0f", s / n / 1024 }' "$rss_file")
+  last=$(awk -v lo=$((load_end - 60)) -v hi="$load_end" '$1 >= lo && $1 < hi { s += $3; n++ } END { if (n) printf "%.0f", s / n / 1024 }' "$rss_file")
+  if [[ -z $second || -z $last ]]; then
+    fail "not enough RSS samples for the second and the last minute (the run is shorter than 2 minutes?)"
+  elif ((last * 100 > second * 110)); then
+    fail "RSS grew: last minute $last MB, second minute $second MB (limit +10 %)"
+  fi
+  account "$b" "$input" "$group" --require-committed
+  # What the RSS holds besides the pipeline's own state: records read but not yet delivered
+  # (a broker restart, or a cold broker on a busy machine, builds up a backlog).
+  local in_flight
+  in_flight=$(grep -oE 'in-flight [0-9]+' "$logs/soak-1.log" | awk 'm < $2 { m = $2 } END { print m + 0 }')
+  extra_note="$seconds s at ${rate}/s, $restarts broker restarts; mean RSS second minute ${second:-?} MB, last minute ${last:-?} MB; RSS MB every 60 s: $(awk -v t0="$t0" '($1 - t0) % 60 == 0 && $1 >= t0 { printf "%d ", $3 / 1024 }' "$rss_file"); in-flight records at most $in_flight"
+  finish
+  drop_topics "$b" "$input"
+  private_kafka stop
+  private_broker=0
+}
 
 for s in "${scenarios[@]}"; do
   "scenario_$s"
