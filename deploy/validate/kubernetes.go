@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -526,12 +526,7 @@ func checkKeda(r *report, objs map[string]manifest, sts *appsv1.StatefulSet, cm 
 		tm := t.(map[string]any)
 		r.check(tm["type"] == "kafka", "trigger type kafka")
 		md := toStringMap(tm["metadata"])
-		keys := make([]string, 0, len(md))
-		for k := range md {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(md)) {
 			enum, known := trigParams[k]
 			r.check(known, "kafka trigger parameter %s is one KEDA's Kafka scaler reads", k)
 			if len(enum) > 0 {

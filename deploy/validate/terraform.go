@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -509,12 +510,7 @@ func checkTfWorkload(r *report, root, tfRoot string, m *tfModule, defaults, cm m
 		return
 	}
 	config := toStringMap(goValue(cfgv))
-	keys := make([]string, 0, len(config))
-	for k := range config {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(config)) {
 		_, inCM := cm[k]
 		r.check(known[k] && inCM, "modules/workload: ConfigMap entry %s is read by kafka-pipeline and in deploy/k8s/configmap.yaml", k)
 	}

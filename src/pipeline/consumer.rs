@@ -371,8 +371,8 @@ impl<'a> ConsumerStage<'a> {
             // Records read under an assignment that has since been revoked are dropped: their
             // partition's position never passes them, so they are read again.
             // Anything the tracker would refuse is dropped before the send, so what the
-            // workers get is always tracked (a refusal other than a revoke is a bug: counted
-            // and logged, and the records are read again after a restart).
+            // workers get is always tracked (a refusal other than a revoke is a bug: logged,
+            // and the records are read again after a restart).
             let (stale, epoch): (Vec<i32>, Epoch) = {
                 let tracker = self.context().tracker();
                 let mut stale = Vec::new();
@@ -384,9 +384,6 @@ impl<'a> ConsumerStage<'a> {
                         }
                         Err(e) => {
                             log::error!("offset tracking refused {p:?}: {e:?}; dropping them");
-                            self.metrics
-                                .tracking_refusals
-                                .fetch_add(1, Ordering::Relaxed);
                             stale.push(p.partition);
                         }
                     }

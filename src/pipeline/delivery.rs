@@ -161,14 +161,13 @@ impl ProducerContext for DeliveryContext {
                 let (_, destination, _) = unpack(opaque);
                 self.metrics.delivery_failures.fetch_add(1, Relaxed);
                 self.metrics.delivery_failures_by_topic[destination.index()].fetch_add(1, Relaxed);
-                let retry = Retry {
+                let retry = Retry::new(
                     opaque,
-                    timestamp_ms: message.timestamp().to_millis(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec),
-                    headers: message.headers().map(|h| h.detach()),
-                    not_before: Instant::now(),
-                };
+                    message.timestamp().to_millis(),
+                    message.key(),
+                    message.payload(),
+                    message.headers().map(|h| h.detach()),
+                );
                 lock(&self.failed).push((retry, error.clone()));
             }
         }
@@ -188,6 +187,26 @@ pub(super) struct Retry {
     pub(super) value: Option<Vec<u8>>,
     pub(super) headers: Option<OwnedHeaders>,
     pub(super) not_before: Instant,
+}
+
+impl Retry {
+    /// A record to send again (at once, until a retry schedules it), its key and value copied.
+    pub(super) fn new(
+        opaque: usize,
+        timestamp_ms: Option<i64>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Self {
+        Retry {
+            opaque,
+            timestamp_ms,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            headers,
+            not_before: Instant::now(),
+        }
+    }
 }
 
 /// One batch of outputs (or one epoch's insight records) in flight.

@@ -326,8 +326,8 @@ struct StageEnd {
 /// Reports its stage's end when dropped: at the return, or while a panic unwinds the thread.
 struct EndGuard<'a> {
     stage: String,
-    /// The stage's result (`Err(None)`: it stopped for a rewind); `None` while it runs.
-    outcome: Option<Result<(), Option<String>>>,
+    /// How the stage returned (a stop for a rewind counts as `Ok`); `None` while it runs.
+    outcome: Option<Result<(), String>>,
     supervisor: &'a Supervisor<'a>,
 }
 
@@ -336,8 +336,7 @@ impl Drop for EndGuard<'_> {
         let rewinding = self.supervisor.rewinding.load(Ordering::Relaxed);
         let failure = match self.outcome.take() {
             None => Some("panicked".to_string()),
-            Some(Err(None)) if rewinding => None,
-            Some(Err(e)) => Some(format!("failed: {}", e.unwrap_or_default())),
+            Some(Err(e)) => Some(format!("failed: {e}")),
             Some(Ok(())) if self.supervisor.shutdown.is_requested() || rewinding => None,
             Some(Ok(())) => Some("returned while the pipeline was running".to_string()),
         };
@@ -373,10 +372,11 @@ impl<'a> Supervisor<'a> {
                     supervisor: self,
                 };
                 let result = f();
-                guard.outcome = Some(result.as_ref().map(|_| ()).map_err(|e| match e {
-                    PipelineError::Abortable(_) => None,
-                    e => Some(e.to_string()),
-                }));
+                // An abortable error has set `rewinding`: the stage stopped for a rewind.
+                guard.outcome = Some(match &result {
+                    Ok(()) | Err(PipelineError::Abortable(_)) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                });
                 result
             })
             .map_err(|e| PipelineError::System(format!("cannot spawn thread {name}: {e}")))

@@ -469,14 +469,7 @@ impl<'a> ProducerStage<'a> {
         let (_, destination, _) = unpack(opaque);
         let topic = &self.topics[destination.index()];
         if self.too_large(destination, key, value, headers.as_ref()) {
-            let retry = Retry {
-                opaque,
-                timestamp_ms,
-                key: key.map(<[u8]>::to_vec),
-                value: value.map(<[u8]>::to_vec),
-                headers,
-                not_before: Instant::now(),
-            };
+            let retry = Retry::new(opaque, timestamp_ms, key, value, headers);
             let error = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
             return Some((retry, error));
         }
@@ -507,14 +500,7 @@ impl<'a> ProducerStage<'a> {
                     let metrics = self.metrics();
                     metrics.delivery_failures.fetch_add(1, Relaxed);
                     metrics.delivery_failures_by_topic[destination.index()].fetch_add(1, Relaxed);
-                    let retry = Retry {
-                        opaque,
-                        timestamp_ms,
-                        key: key.map(<[u8]>::to_vec),
-                        value: value.map(<[u8]>::to_vec),
-                        headers: back.headers,
-                        not_before: Instant::now(),
-                    };
+                    let retry = Retry::new(opaque, timestamp_ms, key, value, back.headers);
                     return Some((retry, error));
                 }
             }

@@ -48,9 +48,6 @@ pub struct Metrics {
     pub delivery_failures_by_topic: [AtomicU64; 3],
     /// Dead letters the dead-letter topic refused whole, written reduced (value dropped).
     pub dead_letters_truncated: AtomicU64,
-    /// Batch parts the offset tracker refused before they were handed out (a bug if ever
-    /// non-zero; the records are read again after a restart).
-    pub tracking_refusals: AtomicU64,
     /// Exactly-once: transactions aborted on an abortable error and read again in-process.
     pub rewinds: AtomicU64,
     /// Times the consumer paused its partitions because the workers were behind.

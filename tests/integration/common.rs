@@ -4,6 +4,7 @@
 //! a loud message on a laptop, and fails when `CI=true`.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -309,11 +310,17 @@ impl Running {
 
     /// Starts `kafka-pipeline run` with the given arguments, logging to a temp file.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Running {
+        Running::start_with_env(args, &[])
+    }
+
+    /// [`Running::start`] with extra environment variables.
+    pub fn start_with_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Running {
         let log = std::env::temp_dir().join(format!("{}.log", unique("pipeline")));
         let file = std::fs::File::create(&log).unwrap();
         let child = pipeline()
             .arg("run")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
@@ -360,6 +367,32 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `GET path` on `addr`: status and body.
+pub fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut c = TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The address the pipeline logged for its endpoints (the tests listen on port 0).
+pub fn metrics_addr(run: &Running) -> String {
+    let mut found = None;
+    wait_until(Duration::from_secs(30), || {
+        let log = run.log_text();
+        found = log
+            .split("serving http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next().map(str::to_owned));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no metrics address in the log:\n{}", run.log_text()))
 }
 
 /// The arguments of `kafka-pipeline run` for a test's own topics (`{input}-out`, `{input}-dlq`,

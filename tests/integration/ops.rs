@@ -3,8 +3,6 @@
 //! subcommand, TLS.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -12,18 +10,6 @@ use std::time::Duration;
 use kafka_pipeline::testing::Login;
 
 use crate::common::*;
-
-/// `GET path` on `addr`: status and body.
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut c = TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    c.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
 
 /// Samples of a Prometheus text exposition: `name{labels}` → value.
 fn scrape(addr: &str) -> BTreeMap<String, f64> {
@@ -41,20 +27,6 @@ fn scrape(addr: &str) -> BTreeMap<String, f64> {
 fn metric(m: &BTreeMap<String, f64>, name: &str) -> f64 {
     *m.get(name)
         .unwrap_or_else(|| panic!("no sample {name} in {m:#?}"))
-}
-
-/// The address the pipeline logged for its endpoints (it listens on port 0 in the tests).
-fn metrics_addr(run: &Running) -> String {
-    let mut found = None;
-    wait_until(Duration::from_secs(30), || {
-        let log = run.log_text();
-        found = log
-            .split("serving http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next().map(str::to_owned));
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no metrics address in the log:\n{}", run.log_text()))
 }
 
 fn event(i: usize, device_type: bool) -> Vec<u8> {

@@ -4,39 +4,11 @@
 //! scripts/test.sh enables.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use kafka_pipeline::testing::Login;
 
 use crate::common::*;
-
-/// `GET path` on `addr`: status and body.
-pub fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut c = TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    c.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-/// The address a pipeline logged for its endpoints.
-pub fn served_at(run: &Running) -> String {
-    let mut found = None;
-    wait_until(Duration::from_secs(30), || {
-        found = run
-            .log_text()
-            .split("serving http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next().map(str::to_owned));
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no metrics address in the log:\n{}", run.log_text()))
-}
 
 fn events(n: usize) -> Vec<Rec> {
     (0..n)
@@ -92,18 +64,9 @@ fn a_panic_in_any_stage_stops_the_pipeline_in_order() {
                 "127.0.0.1:0",
             ],
         );
-        let log = std::env::temp_dir().join(format!("{}.log", unique("pipeline")));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = pipeline()
-            .arg("run")
-            .args(&args)
-            .env("KAFKA_PIPELINE_FAULT", format!("{stage}:3"))
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let mut run = Running { child, log };
-        let addr = served_at(&run);
+        let fault = format!("{stage}:3");
+        let mut run = Running::start_with_env(&args, &[("KAFKA_PIPELINE_FAULT", &fault)]);
+        let addr = metrics_addr(&run);
         let mut health_503 = None;
         let mut panicked_at = None;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -205,17 +168,7 @@ fn exactly_once_survives_a_rebalance_between_metadata_and_commit() {
     };
     let eos = ["--guarantee", "exactly-once", "--commit-interval", "500ms"];
     let args = run_args(&brokers, &input, &group, &eos);
-    let log = std::env::temp_dir().join(format!("{}.log", unique("pipeline")));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = pipeline()
-        .arg("run")
-        .args(&args)
-        .env("KAFKA_PIPELINE_FAULT", "txn-offsets:4000")
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let mut held = Running { child, log };
+    let mut held = Running::start_with_env(&args, &[("KAFKA_PIPELINE_FAULT", "txn-offsets:4000")]);
     assert!(
         wait_until(Duration::from_secs(30), || held
             .log_text()
@@ -297,7 +250,7 @@ fn ready_reports_a_stall_within_three_commit_intervals_in_both_modes() {
         ]
         .concat();
         let run = Running::pipeline(&brokers, &input, &group, &extra);
-        let addr = served_at(&run);
+        let addr = metrics_addr(&run);
         assert!(
             wait_until(Duration::from_secs(30), || run
                 .log_text()
