@@ -23,6 +23,7 @@ fn events(n: usize) -> Vec<Rec> {
 }
 
 /// Input offsets that reached the output topic, from the lineage header.
+#[cfg(feature = "fault-injection")]
 fn delivered_offsets(brokers: &str, output: &str, at_least: usize) -> BTreeSet<i64> {
     read_all(brokers, output, at_least, Duration::from_secs(20))
         .iter()
