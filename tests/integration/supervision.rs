@@ -3,7 +3,6 @@
 //! test-only fault hook (`--features fault-injection`, `KAFKA_PIPELINE_FAULT`), which
 //! scripts/test.sh enables.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use kafka_pipeline::testing::Login;
@@ -24,7 +23,11 @@ fn events(n: usize) -> Vec<Rec> {
 
 /// Input offsets that reached the output topic, from the lineage header.
 #[cfg(feature = "fault-injection")]
-fn delivered_offsets(brokers: &str, output: &str, at_least: usize) -> BTreeSet<i64> {
+fn delivered_offsets(
+    brokers: &str,
+    output: &str,
+    at_least: usize,
+) -> std::collections::BTreeSet<i64> {
     read_all(brokers, output, at_least, Duration::from_secs(20))
         .iter()
         .filter_map(|r| {
